@@ -1,0 +1,45 @@
+/*
+ * cli.h - shared state of the surplus command line: global options, exit
+ * codes (surplus(1)), and one entry point per verb.
+ */
+#ifndef SURPLUS_CLI_H
+#define SURPLUS_CLI_H
+
+#include <stdbool.h>
+
+#include <surplus/plugin.h>
+
+#include "config.h"
+
+/* Exit codes scripts rely on (sysexits.h values where one fits). */
+enum {
+    EXIT_USAGE = 64,
+    EXIT_BUNDLE = 65,
+    EXIT_NO_DEVICE = 69,
+    EXIT_INTERNAL = 70,
+    EXIT_NOT_PERMITTED = 77,
+    EXIT_CONFIG = 78,
+};
+
+#define CLI_STR_(x) #x
+#define CLI_STR(x) CLI_STR_(x)
+#define SURPLUS_ABI_STRING CLI_STR(SURPLUS_ABI_MAJOR) "." CLI_STR(SURPLUS_ABI_MINOR)
+
+struct cli {
+    const char *config_path; /* --config, or NULL for the default */
+    const char *socket;      /* --socket */
+    const char *url;         /* --url */
+    const char *token_file;  /* --token-file */
+    bool json;               /* --json */
+};
+
+/* Loads the configuration or reports why not; returns 0 or EXIT_CONFIG. */
+int cli_load_config(const struct cli *cli, struct config **ret);
+
+__attribute__((format(printf, 1, 2)))
+void cli_error(const char *fmt, ...);
+
+int cmd_plugins(struct cli *cli, int argc, char **argv);
+int cmd_version(struct cli *cli, int argc, char **argv);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * config.h - surplus.conf(5): the node's configuration, parsed with
+ * libconfig into typed settings with defaults.  Unknown keys and bad values
+ * are errors naming file:line.  Relative paths are taken relative to the
+ * directory of the configuration file.
+ */
+#ifndef SURPLUS_CONFIG_H
+#define SURPLUS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "settings.h"
+
+struct plugin_conf {
+    char *plugin;              /* plugin name, e.g. "local" */
+    struct settings settings;  /* the group's other keys */
+};
+
+struct tenant_conf {
+    char *name;
+    char *token_sha256;  /* 64 lower-case hex digits, or NULL: socket only */
+    int64_t max_gpus;
+    int64_t max_queued;
+};
+
+struct gpu_price {
+    char *model;  /* glob matched against a device's model */
+    double hour;
+};
+
+struct config {
+    char *path;        /* the file read, or NULL for built-in defaults */
+    char *state_dir;
+    char *plugin_dir;
+    int log_level;
+    struct plugin_conf storage;
+    struct plugin_conf accounting;
+    struct plugin_conf *accelerators;
+    size_t n_accelerators;
+    struct {
+        uint64_t max_bundle_bytes;
+        uint64_t max_unpacked_bytes;
+        uint64_t max_entries;
+        uint64_t max_walltime_ms;
+    } limits;
+    struct {
+        bool network_host;    /* network = "host" (default "none") */
+        uint32_t uid_base;
+        uint64_t kill_grace_ms;
+    } sandbox;
+    struct {
+        char *socket;
+        char *listen;         /* "" when TCP is off */
+        char *tls_cert;
+        char *tls_key;
+    } api;
+    struct tenant_conf *tenants;
+    size_t n_tenants;
+    struct {
+        char *currency;
+        double cpu_hour;
+        struct gpu_price *gpu;
+        size_t n_gpu;
+    } pricing;
+};
+
+/* The default configuration file (SYSCONFDIR/surplus/surplus.conf). */
+const char *config_default_path(void);
+
+/*
+ * Reads `path`; with `path` NULL, reads the default file if it exists and
+ * otherwise uses the built-in defaults.  Returns -EINVAL for a bad file
+ * (message "file:line: ..."), -ENOENT when an explicitly named file is
+ * missing.
+ */
+int config_load(const char *path, struct config **ret, struct err *e);
+void config_free(struct config *c);
+
+#endif

@@ -1,0 +1,23 @@
+# core/lib: the internal library every program links statically.
+noinst_LTLIBRARIES += core/lib/libsurplus.la
+core_lib_libsurplus_la_SOURCES = \
+	core/lib/err.c core/lib/err.h \
+	core/lib/log.c core/lib/log.h \
+	core/lib/units.c core/lib/units.h \
+	core/lib/settings.c core/lib/settings.h \
+	core/lib/config.c core/lib/config.h \
+	core/lib/host.c core/lib/host.h \
+	core/lib/loader.c core/lib/loader.h \
+	core/lib/conform.c core/lib/conform.h
+core_lib_libsurplus_la_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) -pthread
+core_lib_libsurplus_la_LIBADD = $(LIBCONFIG_LIBS)
+core_lib_libsurplus_la_LDFLAGS = -pthread
+
+# surplus: the CLI, one file per verb.
+bin_PROGRAMS += surplus
+surplus_SOURCES = \
+	core/cli/main.c core/cli/cli.h \
+	core/cli/cmd_plugins.c \
+	core/cli/cmd_version.c
+surplus_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS)
+surplus_LDADD = core/lib/libsurplus.la $(JANSSON_LIBS)

@@ -1,0 +1,68 @@
+#!/bin/sh
+# `surplus plugins` as an operator sees it: the table, --json, --check, and
+# configuration mistakes reported with file:line and exit status 78.
+. "$top_srcdir/tests/lib.sh"
+
+cat > "$tmp/ok.conf" <<CONF
+state_dir = "$tmp/state";
+accelerators = ( { plugin = "sim"; count = 3; model = "SIM-40G"; memory = "40G"; } );
+CONF
+mkdir -p "$tmp/state"
+
+run "$SURPLUS" --config "$tmp/ok.conf" plugins > "$tmp/out" 2> "$tmp/err"
+ok $? "surplus plugins exits 0 with a valid configuration"
+sed 's/^/# /' "$tmp/out" "$tmp/err"
+grep -Eq '^storage +local +[0-9.]+ +1\.0 +/.*/storage_local\.so$' "$tmp/out"
+ok $? "the table lists storage/local with version, ABI and file"
+grep -Eq '^accounting +sqlite ' "$tmp/out" && grep -Eq '^accelerator +sim ' "$tmp/out"
+ok $? "the table lists accounting/sqlite and accelerator/sim"
+[ "$(grep -Ec '^sim-[0-9] +SIM-40G +40\.0 GiB +healthy +accelerator/sim, simulated' "$tmp/out")" = 3 ]
+ok $? "three simulated devices are listed with model, memory and health"
+grep -q 'storage/local: 0 objects' "$tmp/out" && grep -q 'accounting/sqlite: 0 usage records' "$tmp/out"
+ok $? "storage and accounting report what they hold"
+
+run "$SURPLUS" --config "$tmp/ok.conf" --json plugins > "$tmp/json"
+ok $? "surplus --json plugins exits 0"
+grep -q '"id": "sim-2"' "$tmp/json" && grep -q '"kind": "accounting"' "$tmp/json"
+ok $? "the JSON lists plugins and devices"
+
+SURPLUS_CHECK_LARGE_SIZE=${SURPLUS_CHECK_LARGE_SIZE:-64M} run "$SURPLUS" --config "$tmp/ok.conf" plugins --check > "$tmp/check" 2>&1
+ok $? "surplus plugins --check passes on the shipped plugins"
+grep -q '^not ok' "$tmp/check"; [ $? -ne 0 ]
+ok $? "no conformance check failed"; grep '^not ok' "$tmp/check" | sed 's/^/# /'
+[ ! -e "$tmp/state/store/objects/check" ]
+ok $? "--check does not write into the configured store"
+
+printf 'state_dir = "%s";\nlimits = { max_entires = 5; };\n' "$tmp/state" > "$tmp/bad.conf"
+run "$SURPLUS" --config "$tmp/bad.conf" plugins > /dev/null 2> "$tmp/err"
+[ $? -eq 78 ]; ok $? "an unknown key exits 78"
+grep -q "bad.conf:2: limits.max_entires: unknown key" "$tmp/err"
+ok $? "and names file:line and the key: $(cat "$tmp/err")"
+
+printf 'state_dir = "%s";\naccelerators = ( { plugin = "nonesuch"; } );\n' "$tmp/state" > "$tmp/missing.conf"
+run "$SURPLUS" --config "$tmp/missing.conf" plugins > "$tmp/out" 2> "$tmp/err"
+[ $? -eq 78 ]; ok $? "a plugin that cannot be found exits 78"
+grep -q "no plugin accelerator_nonesuch.so in" "$tmp/err"
+ok $? "and says where it looked: $(cat "$tmp/err")"
+
+printf 'state_dir = "%s";\naccelerators = ( { plugin = "sim";\n colour = "red"; } );\n' "$tmp/state" > "$tmp/key.conf"
+run "$SURPLUS" --config "$tmp/key.conf" plugins > /dev/null 2> "$tmp/err"
+[ $? -eq 78 ]; ok $? "a key the plugin does not know exits 78"
+grep -q "key.conf:3: unknown key 'colour' in accelerators\[0\]" "$tmp/err"
+ok $? "and names file:line: $(cat "$tmp/err")"
+
+printf 'state_dir = "%s";\naccelerators = ( { plugin = "sim"; memory = "lots"; } );\n' "$tmp/state" > "$tmp/val.conf"
+run "$SURPLUS" --config "$tmp/val.conf" plugins > /dev/null 2> "$tmp/err"
+[ $? -eq 78 ]; ok $? "a bad plugin setting exits 78"
+grep -q "val.conf:2: accelerators\[0\].memory: expected a size" "$tmp/err"
+ok $? "and names file:line and the setting: $(cat "$tmp/err")"
+
+run "$SURPLUS" --config "$tmp/nonexistent.conf" plugins > /dev/null 2> "$tmp/err"
+[ $? -eq 78 ]; ok $? "a missing configuration file exits 78"
+
+run "$SURPLUS" frobnicate > /dev/null 2>&1
+[ $? -eq 64 ]; ok $? "an unknown verb exits 64"
+
+run "$SURPLUS" version | grep -q "plugin ABI 1.0"
+ok $? "surplus version shows the plugin ABI"
+done_testing

@@ -1,0 +1,19 @@
+# tests/lib.sh - TAP helpers for shell tests.  Source it; call ok/skip and
+# finish with `done_testing`.
+n=0
+failed=0
+ok() { # ok CONDITION-EXIT-STATUS DESCRIPTION
+    n=$((n + 1))
+    if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi
+}
+skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+diag() { echo "# $*"; }
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+done_testing() { echo "1..$n"; [ "$failed" -eq 0 ]; }
+# Runs a built program, under valgrind in `make check-valgrind`.
+run() { ${SURPLUS_VALGRIND} "$@"; }
+SURPLUS="$top_builddir/surplus"
+CHECKER="$top_builddir/surplus-plugin-check"
+PLUGINS="$SURPLUS_PLUGIN_PATH"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/surplus-test.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT

@@ -1,0 +1,125 @@
+# Tests: automake's parallel harness.  C unit tests and shell tests speak
+# TAP; GPU tests (*.gpu) use the plain driver so that exit 77 is a skip.
+TEST_EXTENSIONS = .sh .gpu
+LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+SH_LOG_DRIVER = $(LOG_DRIVER)
+GPU_LOG_DRIVER = $(SHELL) $(top_srcdir)/build-aux/test-driver
+LOG_COMPILER = $(top_srcdir)/tests/run-test
+SH_LOG_COMPILER = $(SHELL)
+GPU_LOG_COMPILER = $(SHELL)
+
+# What the tests need to find the build tree, uninstalled.
+AM_TESTS_ENVIRONMENT = \
+	top_srcdir='$(abs_top_srcdir)'; export top_srcdir; \
+	top_builddir='$(abs_top_builddir)'; export top_builddir; \
+	SURPLUS_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs'; \
+	export SURPLUS_PLUGIN_PATH; \
+	SURPLUS_FIXTURE_DIR='$(abs_top_builddir)/tests/plugins/.libs'; \
+	export SURPLUS_FIXTURE_DIR; \
+	SURPLUS_HAVE_CUDA='$(HAVE_CUDA_VALUE)'; export SURPLUS_HAVE_CUDA; \
+	CC='$(CC)'; export CC; CXX='$(CXX)'; export CXX; \
+	MAKE='$(MAKE)'; export MAKE; \
+	SURPLUS_VALGRIND="$(SURPLUS_VALGRIND)"; export SURPLUS_VALGRIND; \
+	SURPLUS_CHECK_LARGE_SIZE="$(SURPLUS_CHECK_LARGE_SIZE)"; export SURPLUS_CHECK_LARGE_SIZE; \
+	SURPLUS_NO_DLCLOSE="$(SURPLUS_NO_DLCLOSE)"; export SURPLUS_NO_DLCLOSE; \
+	pkgconfigdir='$(pkgconfigdir)'; export pkgconfigdir; \
+	docdir='$(docdir)'; export docdir; bindir='$(bindir)'; export bindir; \
+	TMPDIR="$${TMPDIR:-/tmp}"; export TMPDIR;
+
+EXTRA_DIST += tests/run-test tests/tap.h tests/lib.sh
+
+# --- unit tests (C) ----------------------------------------------------------
+UNIT_LDADD = core/lib/libsurplus.la
+UNIT_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) -I$(top_srcdir)/tests
+
+check_PROGRAMS += tests/unit/test_units tests/unit/test_config \
+	tests/unit/test_loader
+tests_unit_test_units_SOURCES = tests/unit/test_units.c
+tests_unit_test_units_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_units_LDADD = $(UNIT_LDADD)
+tests_unit_test_config_SOURCES = tests/unit/test_config.c
+tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_config_LDADD = $(UNIT_LDADD)
+tests_unit_test_loader_SOURCES = tests/unit/test_loader.c
+tests_unit_test_loader_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_loader_LDADD = $(UNIT_LDADD)
+TESTS += $(check_PROGRAMS)
+
+# --- fixture plugins for the loader tests -------------------------------------
+# check_LTLIBRARIES are not installed; -rpath makes libtool build them
+# shared anyway.
+FIXTURE_LDFLAGS = $(PLUGIN_LDFLAGS) -rpath /nowhere
+FIXTURE_SRC = tests/plugins/fixture.c
+check_LTLIBRARIES += \
+	tests/plugins/storage_good.la \
+	tests/plugins/storage_wrongmajor.la \
+	tests/plugins/storage_newminor.la \
+	tests/plugins/accounting_wrongkind.la \
+	tests/plugins/storage_misnamed.la \
+	tests/plugins/storage_nosymbol.la \
+	tests/plugins/storage_initfail.la \
+	tests/plugins/storage_badsetting.la \
+	tests/plugins/storage_shortdesc.la
+tests_plugins_storage_good_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_good_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_GOOD
+tests_plugins_storage_good_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_good_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_wrongmajor_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_wrongmajor_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_WRONGMAJOR
+tests_plugins_storage_wrongmajor_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_wrongmajor_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_newminor_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_newminor_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_NEWMINOR
+tests_plugins_storage_newminor_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_newminor_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_accounting_wrongkind_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_accounting_wrongkind_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_WRONGKIND
+tests_plugins_accounting_wrongkind_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_accounting_wrongkind_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_misnamed_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_misnamed_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_MISNAMED
+tests_plugins_storage_misnamed_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_misnamed_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_nosymbol_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_nosymbol_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_NOSYMBOL
+tests_plugins_storage_nosymbol_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_nosymbol_la_LDFLAGS = $(PLUGIN_LDFLAGS:-export-symbols-regex%=) -rpath /nowhere
+tests_plugins_storage_initfail_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_initfail_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_INITFAIL
+tests_plugins_storage_initfail_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_initfail_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_badsetting_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_badsetting_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_BADSETTING
+tests_plugins_storage_badsetting_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_badsetting_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_shortdesc_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_shortdesc_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_SHORTDESC
+tests_plugins_storage_shortdesc_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_shortdesc_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+
+# --- shell tests ----------------------------------------------------------------
+SH_TESTS = \
+	tests/headers.sh \
+	tests/conform-storage-local.sh \
+	tests/conform-accounting-sqlite.sh \
+	tests/conform-accelerator-sim.sh \
+	tests/conform-accelerator-cuda.sh \
+	tests/cli-plugins.sh \
+	tests/example-plugin.sh
+TESTS += $(SH_TESTS)
+EXTRA_DIST += $(SH_TESTS)
+
+GPU_TESTS = tests/gpu/discover.gpu
+TESTS += $(GPU_TESTS)
+EXTRA_DIST += $(GPU_TESTS)
+
+# make check-valgrind: the same suite, every C program under valgrind.
+VALGRIND_FLAGS = --quiet --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+	--track-fds=no --suppressions=$(abs_top_srcdir)/tests/valgrind.supp
+EXTRA_DIST += tests/valgrind.supp
+check-valgrind:
+	$(MAKE) $(AM_MAKEFLAGS) check \
+		SURPLUS_VALGRIND="$(VALGRIND_PROG) $(VALGRIND_FLAGS)" \
+		SURPLUS_CHECK_LARGE_SIZE=64M SURPLUS_NO_DLCLOSE=1
+.PHONY: check-valgrind
