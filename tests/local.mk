@@ -123,3 +123,11 @@ check-valgrind:
 		SURPLUS_VALGRIND="$(VALGRIND_PROG) $(VALGRIND_FLAGS)" \
 		SURPLUS_CHECK_LARGE_SIZE=64M SURPLUS_NO_DLCLOSE=1
 .PHONY: check-valgrind
+
+# A plugin the checker must fail: tests/checker-catches.sh.
+check_LTLIBRARIES += tests/plugins/storage_naive.la
+tests_plugins_storage_naive_la_SOURCES = tests/plugins/naive.c
+tests_plugins_storage_naive_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_naive_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+TESTS += tests/checker-catches.sh
+EXTRA_DIST += tests/checker-catches.sh

@@ -394,7 +394,7 @@ static void storage_atomic(struct conform *c, struct plugin *w,
     int put_errors = 0;
     pthread_t t;
 
-    if (fa < 0 || fb < 0 ||
+    if (fa < 0 || fb < 0 || lseek(fa, 0, SEEK_SET) < 0 ||
         ops->put(w->state, "check/atomic", fa) < 0 ||
         pthread_create(&t, NULL, atomic_reader, &a) != 0) {
         check(c, false, "storage: overwrite is atomic for a concurrent "

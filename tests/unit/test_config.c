@@ -184,7 +184,7 @@ int main(void)
         "'hour' is required", "price without hour");
     bad("pricing = { cpu_hour = -1.0; };\n", 1, "expected a number from 0",
         "negative price");
-    bad("state_dir = \"/x\"\nlimits = {};\n", 2, "syntax error",
+    bad("state_dir = \"/x\";\nlimits = { max_entries = ; };\n", 2, "syntax error",
         "syntax error is reported with file:line");
     bad("log_level = \"loud\";\n", 1, "expected error, warning",
         "bad log level");

@@ -166,7 +166,8 @@ static int prepare(struct ledger *l, const char *sql, unsigned flags,
 
 /* Runs a statement that returns one row, such as a PRAGMA, and hands it
  * back positioned on that row. */
-static int query_row(struct ledger *l, const char *sql, sqlite3_stmt **ret_stmt)
+static int query_row(struct ledger *l, const char *sql,
+                     sqlite3_stmt **ret_stmt)
 {
     sqlite3_stmt *stmt;
     int r, rc;
@@ -206,8 +207,9 @@ static int open_db(struct ledger *l)
      * instance, the directory is missing. */
     err = sqlite3_system_errno(l->db);
     if (err > 0)
-        return l->host->error(l->ctx, -err, "cannot open database '%s': %s (%s)",
-                              l->path, sqlite3_errmsg(l->db), strerror(err));
+        return l->host->error(l->ctx, -err,
+                              "cannot open database '%s': %s (%s)", l->path,
+                              sqlite3_errmsg(l->db), strerror(err));
     return db_error(l, rc, "cannot open database '%s'", l->path);
 }
 
@@ -244,7 +246,8 @@ static int configure(struct ledger *l, uint64_t busy_timeout_ms)
     r = set_wal(l);
     if (r < 0)
         return r;
-    return exec_sql(l, "PRAGMA synchronous=FULL", "cannot set synchronous=FULL on");
+    return exec_sql(l, "PRAGMA synchronous=FULL",
+                    "cannot set synchronous=FULL on");
 }
 
 static int read_schema_version(struct ledger *l, int *ret)
@@ -645,7 +648,8 @@ static const char *missing_field(const struct surplus_usage_record *rec)
 
 /* SQLite integers are signed: larger unsigned values would come back
  * negative, and in SQL they would compare wrongly. */
-static const char *unsigned_out_of_range(const struct surplus_usage_record *rec)
+static const char *
+unsigned_out_of_range(const struct surplus_usage_record *rec)
 {
     if (rec->duration_us > INT64_MAX)
         return "duration_us";
@@ -658,7 +662,8 @@ static const char *unsigned_out_of_range(const struct surplus_usage_record *rec)
     return NULL;
 }
 
-static int check_record(struct ledger *l, const struct surplus_usage_record *rec)
+static int check_record(struct ledger *l,
+                        const struct surplus_usage_record *rec)
 {
     const char *field;
 
@@ -718,7 +723,8 @@ static int bind_record(sqlite3_stmt *s, const struct surplus_usage_record *rec,
             SQLITE_OK ||
         (rc = bind_int(s, COL_EXIT_STATUS, rec->exit_status)) != SQLITE_OK ||
         (rc = bind_text(s, COL_STATE, rec->state)) != SQLITE_OK ||
-        (rc = bind_int(s, COL_BYTES_IN, (int64_t)rec->bytes_in)) != SQLITE_OK ||
+        (rc = bind_int(s, COL_BYTES_IN, (int64_t)rec->bytes_in)) !=
+            SQLITE_OK ||
         (rc = bind_int(s, COL_BYTES_OUT, (int64_t)rec->bytes_out)) !=
             SQLITE_OK ||
         (rc = bind_int(s, COL_COST_MICROS, rec->cost_micros)) != SQLITE_OK)
