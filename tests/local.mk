@@ -104,6 +104,7 @@ SH_TESTS = \
 	tests/conform-accounting-sqlite.sh \
 	tests/conform-accelerator-sim.sh \
 	tests/conform-accelerator-cuda.sh \
+	tests/plugin-symbols.sh \
 	tests/cli-plugins.sh \
 	tests/example-plugin.sh
 TESTS += $(SH_TESTS)

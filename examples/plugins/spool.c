@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -93,11 +94,23 @@ static bool id_valid(const char *id)
     return n >= 1 && n <= ID_MAX && id[n] == '\0';
 }
 
+/* Records "cannot <what> '<path>/<name>': <reason>" for the call that just
+ * failed, and returns its negative errno, as every plugin function must.
+ * The name "." stands for the spool directory itself. */
+static int sys_error(struct spool *s, const char *what, const char *name)
+{
+    int r = -errno;
+    bool dir = strcmp(name, ".") == 0;
+
+    return s->host->error(s->ctx, r, "cannot %s '%s%s%s': %s", what, s->path,
+                          dir ? "" : "/", dir ? "" : name, strerror(-r));
+}
+
 static void spool_fini(void *state)
 {
     struct spool *s = state;
 
-    if (s == NULL)
+    if (s == NULL) /* fini accepts whatever init returned, and NULL */
         return;
     if (s->dir_fd >= 0)
         close(s->dir_fd);
@@ -120,23 +133,23 @@ static int spool_init(const struct surplus_host *host, struct surplus_ctx *ctx,
         return host->error(ctx, -EINVAL,
                            "setting 'path' (the spool directory) is required");
 
-    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-        r = -errno;
-        return host->error(ctx, r, "cannot create spool directory '%s': %s",
-                           path, strerror(-r));
-    }
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return host->error(ctx, -ENOMEM, "out of memory");
     s->host = host;
     s->ctx = ctx;
     s->path = path;
+    s->dir_fd = -1;
+    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        r = sys_error(s, "create", ".");
+        spool_fini(s);
+        return r;
+    }
     s->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dir_fd < 0) {
-        r = -errno;
+        r = sys_error(s, "open", ".");
         spool_fini(s);
-        return host->error(ctx, r, "cannot open spool directory '%s': %s",
-                           path, strerror(-r));
+        return r;
     }
     *ret_state = s; /* only on success: outputs stay untouched on failure */
     return 0;
@@ -146,14 +159,12 @@ static int spool_init(const struct surplus_host *host, struct surplus_ctx *ctx,
 static void put_escaped(FILE *f, const char *v)
 {
     for (; *v != '\0'; v++) {
-        if (*v == '\\')
-            fputs("\\\\", f);
-        else if (*v == '\n')
-            fputs("\\n", f);
-        else if (*v == '\t')
-            fputs("\\t", f);
-        else
+        if (*v == '\\' || *v == '\n' || *v == '\t') {
+            fputc('\\', f);
+            fputc(*v == '\n' ? 'n' : *v == '\t' ? 't' : '\\', f);
+        } else {
             fputc(*v, f);
+        }
     }
 }
 
@@ -186,12 +197,10 @@ static void write_record(FILE *f, const struct surplus_usage_record *rec)
         }
     }
     for (size_t i = 0; i < rec->n_devices; i++) {
-        const struct surplus_usage_device *d = &rec->devices[i];
-
         fputs("device=", f);
-        put_escaped(f, d->id ? d->id : "");
+        put_escaped(f, rec->devices[i].id ? rec->devices[i].id : "");
         fputc('\t', f); /* a raw tab separates: tabs inside are escaped */
-        put_escaped(f, d->model ? d->model : "");
+        put_escaped(f, rec->devices[i].model ? rec->devices[i].model : "");
         fputc('\n', f);
     }
 }
@@ -200,7 +209,7 @@ static int spool_record(void *state, const struct surplus_usage_record *rec)
 {
     struct spool *s = state;
     char tmp[ID_MAX + 64], final[ID_MAX + sizeof(SUFFIX)];
-    FILE *f = NULL;
+    FILE *f;
     int fd, r;
 
     if (rec == NULL || !id_valid(rec->record_id))
@@ -215,69 +224,47 @@ static int spool_record(void *state, const struct surplus_usage_record *rec)
                               rec->record_id, rec->n_devices);
     snprintf(final, sizeof(final), "%s" SUFFIX, rec->record_id);
 
-    /* A temporary name that no other writer uses: the leading '.' keeps it
-     * out of query(), pid and sequence keep writers apart. */
+    /* A name no other writer uses: the leading '.' keeps it out of
+     * query(), pid and sequence number keep writers apart. */
     do {
         snprintf(tmp, sizeof(tmp), ".%s.%ld.%u.tmp", rec->record_id,
                  (long)getpid(), s->tmp_seq++);
         fd = openat(s->dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                     0600);
     } while (fd < 0 && errno == EEXIST);
-    if (fd < 0) {
-        r = -errno;
-        return s->host->error(s->ctx, r, "cannot create '%s/%s': %s",
-                              s->path, tmp, strerror(-r));
-    }
+    if (fd < 0)
+        return sys_error(s, "create", tmp);
     f = fdopen(fd, "w");
     if (f == NULL) {
-        r = -errno;
+        r = sys_error(s, "write", tmp);
         close(fd);
-        s->host->error(s->ctx, r, "cannot write '%s/%s': %s", s->path, tmp,
-                       strerror(-r));
         goto fail;
     }
-
     write_record(f, rec);
-    /* stdio reports write errors late: check the flush, then make the data
-     * durable before the name makes it visible. */
-    if (fflush(f) != 0 || fsync(fd) < 0) {
-        r = -errno;
-        s->host->error(s->ctx, r, "cannot write '%s/%s': %s", s->path, tmp,
-                       strerror(-r));
+    /* stdio reports write errors late, at the flush; and the data must be
+     * on disk before a name makes it visible. */
+    r = fflush(f) == 0 && fsync(fd) == 0 ? 0 : sys_error(s, "write", tmp);
+    if (fclose(f) != 0 && r == 0)
+        r = sys_error(s, "write", tmp);
+    if (r < 0)
         goto fail;
-    }
-    r = fclose(f);
-    f = NULL;
-    if (r != 0) {
-        r = -errno;
-        s->host->error(s->ctx, r, "cannot write '%s/%s': %s", s->path, tmp,
-                       strerror(-r));
-        goto fail;
-    }
 
-    /* The heart of idempotency: link() fails with EEXIST if the record is
-     * already there, and then the first copy wins. */
+    /* The heart of idempotency: link() fails with EEXIST when the record
+     * is already there, and then the first copy wins. */
     if (linkat(s->dir_fd, tmp, s->dir_fd, final, 0) < 0 && errno != EEXIST) {
-        r = -errno;
-        s->host->error(s->ctx, r, "cannot link '%s/%s' to '%s': %s", s->path,
-                       tmp, final, strerror(-r));
+        r = sys_error(s, "link to it", tmp);
         goto fail;
     }
     if (unlinkat(s->dir_fd, tmp, 0) < 0)
         s->host->log(s->ctx, SURPLUS_LOG_WARNING,
-                     "cannot remove temporary file '%s/%s': %s", s->path,
-                     tmp, strerror(errno));
+                     "cannot remove '%s/%s': %s", s->path, tmp,
+                     strerror(errno));
     /* Also after EEXIST: the first copy may still be waiting for this. */
-    if (fsync(s->dir_fd) < 0) {
-        r = -errno;
-        return s->host->error(s->ctx, r, "cannot sync spool directory '%s': %s",
-                              s->path, strerror(-r));
-    }
+    if (fsync(s->dir_fd) < 0)
+        return sys_error(s, "sync", ".");
     return 0;
 
 fail:
-    if (f != NULL)
-        fclose(f);
     unlinkat(s->dir_fd, tmp, 0);
     return r;
 }
@@ -288,19 +275,14 @@ static bool unescape(char *v)
     char *out = v;
 
     for (; *v != '\0'; v++) {
-        if (*v != '\\') {
+        if (*v == '\\') {
+            v++;
+            if (*v != '\\' && *v != 'n' && *v != 't')
+                return false;
+            *out++ = *v == 'n' ? '\n' : *v == 't' ? '\t' : '\\';
+        } else {
             *out++ = *v;
-            continue;
         }
-        v++;
-        if (*v == '\\')
-            *out++ = '\\';
-        else if (*v == 'n')
-            *out++ = '\n';
-        else if (*v == 't')
-            *out++ = '\t';
-        else
-            return false;
     }
     *out = '\0';
     return true;
@@ -311,20 +293,20 @@ static bool parse_field(const struct field *fl, char *v,
                         struct surplus_usage_record *rec)
 {
     void *p = (char *)rec + fl->offset;
-    char *end;
+    char *end = v;
+    long n;
 
     errno = 0;
     switch (fl->type) {
     case T_STRING:
         *(const char **)p = v;
         return unescape(v);
-    case T_INT: {
-        long n = strtol(v, &end, 10);
-        if (n < -2147483647L - 1 || n > 2147483647L)
+    case T_INT:
+        n = strtol(v, &end, 10);
+        if (n < INT_MIN || n > INT_MAX)
             return false;
         *(int *)p = (int)n;
         break;
-    }
     case T_I64:
         *(int64_t *)p = strtoll(v, &end, 10);
         break;
@@ -336,101 +318,83 @@ static bool parse_field(const struct field *fl, char *v,
     case T_DOUBLE:
         *(double *)p = strtod(v, &end);
         break;
-    default:
-        return false;
     }
     return errno == 0 && end != v && *end == '\0';
 }
 
 static int parse_line(char *line, struct entry *e, size_t *cap)
 {
-    char *eq = strchr(line, '='), *v, *tab;
+    char *v = strchr(line, '='), *tab;
+    struct surplus_usage_device *d;
 
-    if (eq == NULL)
+    if (v == NULL)
         return -EBADMSG;
-    *eq = '\0';
-    v = eq + 1;
-    if (strcmp(line, "device") == 0) {
-        struct surplus_usage_device *d;
-
-        tab = strchr(v, '\t');
-        if (tab == NULL)
-            return -EBADMSG;
-        *tab = '\0';
-        if (e->rec.n_devices == *cap) {
-            size_t n = *cap ? *cap * 2 : 4;
-            d = realloc(e->devices, n * sizeof(*d));
-            if (d == NULL)
-                return -ENOMEM;
-            e->devices = d;
-            *cap = n;
-        }
-        d = &e->devices[e->rec.n_devices++];
-        d->id = v;
-        d->model = tab + 1;
-        return unescape(v) && unescape(tab + 1) ? 0 : -EBADMSG;
+    *v++ = '\0';
+    if (strcmp(line, "device") != 0) {
+        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+            if (strcmp(line, fields[i].key) == 0)
+                return parse_field(&fields[i], v, &e->rec) ? 0 : -EBADMSG;
+        return 0; /* a key from a newer version: ignored */
     }
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        if (strcmp(line, fields[i].key) == 0)
-            return parse_field(&fields[i], v, &e->rec) ? 0 : -EBADMSG;
-    return 0; /* a key from a newer version: ignored */
+    tab = strchr(v, '\t');
+    if (tab == NULL)
+        return -EBADMSG;
+    *tab++ = '\0';
+    if (e->rec.n_devices == *cap) {
+        d = realloc(e->devices, (*cap + 4) * sizeof(*d));
+        if (d == NULL)
+            return -ENOMEM;
+        e->devices = d;
+        *cap += 4;
+    }
+    d = &e->devices[e->rec.n_devices++];
+    d->id = v;
+    d->model = tab;
+    return unescape(v) && unescape(tab) ? 0 : -EBADMSG;
 }
 
-/* Reads <name> into *e.  -EBADMSG means a file that is not a valid record;
- * the caller skips it. */
+/* Reads the record in <name> into *e.  -EBADMSG: the file is not a valid
+ * record, and the caller skips it. */
 static int load(struct spool *s, const char *name, const char *id,
                 struct entry *e)
 {
-    size_t cap = 0, got = 0;
-    struct stat st;
     char *line, *next;
+    struct stat st;
+    size_t cap = 0;
+    FILE *f;
     int fd, r;
 
     memset(e, 0, sizeof(*e));
     fd = openat(s->dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        r = -errno;
-        return s->host->error(s->ctx, r, "cannot open '%s/%s': %s", s->path,
-                              name, strerror(-r));
-    }
-    if (fstat(fd, &st) < 0) {
-        r = -errno;
+    if (fd < 0)
+        return sys_error(s, "open", name);
+    f = fdopen(fd, "r");
+    if (f == NULL) {
+        r = sys_error(s, "read", name);
         close(fd);
-        return s->host->error(s->ctx, r, "cannot stat '%s/%s': %s", s->path,
-                              name, strerror(-r));
+        return r;
     }
-    if (!S_ISREG(st.st_mode) || st.st_size > FILE_MAX) {
-        close(fd);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > FILE_MAX) {
+        fclose(f);
         return -EBADMSG;
     }
     e->buf = malloc((size_t)st.st_size + 1);
     if (e->buf == NULL) {
-        close(fd);
+        fclose(f);
         return s->host->error(s->ctx, -ENOMEM, "out of memory");
     }
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, e->buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    if (got != (size_t)st.st_size)
-        return s->host->error(s->ctx, -EIO, "cannot read '%s/%s'", s->path,
-                              name);
-    e->buf[got] = '\0';
+    r = fread(e->buf, 1, (size_t)st.st_size, f) == (size_t)st.st_size
+            ? 0 : sys_error(s, "read", name);
+    fclose(f);
+    if (r < 0)
+        return r;
+    e->buf[st.st_size] = '\0';
 
     for (line = e->buf; *line != '\0'; line = next) {
-        next = strchr(line, '\n');
-        if (next != NULL)
+        next = line + strcspn(line, "\n");
+        if (*next != '\0')
             *next++ = '\0';
-        else
-            next = line + strlen(line);
-        if (*line == '\0')
-            continue;
-        r = parse_line(line, e, &cap);
+        r = *line != '\0' ? parse_line(line, e, &cap) : 0;
         if (r == -ENOMEM)
             return s->host->error(s->ctx, r, "out of memory");
         if (r < 0)
@@ -459,12 +423,22 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(x->record_id, y->record_id);
 }
 
+static bool matches(const struct surplus_usage_query *q,
+                    const struct surplus_usage_record *rec)
+{
+    if (q->tenant != NULL &&
+        (rec->tenant == NULL || strcmp(rec->tenant, q->tenant) != 0))
+        return false;
+    return rec->end_us >= q->since_us && rec->end_us < q->until_us;
+}
+
 static int spool_query(void *state, const struct surplus_usage_query *q,
                        surplus_usage_fn fn, void *arg)
 {
     struct spool *s = state;
-    struct entry *v = NULL, e;
-    size_t n = 0, cap = 0;
+    struct entry *v = NULL, *nv, e;
+    size_t n = 0, cap = 0, len;
+    char id[ID_MAX + 1];
     struct dirent *de;
     DIR *dir;
     int fd, r = 0;
@@ -472,73 +446,57 @@ static int spool_query(void *state, const struct surplus_usage_query *q,
     if (q == NULL || fn == NULL)
         return s->host->error(s->ctx, -EINVAL, "query without %s",
                               q == NULL ? "a query" : "a callback");
-    /* A fresh descriptor: a DIR stream owns and moves its own. */
+    /* A descriptor of its own: a DIR stream owns and moves the one it
+     * reads. */
     fd = openat(s->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     dir = fd >= 0 ? fdopendir(fd) : NULL;
     if (dir == NULL) {
-        r = -errno;
+        r = sys_error(s, "read", ".");
         if (fd >= 0)
             close(fd);
-        return s->host->error(s->ctx, r, "cannot read spool directory '%s': %s",
-                              s->path, strerror(-r));
+        return r;
     }
 
     while (errno = 0, (de = readdir(dir)) != NULL) {
-        size_t len = strlen(de->d_name);
-        char id[ID_MAX + 1];
-
         /* Only <valid id>.rec: temporary files and strays are skipped. */
+        len = strlen(de->d_name);
         if (len <= strlen(SUFFIX) || len - strlen(SUFFIX) > ID_MAX ||
             strcmp(de->d_name + len - strlen(SUFFIX), SUFFIX) != 0)
             continue;
-        memcpy(id, de->d_name, len - strlen(SUFFIX));
-        id[len - strlen(SUFFIX)] = '\0';
+        snprintf(id, sizeof(id), "%.*s", (int)(len - strlen(SUFFIX)),
+                 de->d_name);
         if (!id_valid(id))
             continue;
 
         r = load(s, de->d_name, id, &e);
-        if (r == -ENOENT) { /* removed by hand since readdir() saw it */
-            entry_free(&e);
-            r = 0;
+        if (r == 0 && !matches(q, &e.rec))
+            r = 1; /* not wanted */
+        if (r == 0 && n == cap) {
+            nv = realloc(v, (cap + 64) * sizeof(*v));
+            if (nv == NULL) {
+                r = s->host->error(s->ctx, -ENOMEM, "out of memory");
+            } else {
+                v = nv;
+                cap += 64;
+            }
+        }
+        if (r == 0) {
+            v[n++] = e;
             continue;
         }
-        if (r == -EBADMSG) {
-            /* One damaged file should not hide the rest of the ledger. */
+        entry_free(&e);
+        /* One damaged file should not hide the rest of the ledger; a file
+         * gone since readdir() saw it was removed by hand. */
+        if (r == -EBADMSG)
             s->host->log(s->ctx, SURPLUS_LOG_WARNING,
                          "'%s/%s' is not a valid record; skipped", s->path,
                          de->d_name);
-            entry_free(&e);
-            r = 0;
-            continue;
-        }
-        if (r < 0) {
-            entry_free(&e);
+        else if (r < 0 && r != -ENOENT)
             goto out;
-        }
-        if ((q->tenant != NULL && (e.rec.tenant == NULL ||
-                                   strcmp(e.rec.tenant, q->tenant) != 0)) ||
-            e.rec.end_us < q->since_us || e.rec.end_us >= q->until_us) {
-            entry_free(&e);
-            continue;
-        }
-        if (n == cap) {
-            struct entry *nv;
-
-            cap = cap ? cap * 2 : 16;
-            nv = realloc(v, cap * sizeof(*nv));
-            if (nv == NULL) {
-                entry_free(&e);
-                r = s->host->error(s->ctx, -ENOMEM, "out of memory");
-                goto out;
-            }
-            v = nv;
-        }
-        v[n++] = e;
+        r = 0;
     }
     if (errno != 0) {
-        r = -errno;
-        s->host->error(s->ctx, r, "cannot read spool directory '%s': %s",
-                       s->path, strerror(-r));
+        r = sys_error(s, "read", ".");
         goto out;
     }
 

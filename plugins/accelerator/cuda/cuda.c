@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -164,8 +165,10 @@ static bool is_index(const char *s)
     return s[0] != '\0' && strspn(s, "0123456789") == strlen(s);
 }
 
-/* Does the `devices` entry `f` name the device at `ordinal` (PCI bus
- * order) with `uuid` (NULL when unknown)?  "GPU-" may be left out. */
+/* Does the `devices` entry `f` name the device at `ordinal` with `uuid`
+ * (NULL when unknown)?  "GPU-" may be left out.  Ordinals count in PCI bus
+ * order among the GPUs the core itself may see: a CUDA_VISIBLE_DEVICES in
+ * the core's environment is honoured, as the operator's choice. */
 static bool filter_match(const char *f, int ordinal, const char *uuid)
 {
     if (is_index(f))
@@ -214,7 +217,7 @@ static int cuda_parse_devices(struct cuda *c, const char *list)
         c->filter[c->n_filter++] = f; /* freed by fini, also on error */
         if (is_index(f) ? strlen(f) > 4
                         : (f[0] == '\0' || strlen(f) >= CUDA_ID_MAX ||
-                           strspn(f, "0123456789abcdefABCDEF-GPU") <
+                           strspn(f, "0123456789abcdefABCDEF-GPUgpu") <
                                strlen(f)))
             return c->host->error(c->ctx, -EINVAL,
                                   "devices = '%s': '%s' is neither a GPU "
@@ -712,6 +715,28 @@ static int scrub_child(const struct cuda *c, const void *arg, int fd)
 
 /* ---- the parent side --------------------------------------------------- */
 
+/* Moves the helper's end of the pipe to descriptor 3 and closes every
+ * other one above stdio.  The helper is a copy of the core: left alone, it
+ * would hold the core's sockets, locks and the pipes of running jobs open
+ * for as long as it lives, or forever if it gets stuck in the driver. */
+static int helper_close_fds(int fd)
+{
+    long max;
+
+    if (fd != 3 && dup2(fd, 3) < 0)
+        return -errno;
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 4U, ~0U, 0U) == 0)
+        return 3;
+#endif
+    max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536)
+        max = 65536;
+    for (int i = 4; i < max; i++)
+        close(i);
+    return 3;
+}
+
 static void helper_child_setup(pid_t parent)
 {
     struct sigaction sa;
@@ -805,9 +830,14 @@ static int helper_run(const struct cuda *c, const char *what,
         return r;
     }
     if (pid == 0) {
+        int fd;
+
         close(fds[0]);
+        fd = helper_close_fds(fds[1]);
+        if (fd < 0)
+            _exit(3);
         helper_child_setup(parent);
-        _exit(work(c, arg, fds[1]) < 0 ? 2 : 0);
+        _exit(work(c, arg, fd) < 0 ? 2 : 0);
     }
     close(fds[1]);
 
@@ -1131,10 +1161,12 @@ static int cuda_prepare(void *state, const struct surplus_lease *lease)
     if (r < 0)
         return r;
     n = lease->n_devices;
-    if (n == 0)
+    if (n == 0 || lease->out == NULL)
         return c->host->error(c->ctx, -EINVAL,
-                              "lease '%s' names no CUDA devices",
-                              lease->lease_id);
+                              "lease '%s' %s", lease->lease_id,
+                              lease->out == NULL
+                                  ? "has nowhere to describe the job's view"
+                                  : "names no CUDA devices");
     r = cuda_need_inventory(c);
     if (r < 0)
         return r;

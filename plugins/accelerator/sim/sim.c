@@ -237,10 +237,12 @@ static int sim_prepare(void *state, const struct surplus_lease *lease)
     r = sim_check_lease(s, lease, "prepare");
     if (r < 0)
         return r;
-    if (lease->n_devices == 0)
+    if (lease->n_devices == 0 || lease->out == NULL)
         return s->host->error(s->ctx, -EINVAL,
-                              "lease '%s' names no simulated devices",
-                              lease->lease_id);
+                              "lease '%s' %s", lease->lease_id,
+                              lease->out == NULL
+                                  ? "has nowhere to describe the job's view"
+                                  : "names no simulated devices");
 
     /* Everything is checked before anything is claimed, so that a refused
      * lease leaves no device half-taken. */
@@ -270,9 +272,6 @@ static int sim_prepare(void *state, const struct surplus_lease *lease)
                                   id, d->reason);
         len += strlen(d->id) + 1;
     }
-    /* Past this point the lease checks out, so the count is at most
-     * n_devices and fits in the arrays above. */
-
     gpus = malloc(len);
     if (gpus == NULL) {
         r = s->host->error(s->ctx, -ENOMEM, "out of memory");
