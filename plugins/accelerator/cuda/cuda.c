@@ -508,9 +508,9 @@ static int discover_child(const struct cuda *c, const void *arg, int fd)
             prop.name[sizeof(prop.name) - 1] = '\0';
             snprintf(w.model, sizeof(w.model), "%s", prop.name);
             w.bytes = prop.totalGlobalMem;
-            /* The form of sysfs and of the driver's /proc entries; CUDA's
-             * own cudaDeviceGetPCIBusId() prints the same digits in upper
-             * case. */
+            /* The form of sysfs, of the driver's /proc entries and of
+             * cudaDeviceGetPCIBusId() (nvidia-smi alone pads the domain
+             * to 8 digits). */
             snprintf(w.pci_bus_id, sizeof(w.pci_bus_id), "%04x:%02x:%02x.0",
                      (unsigned)prop.pciDomainID, (unsigned)prop.pciBusID,
                      (unsigned)prop.pciDeviceID);
@@ -713,7 +713,7 @@ static int scrub_child(const struct cuda *c, const void *arg, int fd)
     return r < 0 ? r : wire_done(fd, 0, "done");
 }
 
-/* ---- the parent side --------------------------------------------------- */
+/* ---- starting, bounding and reaping helpers ---------------------------- */
 
 /* Moves the helper's end of the pipe to descriptor 3 and closes every
  * other one above stdio.  The helper is a copy of the core: left alone, it
