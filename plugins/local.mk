@@ -7,9 +7,9 @@ plugins_storage_local_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 
 pkglib_LTLIBRARIES += plugins/accounting_sqlite.la
 plugins_accounting_sqlite_la_SOURCES = plugins/accounting/sqlite/sqlite.c
-plugins_accounting_sqlite_la_CFLAGS = $(PLUGIN_CFLAGS) $(SQLITE_CFLAGS)
+plugins_accounting_sqlite_la_CFLAGS = $(PLUGIN_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
 plugins_accounting_sqlite_la_LDFLAGS = $(PLUGIN_LDFLAGS)
-plugins_accounting_sqlite_la_LIBADD = $(SQLITE_LIBS)
+plugins_accounting_sqlite_la_LIBADD = $(SQLITE_LIBS) $(JANSSON_LIBS)
 
 pkglib_LTLIBRARIES += plugins/accelerator_sim.la
 plugins_accelerator_sim_la_SOURCES = plugins/accelerator/sim/sim.c

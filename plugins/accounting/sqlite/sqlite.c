@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include <surplus/accounting.h>
@@ -368,268 +369,122 @@ static int ledger_init(const struct surplus_host *host,
     return 0;
 }
 
-/* JSON string escaping: the quote, the backslash and control characters;
- * other bytes, UTF-8 included, pass through. */
-static size_t json_escaped_len(const char *s)
-{
-    size_t n = 2;
-
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c == '"' || c == '\\')
-            n += 2;
-        else if (c < 0x20 || c == 0x7f)
-            n += 6;
-        else
-            n += 1;
-    }
-    return n;
-}
-
-static char *json_escape(char *p, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-
-    *p++ = '"';
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c == '"' || c == '\\') {
-            *p++ = '\\';
-            *p++ = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            memcpy(p, "\\u00", 4);
-            p[4] = hex[c >> 4];
-            p[5] = hex[c & 0xf];
-            p += 6;
-        } else
-            *p++ = (char)c;
-    }
-    *p++ = '"';
-    return p;
-}
-
 static const char *str_or_empty(const char *s)
 {
     return s ? s : "";
 }
-
-#define JSON_ID "{\"id\":"
-#define JSON_MODEL ",\"model\":"
 
 /* [{"id":"...","model":"..."},...] */
 static int devices_to_json(struct ledger *l,
                            const struct surplus_usage_record *rec,
                            char **ret_json)
 {
-    size_t len = 3, i;
-    char *json, *p;
+    json_error_t err;
+    json_t *array;
+    char *json;
+    size_t i;
 
-    for (i = 0; i < rec->n_devices; i++)
-        len += strlen(JSON_ID) + strlen(JSON_MODEL) + 2 +
-               json_escaped_len(str_or_empty(rec->devices[i].id)) +
-               json_escaped_len(str_or_empty(rec->devices[i].model));
-    json = malloc(len);
+    array = json_array();
+    if (!array)
+        return l->host->error(l->ctx, -ENOMEM,
+                              "record '%s': out of memory", rec->record_id);
+    for (i = 0; i < rec->n_devices; i++) {
+        const struct surplus_usage_device *d = &rec->devices[i];
+        json_t *dev;
+
+        dev = json_pack_ex(&err, 0, "{s:s, s:s}", "id", str_or_empty(d->id),
+                           "model", str_or_empty(d->model));
+        if (!dev) {
+            json_decref(array);
+            return l->host->error(
+                l->ctx,
+                json_error_code(&err) == json_error_out_of_memory ? -ENOMEM
+                                                                   : -EINVAL,
+                "record '%s': device %zu: %s", rec->record_id, i, err.text);
+        }
+        if (json_array_append_new(array, dev) < 0) {
+            json_decref(array);
+            return l->host->error(l->ctx, -ENOMEM,
+                                  "record '%s': out of memory",
+                                  rec->record_id);
+        }
+    }
+    json = json_dumps(array, JSON_COMPACT);
+    json_decref(array);
     if (!json)
         return l->host->error(l->ctx, -ENOMEM,
                               "record '%s': out of memory", rec->record_id);
-    p = json;
-    *p++ = '[';
-    for (i = 0; i < rec->n_devices; i++) {
-        if (i > 0)
-            *p++ = ',';
-        memcpy(p, JSON_ID, strlen(JSON_ID));
-        p = json_escape(p + strlen(JSON_ID), str_or_empty(rec->devices[i].id));
-        memcpy(p, JSON_MODEL, strlen(JSON_MODEL));
-        p += strlen(JSON_MODEL);
-        p = json_escape(p, str_or_empty(rec->devices[i].model));
-        *p++ = '}';
-    }
-    *p++ = ']';
-    *p = '\0';
     *ret_json = json;
     return 0;
 }
 
-static int hex_digit(char c)
+static int malformed_devices(struct ledger *l, const char *record_id,
+                             const char *why)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes \uXXXX, writing UTF-8 at *w.  Surrogates and NUL are refused:
- * devices_to_json() never writes them, and a C string cannot hold NUL. */
-static int json_unescape_u(const char *p, char **w)
-{
-    unsigned cp = 0;
-    int i;
-
-    for (i = 0; i < 4; i++) {
-        int d = hex_digit(p[i]);
-
-        if (d < 0)
-            return -1;
-        cp = cp << 4 | (unsigned)d;
-    }
-    if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff))
-        return -1;
-    if (cp < 0x80)
-        *(*w)++ = (char)cp;
-    else if (cp < 0x800) {
-        *(*w)++ = (char)(0xc0 | cp >> 6);
-        *(*w)++ = (char)(0x80 | (cp & 0x3f));
-    } else {
-        *(*w)++ = (char)(0xe0 | cp >> 12);
-        *(*w)++ = (char)(0x80 | (cp >> 6 & 0x3f));
-        *(*w)++ = (char)(0x80 | (cp & 0x3f));
-    }
-    return 0;
-}
-
-static char json_simple_escape(char c)
-{
-    switch (c) {
-    case '"':
-    case '\\':
-    case '/':
-        return c;
-    case 'b':
-        return '\b';
-    case 'f':
-        return '\f';
-    case 'n':
-        return '\n';
-    case 'r':
-        return '\r';
-    case 't':
-        return '\t';
-    default:
-        return 0;
-    }
+    return l->host->error(l->ctx, -EBADMSG,
+                          "record '%s' in '%s': malformed devices column: %s",
+                          record_id, l->path, why);
 }
 
 /*
- * Parses the JSON string at *pp, decoding it in place: the decoded text is
- * never longer than the encoded one, so it fits where the encoded text was,
- * and its terminating NUL at most takes the place of the closing quote.
- */
-static int json_parse_string(char **pp, const char **ret)
-{
-    char *p = *pp, *w, *start;
-
-    if (*p != '"')
-        return -1;
-    start = w = ++p;
-    while (*p != '"') {
-        char c;
-
-        if ((unsigned char)*p < 0x20)
-            return -1;
-        if (*p != '\\') {
-            *w++ = *p++;
-            continue;
-        }
-        p++;
-        if (*p == 'u') {
-            if (json_unescape_u(p + 1, &w) < 0)
-                return -1;
-            p += 5;
-            continue;
-        }
-        c = json_simple_escape(*p);
-        if (!c)
-            return -1;
-        *w++ = c;
-        p++;
-    }
-    *pp = p + 1;
-    *w = '\0';
-    *ret = start;
-    return 0;
-}
-
-static int json_expect(char **pp, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (strncmp(*pp, s, n) != 0)
-        return -1;
-    *pp += n;
-    return 0;
-}
-
-/* Parses exactly what devices_to_json() writes, no whitespace, into at
- * most `max` devices pointing into `p`. */
-static int json_parse_devices(char *p, struct surplus_usage_device *devs,
-                              size_t max, size_t *ret_n)
-{
-    size_t n = 0;
-
-    if (json_expect(&p, "[") < 0)
-        return -1;
-    while (*p != ']') {
-        if (n == max || (n > 0 && json_expect(&p, ",") < 0) ||
-            json_expect(&p, JSON_ID) < 0 ||
-            json_parse_string(&p, &devs[n].id) < 0 ||
-            json_expect(&p, JSON_MODEL) < 0 ||
-            json_parse_string(&p, &devs[n].model) < 0 ||
-            json_expect(&p, "}") < 0)
-            return -1;
-        n++;
-    }
-    if (p[1] != '\0')
-        return -1;
-    *ret_n = n;
-    return 0;
-}
-
-/*
- * Turns the devices column back into an array.  Array and strings share
- * one allocation, returned in *ret_mem for the caller to free; every device
- * object holds a '{', so counting them bounds the array.
+ * Turns the devices column (`len` bytes at `json`) back into an array.
+ * The strings of the devices point into the parsed document, returned in
+ * *ret_root; the caller frees the array and drops the document once done
+ * with the devices.
  */
 static int parse_devices(struct ledger *l, const char *record_id,
-                         const char *json,
-                         const struct surplus_usage_device **ret_devices,
-                         size_t *ret_n, void **ret_mem)
+                         const char *json, size_t len,
+                         struct surplus_usage_device **ret_devices,
+                         size_t *ret_n, json_t **ret_root)
 {
-    struct surplus_usage_device *devs;
-    size_t max = 0, len, n;
-    const char *p;
-    char *text;
+    struct surplus_usage_device *devs = NULL;
+    json_error_t err;
+    json_t *root, *dev;
+    size_t n, i;
+    int r;
 
-    for (p = json; *p; p++)
-        max += *p == '{';
-    len = (size_t)(p - json);
-    if (max == 0 && strcmp(json, "[]") == 0) {
-        *ret_devices = NULL;
-        *ret_n = 0;
-        *ret_mem = NULL;
-        return 0;
+    /* A NUL byte inside the column would otherwise end the text early. */
+    if (strlen(json) != len)
+        return malformed_devices(l, record_id, "NUL byte in text");
+    root = json_loads(json, JSON_REJECT_DUPLICATES, &err);
+    if (!root) {
+        if (json_error_code(&err) == json_error_out_of_memory)
+            return l->host->error(l->ctx, -ENOMEM,
+                                  "record '%s': out of memory", record_id);
+        return malformed_devices(l, record_id, err.text);
     }
-    devs = malloc(max * sizeof *devs + len + 1);
-    if (!devs)
-        return l->host->error(l->ctx, -ENOMEM,
-                              "record '%s': out of memory", record_id);
-    text = (char *)(devs + max);
-    memcpy(text, json, len + 1);
-    if (json_parse_devices(text, devs, max, &n) < 0) {
-        free(devs);
-        return l->host->error(l->ctx, -EBADMSG,
-                              "record '%s' in '%s': malformed devices "
-                              "column",
-                              record_id, l->path);
+    if (!json_is_array(root)) {
+        r = malformed_devices(l, record_id, "not an array");
+        goto fail;
+    }
+    n = json_array_size(root);
+    if (n > 0) {
+        devs = calloc(n, sizeof *devs);
+        if (!devs) {
+            r = l->host->error(l->ctx, -ENOMEM,
+                               "record '%s': out of memory", record_id);
+            goto fail;
+        }
+    }
+    json_array_foreach(root, i, dev) {
+        if (json_unpack_ex(dev, &err, 0, "{s:s, s:s!}", "id", &devs[i].id,
+                           "model", &devs[i].model) < 0) {
+            char why[sizeof err.text + 32];
+
+            snprintf(why, sizeof why, "device %zu: %s", i, err.text);
+            r = malformed_devices(l, record_id, why);
+            goto fail;
+        }
     }
     *ret_devices = devs;
     *ret_n = n;
-    *ret_mem = devs;
+    *ret_root = root;
     return 0;
+
+fail:
+    free(devs);
+    json_decref(root);
+    return r;
 }
 
 /* Returns the name of a required field that is missing, or NULL. */
@@ -797,10 +652,16 @@ static double column_real(sqlite3_stmt *s, int col)
 }
 
 /* Fills *rec from the current row; its strings point into the row, its
- * devices into *ret_mem, to be freed once the callback has returned. */
+ * devices are *ret_devices, with strings in *ret_root: both to be freed
+ * once the callback has returned. */
 static int row_to_record(struct ledger *l, sqlite3_stmt *s,
-                         struct surplus_usage_record *rec, void **ret_mem)
+                         struct surplus_usage_record *rec,
+                         struct surplus_usage_device **ret_devices,
+                         json_t **ret_root)
 {
+    const char *devices;
+    int r;
+
     memset(rec, 0, sizeof *rec);
     rec->record_id = column_str(s, COL_RECORD_ID);
     rec->job_id = column_str(s, COL_JOB_ID);
@@ -819,8 +680,12 @@ static int row_to_record(struct ledger *l, sqlite3_stmt *s,
     rec->bytes_out = (uint64_t)sqlite3_column_int64(s, COL_BYTES_OUT);
     rec->cost_micros = sqlite3_column_int64(s, COL_COST_MICROS);
     rec->currency = column_str(s, COL_CURRENCY);
-    return parse_devices(l, rec->record_id, column_str(s, COL_DEVICES),
-                         &rec->devices, &rec->n_devices, ret_mem);
+    devices = column_str(s, COL_DEVICES);
+    r = parse_devices(l, rec->record_id, devices,
+                      (size_t)sqlite3_column_bytes(s, COL_DEVICES),
+                      ret_devices, &rec->n_devices, ret_root);
+    rec->devices = *ret_devices;
+    return r;
 }
 
 /* Steps the statement; 1 for a row, 0 at the end. */
@@ -846,7 +711,8 @@ static int run_query(struct ledger *l, sqlite3_stmt *s, surplus_usage_fn fn,
 {
     for (;;) {
         struct surplus_usage_record rec;
-        void *mem = NULL;
+        struct surplus_usage_device *devices = NULL;
+        json_t *root = NULL;
         int r;
 
         /* The connection's mutex is not held while fn runs: a slow
@@ -854,11 +720,12 @@ static int run_query(struct ledger *l, sqlite3_stmt *s, surplus_usage_fn fn,
         r = step_row(l, s);
         if (r <= 0)
             return r;
-        r = row_to_record(l, s, &rec, &mem);
+        r = row_to_record(l, s, &rec, &devices, &root);
         if (r < 0)
             return r;
         r = fn(arg, &rec);
-        free(mem);
+        free(devices);
+        json_decref(root);
         if (r != 0)
             return r;
     }

@@ -7,7 +7,9 @@
  * so the next tenant finds nothing of the last one).
  *
  * CONTRACT
- *   discover  calls `fn` once per device.  Ids are stable: the same device
+ *   discover  calls `fn` once per device; a non-zero return from `fn`
+ *             stops the walk and is returned.  The struct passed to `fn` is
+ *             valid only during the call.  Ids are stable: the same device
  *             has the same id on every call and across restarts.  A device
  *             that is not usable is reported with healthy = 0 and a reason.
  *             A backend that works but has no devices returns -ENODEV and
@@ -17,7 +19,9 @@
  *             and describes through host->lease_setenv() and
  *             host->lease_add_device() what the job must see; it always
  *             sets SURPLUS_GPUS to the lease's device ids joined by ','
- *             (in the order given).  An unknown
+ *             (in the order given).  When lease_setenv or lease_add_device
+ *             fails, prepare returns its error; the plugin's own message
+ *             (host->error) is the one reported.  An unknown
  *             device id is -ENODEV, a device held by another lease -EBUSY,
  *             an unhealthy one -EIO; on any error nothing stays claimed.
  *   release   scrubs every device of the lease (all of its memory is
@@ -65,7 +69,8 @@ struct surplus_lease {
     const char *tenant;
     const char *const *device_ids; /* n_devices ids from discover */
     size_t n_devices;
-    struct surplus_lease_out *out; /* for host->lease_setenv/add_device */
+    struct surplus_lease_out *out; /* for host->lease_setenv/add_device;
+                                      NULL in release */
 };
 
 struct surplus_scrub_report {

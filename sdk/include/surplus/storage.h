@@ -15,12 +15,16 @@
  *           never a mix or a prefix.  Durable: when put returns 0 the object
  *           survives a crash or power loss.  Streams: memory use does not
  *           grow with the object's size.  Replaces an existing object.
- *   get     writes the whole object to `fd`; -ENOENT if absent.
+ *   get     writes the whole object to `fd`; -ENOENT if absent.  After a
+ *           failure part of the object may have been written; the caller
+ *           discards it.  A reader of `fd` that goes away is -EPIPE (the
+ *           plugin must not let SIGPIPE kill the process).
  *   stat    fills *ret; -ENOENT if absent.
  *   remove  deletes the object; -ENOENT if absent.
  *   list    calls `fn` for each object whose key starts with `prefix`
  *           ("" for all), in any order; a non-zero return from `fn` stops
- *           the walk and is returned.
+ *           the walk and is returned.  `key` and `info` are valid only
+ *           during the call; `fn` must not change the store.
  *
  * Operations on one instance are called from one thread at a time.  Several
  * instances configured alike (in one process, or in several processes)
