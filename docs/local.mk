@@ -1,1 +1,2 @@
 dist_man_MANS += docs/surplus-plugin.7 docs/surplus.conf.5 docs/surplus.1
+dist_man_MANS += docs/surplus-bundle.5

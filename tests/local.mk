@@ -32,8 +32,9 @@ EXTRA_DIST += tests/run-test tests/tap.h tests/lib.sh
 UNIT_LDADD = core/lib/libsurplus.la
 UNIT_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) -I$(top_srcdir)/tests
 
-check_PROGRAMS += tests/unit/test_units tests/unit/test_config \
+UNIT_TESTS += tests/unit/test_units tests/unit/test_config \
 	tests/unit/test_loader
+check_PROGRAMS += $(UNIT_TESTS)
 tests_unit_test_units_SOURCES = tests/unit/test_units.c
 tests_unit_test_units_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_units_LDADD = $(UNIT_LDADD)
@@ -43,7 +44,7 @@ tests_unit_test_config_LDADD = $(UNIT_LDADD)
 tests_unit_test_loader_SOURCES = tests/unit/test_loader.c
 tests_unit_test_loader_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_loader_LDADD = $(UNIT_LDADD)
-TESTS += $(check_PROGRAMS)
+TESTS += $(UNIT_TESTS)
 
 # --- fixture plugins for the loader tests -------------------------------------
 # check_LTLIBRARIES are not installed; -rpath makes libtool build them

@@ -1,0 +1,1 @@
+# Bundles: check, extract, create.
