@@ -133,3 +133,17 @@ tests_plugins_storage_naive_la_CFLAGS = $(PLUGIN_CFLAGS)
 tests_plugins_storage_naive_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 TESTS += tests/checker-catches.sh
 EXTRA_DIST += tests/checker-catches.sh
+
+# Benchmarks (not part of make check): `make bench`.
+check_PROGRAMS += tests/bench/unpack
+tests_bench_unpack_SOURCES = tests/bench/unpack.c
+tests_bench_unpack_CFLAGS = $(UNIT_CFLAGS)
+tests_bench_unpack_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/bench/unpack.sh \
+	tests/fuzz/run.sh tests/fuzz/seed-bundles.sh tests/fuzz/lsan.supp \
+	tests/fuzz/fuzz_manifest.c tests/fuzz/fuzz_bundle.c \
+	tests/fuzz/corpus/manifest/example.conf tests/fuzz/corpus/manifest/minimal.conf \
+	tests/fuzz/corpus/manifest/include.conf tests/fuzz/corpus/manifest/clock.conf
+bench: tests/bench/unpack$(EXEEXT)
+	$(SHELL) $(srcdir)/tests/bench/unpack.sh $(builddir)
+.PHONY: bench

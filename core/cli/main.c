@@ -16,6 +16,8 @@ static const struct verb {
     int (*fn)(struct cli *cli, int argc, char **argv);
     const char *help;
 } verbs[] = {
+    {"bundle", cmd_bundle, "check a job bundle, or create one from a "
+                           "directory"},
     {"plugins", cmd_plugins, "list the configured plugins and what they "
                              "report [--check]"},
     {"version", cmd_version, "show the version and plugin ABI"},
