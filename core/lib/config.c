@@ -95,10 +95,10 @@ static int cfg_known(struct cfg *c, const config_setting_t *group,
 static int cfg_group(struct cfg *c, const config_setting_t *parent,
                      const char *key, const config_setting_t **ret)
 {
-    const config_setting_t *st = config_setting_get_member(parent, key);
+    const config_setting_t *st;
 
     *ret = NULL;
-    if (st == NULL)
+    if (parent == NULL || (st = config_setting_get_member(parent, key)) == NULL)
         return 0;
     if (!config_setting_is_group(st))
         return cfg_bad(c, st, "expected a group { ... }");

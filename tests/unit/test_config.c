@@ -189,6 +189,20 @@ int main(void)
     bad("log_level = \"loud\";\n", 1, "expected error, warning",
         "bad log level");
 
+    /* no file at all: the built-in defaults */
+    if (access(config_default_path(), F_OK) == 0) {
+        tap_ok(1, "built-in defaults # SKIP %s exists", config_default_path());
+    } else {
+        c = NULL;
+        r = config_load(NULL, &c, &e);
+        tap_ok(r == 0 && c != NULL && c->path == NULL &&
+                   strcmp(c->storage.plugin, "local") == 0 &&
+                   setting_str(&c->accounting.settings, "path") != NULL,
+               "without a configuration file the built-in defaults load: %s",
+               e.msg);
+        config_free(c);
+    }
+
     r = config_load("/nonexistent/surplus.conf", &c, &e);
     tap_ok(r == -ENOENT && strstr(e.msg, "/nonexistent/surplus.conf"),
            "a missing configuration file named explicitly is an error: %s",
