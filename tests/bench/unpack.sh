@@ -15,36 +15,46 @@ trap 'rm -rf "$work"' EXIT
 
 printf 'limits = { max_bundle_bytes = "8G"; max_unpacked_bytes = "8G"; max_entries = 1000000; };\n' > "$work/bench.conf"
 
-# Half random, half repetitive data: compresses about 2:1, like real jobs.
+# Every file distinct (half random bytes, half text), so the archives
+# compress about 2:1 and no compressor can deduplicate across files.
 mkdata() { # mkdata DIR NFILES
-    dir=$1; n=$2; each=$((size_mib * 1024 * 1024 / n))
-    mkdir -p "$dir"
-    printf 'api = 1;\nname = "bench";\ncommand = ["./run"];\n' > "$dir/job.conf"
-    head -c $((each / 2)) /dev/urandom > "$work/rand"
-    yes "surplus benchmark line of text 0123456789" | head -c $((each - each / 2)) > "$work/text"
-    i=0
-    while [ $i -lt "$n" ]; do
-        d="$dir/d$((i / 256))"; [ -d "$d" ] || mkdir "$d"
-        cat "$work/rand" "$work/text" > "$d/f$i"
-        i=$((i + 1))
-    done
+    python3 - "$1" "$2" "$size_mib" <<'PY'
+import os, sys
+d, n, mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+each = mib * 1024 * 1024 // n
+os.makedirs(d, exist_ok=True)
+with open(os.path.join(d, "job.conf"), "w") as f:
+    f.write('api = 1;\nname = "bench";\ncommand = ["./run"];\n')
+line = b"surplus benchmark line of text 0123456789\n"
+text = (line * (each // len(line) + 1))[: each - each // 2]
+for i in range(n):
+    sub = os.path.join(d, "d%d" % (i // 256))
+    os.makedirs(sub, exist_ok=True)
+    with open(os.path.join(sub, "f%d" % i), "wb") as f:
+        f.write(os.urandom(each // 2))
+        f.write(text)
+PY
 }
 
 best() { sort -n | head -n 1; }
 
-time_tar() { # time_tar ARCHIVE FLAG
-    for _ in $(seq "$runs"); do
-        rm -rf "$work/x"; mkdir "$work/x"; sync
-        s=$(date +%s.%N); tar -C "$work/x" $2 -xf "$1"; e=$(date +%s.%N)
-        awk "BEGIN { print $e - $s }"
-    done | best
+# Each run starts from a removed tree, flushed to disk, with the page cache
+# dropped when we may; tar and surplus runs alternate so that background
+# write-back of one run burdens both alike.
+settle() {
+    rm -rf "$work/x"; sync
+    [ -w /proc/sys/vm/drop_caches ] && echo 3 > /proc/sys/vm/drop_caches || true
 }
 
-time_surplus() { # time_surplus ARCHIVE
-    for _ in $(seq "$runs"); do
-        rm -rf "$work/x"; sync
-        "$unpack" "$work/bench.conf" "$1" "$work/x" | cut -d' ' -f1
-    done | best
+run_tar() { # run_tar ARCHIVE FLAG
+    settle; mkdir "$work/x"
+    s=$(date +%s.%N); tar -C "$work/x" $2 -xf "$1"; e=$(date +%s.%N)
+    awk "BEGIN { print $e - $s }"
+}
+
+run_surplus() { # run_surplus ARCHIVE
+    settle
+    "$unpack" "$work/bench.conf" "$1" "$work/x" | cut -d' ' -f1
 }
 
 printf '%-22s %8s %10s %10s %8s %8s %7s\n' case files "tar s" "surplus s" "tar MB/s" "ours MB/s" ratio
@@ -56,8 +66,12 @@ for set in small:65536 large:4; do
     rm -rf "$work/src"
     for fmt in gz zst; do
         flag=-z; [ $fmt = zst ] && flag=--zstd
-        t=$(time_tar "$work/$name.tar.$fmt" "$flag")
-        s=$(time_surplus "$work/$name.tar.$fmt")
+        : > "$work/t"; : > "$work/s"
+        for _ in $(seq "$runs"); do
+            run_tar "$work/$name.tar.$fmt" "$flag" >> "$work/t"
+            run_surplus "$work/$name.tar.$fmt" >> "$work/s"
+        done
+        t=$(best < "$work/t"); s=$(best < "$work/s")
         printf '%-22s %8d %10.3f %10.3f %8.0f %8.0f %6.2fx\n' "$name files, tar.$fmt" "$n" "$t" "$s" \
             "$(awk "BEGIN { print $size_mib * 1.048576 / $t }")" \
             "$(awk "BEGIN { print $size_mib * 1.048576 / $s }")" \
