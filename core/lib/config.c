@@ -45,32 +45,15 @@ static int cfg_bad(struct cfg *c, const config_setting_t *st,
                    const char *fmt, ...)
 {
     char where[512], msg[1024], path[200] = "";
-    const config_setting_t *p;
     va_list ap;
 
-    /* Spell the setting's full name, e.g. "limits.max_entries". */
-    for (p = st; p != NULL && config_setting_parent(p) != NULL;
-         p = config_setting_parent(p)) {
-        char part[512];
-        const char *name = config_setting_name(p);
-
-        if (name != NULL)
-            snprintf(part, sizeof(part), "%s%s%s", name, *path ? "." : "",
-                     path);
-        else
-            snprintf(part, sizeof(part), "[%d]%s%s",
-                     config_setting_index(p), *path ? "." : "", path);
-        snprintf(path, sizeof(path), "%.199s", part);
-    }
-    /* "accelerators.[0].plugin" reads better as "accelerators[0].plugin" */
-    for (char *q = strstr(path, ".["); q; q = strstr(q, ".["))
-        memmove(q, q + 1, strlen(q));
+    settings_path(st, path, sizeof(path));
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     return err_set(c->e, -EINVAL, "%s: %s: %s",
                    settings_where(st, where, sizeof(where)),
-                   *path ? path : "(top level)", msg);
+                   path, msg);
 }
 
 /* Refuses members of `group` not named in `allowed`. */

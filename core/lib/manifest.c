@@ -73,31 +73,15 @@ static int mf_bad(struct mf *m, const config_setting_t *st, const char *fmt,
                   ...)
 {
     char msg[1024], path[200] = "";
-    const config_setting_t *p;
     va_list ap;
 
-    /* Spell the field's full name: "resources.gpus", "command[2]". */
-    for (p = st; p != NULL && config_setting_parent(p) != NULL;
-         p = config_setting_parent(p)) {
-        char part[512];
-        const char *name = config_setting_name(p);
-
-        if (name != NULL)
-            snprintf(part, sizeof(part), "%s%s%s", name, *path ? "." : "",
-                     path);
-        else
-            snprintf(part, sizeof(part), "[%d]%s%s",
-                     config_setting_index(p), *path ? "." : "", path);
-        snprintf(path, sizeof(path), "%.199s", part);
-    }
-    for (char *q = strstr(path, ".["); q; q = strstr(q, ".["))
-        memmove(q, q + 1, strlen(q));
+    settings_path(st, path, sizeof(path));
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     return err_set(m->e, -EINVAL, "%s:%u: %s: %s", m->origin,
                    config_setting_source_line(st),
-                   *path ? path : "(top level)", msg);
+                   path, msg);
 }
 
 /* A required field that is absent has no line of its own to name. */

@@ -17,6 +17,31 @@ const char *settings_where(const config_setting_t *st, char *buf, size_t len)
     return buf;
 }
 
+const char *settings_path(const config_setting_t *st, char *buf, size_t len)
+{
+    char path[200] = "";
+
+    for (const config_setting_t *p = st;
+         p != NULL && config_setting_parent(p) != NULL;
+         p = config_setting_parent(p)) {
+        char part[512];
+        const char *name = config_setting_name(p);
+
+        if (name != NULL)
+            snprintf(part, sizeof(part), "%s%s%s", name, *path ? "." : "",
+                     path);
+        else
+            snprintf(part, sizeof(part), "[%d]%s%s",
+                     config_setting_index(p), *path ? "." : "", path);
+        snprintf(path, sizeof(path), "%.199s", part);
+    }
+    /* "accelerators.[0].plugin" reads better as "accelerators[0].plugin" */
+    for (char *q = strstr(path, ".["); q; q = strstr(q, ".["))
+        memmove(q, q + 1, strlen(q));
+    snprintf(buf, len, "%s", *path ? path : "(top level)");
+    return buf;
+}
+
 static struct setting *settings_find(struct settings *s, const char *key)
 {
     for (size_t i = 0; i < s->n; i++)

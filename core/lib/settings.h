@@ -70,6 +70,10 @@ int settings_get_size(struct settings *s, const char *key, uint64_t def,
 int settings_get_duration(struct settings *s, const char *key, uint64_t def,
                           uint64_t *ret, struct err *e);
 
+/* The dotted name of a libconfig setting, e.g. "limits.max_entries" or
+ * "accelerators[1].plugin", into buf. */
+const char *settings_path(const config_setting_t *st, char *buf, size_t len);
+
 /* "file:line" of a libconfig setting, into buf. */
 const char *settings_where(const config_setting_t *st, char *buf, size_t len);
 
