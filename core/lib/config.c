@@ -60,19 +60,9 @@ static int cfg_bad(struct cfg *c, const config_setting_t *st,
 static int cfg_known(struct cfg *c, const config_setting_t *group,
                      const char *const *allowed)
 {
-    int n = config_setting_length(group);
+    const config_setting_t *m = settings_first_unknown(group, allowed);
 
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *m = config_setting_get_elem(group, (unsigned)i);
-        const char *name = config_setting_name(m);
-        bool ok = false;
-
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = strcmp(*a, name) == 0;
-        if (!ok)
-            return cfg_bad(c, m, "unknown key");
-    }
-    return 0;
+    return m != NULL ? cfg_bad(c, m, "unknown key") : 0;
 }
 
 static int cfg_group(struct cfg *c, const config_setting_t *parent,

@@ -378,20 +378,9 @@ static bool is_string_list(const config_setting_t *st)
 static int mf_known(struct mf *m, const config_setting_t *group,
                     const char *const *allowed)
 {
-    int n = config_setting_length(group);
+    const config_setting_t *st = settings_first_unknown(group, allowed);
 
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *st = config_setting_get_elem(group,
-                                                             (unsigned)i);
-        const char *name = config_setting_name(st);
-        bool ok = false;
-
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = strcmp(*a, name) == 0;
-        if (!ok)
-            return mf_bad(m, st, "unknown key");
-    }
-    return 0;
+    return st != NULL ? mf_bad(m, st, "unknown key") : 0;
 }
 
 static int mf_int(struct mf *m, const config_setting_t *g, const char *key,

@@ -42,6 +42,24 @@ const char *settings_path(const config_setting_t *st, char *buf, size_t len)
     return buf;
 }
 
+const config_setting_t *settings_first_unknown(const config_setting_t *group,
+                                               const char *const *allowed)
+{
+    int n = config_setting_length(group);
+
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(group, (unsigned)i);
+        const char *name = config_setting_name(m);
+        bool ok = false;
+
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, name) == 0;
+        if (!ok)
+            return m;
+    }
+    return NULL;
+}
+
 static struct setting *settings_find(struct settings *s, const char *key)
 {
     for (size_t i = 0; i < s->n; i++)

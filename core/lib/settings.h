@@ -74,6 +74,11 @@ int settings_get_duration(struct settings *s, const char *key, uint64_t def,
  * "accelerators[1].plugin", into buf. */
 const char *settings_path(const config_setting_t *st, char *buf, size_t len);
 
+/* The first member of `group` not named in `allowed` (NULL-terminated), or
+ * NULL when every member is allowed. */
+const config_setting_t *settings_first_unknown(const config_setting_t *group,
+                                               const char *const *allowed);
+
 /* "file:line" of a libconfig setting, into buf. */
 const char *settings_where(const config_setting_t *st, char *buf, size_t len);
 
