@@ -1,5 +1,6 @@
 # Bundles: check, extract, create.
-core_lib_libsurplus_la_SOURCES += core/lib/bundle.c core/lib/bundle.h
+core_lib_libsurplus_la_SOURCES += core/lib/bundle.c core/lib/bundle.h \
+	core/lib/fsafe.c core/lib/fsafe.h
 core_lib_libsurplus_la_CFLAGS += $(LIBARCHIVE_CFLAGS)
 core_lib_libsurplus_la_LIBADD += $(LIBARCHIVE_LIBS)
 surplus_SOURCES += core/cli/cmd_bundle.c
@@ -10,10 +11,10 @@ check_PROGRAMS += tests/bundles/extract-test tests/bundles/extract-test-walk
 tests_bundles_extract_test_SOURCES = tests/bundles/extract-test.c
 tests_bundles_extract_test_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS)
 tests_bundles_extract_test_LDADD = core/lib/libsurplus.la
-tests_bundles_extract_test_walk_SOURCES = tests/bundles/extract-test.c \
+tests_bundles_extract_test_walk_SOURCES = tests/bundles/extract-test.c core/lib/fsafe.c \
 	core/lib/bundle.c
 tests_bundles_extract_test_walk_CPPFLAGS = $(AM_CPPFLAGS) \
-	-DBUNDLE_TEST_NO_OPENAT2
+	-DFSAFE_TEST_NO_OPENAT2
 tests_bundles_extract_test_walk_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) \
 	$(LIBARCHIVE_CFLAGS)
 tests_bundles_extract_test_walk_LDADD = core/lib/libsurplus.la \

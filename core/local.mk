@@ -8,9 +8,12 @@ core_lib_libsurplus_la_SOURCES = \
 	core/lib/config.c core/lib/config.h \
 	core/lib/host.c core/lib/host.h \
 	core/lib/loader.c core/lib/loader.h \
-	core/lib/conform.c core/lib/conform.h
+	core/lib/conform.c core/lib/conform.h \
+	core/lib/node.c core/lib/node.h \
+	core/lib/sandbox.c core/lib/sandbox.h \
+	core/lib/runner.c core/lib/runner.h
 core_lib_libsurplus_la_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) -pthread
-core_lib_libsurplus_la_LIBADD = $(LIBCONFIG_LIBS)
+core_lib_libsurplus_la_LIBADD = $(LIBCONFIG_LIBS) -lm
 core_lib_libsurplus_la_LDFLAGS = -pthread
 
 # surplus: the CLI, one file per verb.
@@ -18,6 +21,7 @@ bin_PROGRAMS += surplus
 surplus_SOURCES = \
 	core/cli/main.c core/cli/cli.h \
 	core/cli/cmd_plugins.c \
-	core/cli/cmd_version.c
+	core/cli/cmd_version.c \
+	core/cli/cmd_run.c
 surplus_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS)
 surplus_LDADD = core/lib/libsurplus.la $(JANSSON_LIBS)

@@ -18,6 +18,7 @@ static const struct verb {
 } verbs[] = {
     {"bundle", cmd_bundle, "check a job bundle, or create one from a "
                            "directory"},
+    {"run", cmd_run, "run a job bundle here and now, without a daemon"},
     {"plugins", cmd_plugins, "list the configured plugins and what they "
                              "report [--check]"},
     {"version", cmd_version, "show the version and plugin ABI"},

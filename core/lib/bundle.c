@@ -33,6 +33,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fsafe.h"
 #include "units.h"
 
 #define IO_BLOCK (1024 * 1024)
@@ -584,78 +585,6 @@ static int rules_init(struct rules *r, const struct config *cf, struct err *e)
     return 0;
 }
 
-/* ---- opening paths below a directory ----------------------------------- */
-
-static int open_walk(int dirfd, const char *path, int flags, mode_t mode)
-{
-    char comp[BUNDLE_MAX_COMPONENT + 1];
-    int cur = dirfd, fd;
-
-    for (;;) {
-        size_t len = strcspn(path, "/");
-
-        if (len > BUNDLE_MAX_COMPONENT) {
-            fd = -ENAMETOOLONG;
-            break;
-        }
-        memcpy(comp, path, len);
-        comp[len] = '\0';
-        if (path[len] == '\0') {
-            fd = openat(cur, comp, flags, mode);
-            fd = fd < 0 ? -errno : fd;
-            break;
-        }
-        fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                   O_CLOEXEC);
-        if (fd < 0) {
-            fd = -errno;
-            break;
-        }
-        if (cur != dirfd)
-            close(cur);
-        cur = fd;
-        path += len + 1;
-    }
-    if (cur != dirfd)
-        close(cur);
-    return fd;
-}
-
-/*
- * Opens `path` (canonical, relative) below `dirfd` without following any
- * symlink, on the way or at the end.  Kernels without openat2 (before 5.6)
- * get a walk one component at a time with O_NOFOLLOW.  Returns an fd or a
- * negative errno.
- */
-static int open_beneath(int dirfd, const char *path, int flags, mode_t mode)
-{
-#ifdef BUNDLE_TEST_NO_OPENAT2
-    static int have_openat2 = 0;   /* tests of the walk, built apart */
-#else
-    static int have_openat2 = 1;
-#endif
-    struct open_how how = {
-        .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
-        .mode = (flags & O_CREAT) ? mode : 0,
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-                   RESOLVE_NO_MAGICLINKS,
-    };
-
-    if (__atomic_load_n(&have_openat2, __ATOMIC_RELAXED)) {
-        for (int tries = 0; tries < 16; tries++) {
-            long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-            if (fd >= 0)
-                return (int)fd;
-            if (errno != EAGAIN && errno != EINTR)
-                break;
-        }
-        if (errno != ENOSYS)
-            return -errno;
-        __atomic_store_n(&have_openat2, 0, __ATOMIC_RELAXED);
-    }
-    return open_walk(dirfd, path, flags | O_NOFOLLOW | O_CLOEXEC, mode);
-}
-
 /* ---- writing entries (extract) ------------------------------------------ */
 
 struct out {
@@ -690,7 +619,7 @@ static int out_parent(struct out *o, const char *path, const char **ret_base)
     o->ppath[len] = '\0';
     if (len == 0)
         return o->pfd = o->root;
-    fd = open_beneath(o->root, o->ppath, O_RDONLY | O_DIRECTORY, 0);
+    fd = fsafe_open_beneath(o->root, o->ppath, O_RDONLY | O_DIRECTORY, 0);
     if (fd < 0)
         return fd;
     return o->pfd = fd;
@@ -710,7 +639,7 @@ static int out_mkdir(struct out *o, int pfd, const char *name)
 
     if (mkdirat(pfd, name, 0700) < 0)
         return -errno;
-    fd = open_beneath(pfd, name, O_RDONLY | O_DIRECTORY, 0);
+    fd = fsafe_open_beneath(pfd, name, O_RDONLY | O_DIRECTORY, 0);
     if (fd < 0)
         return fd;
     r = out_owner_mode(o, fd, 0755);
@@ -760,7 +689,7 @@ static int out_create(struct out *o, const struct ent *en, int *ret_fd)
     case E_DIR:
         return out_mkdir(o, pfd, base);
     case E_FILE:
-        fd = open_beneath(pfd, base, O_CREAT | O_EXCL | O_WRONLY, 0600);
+        fd = fsafe_open_beneath(pfd, base, O_CREAT | O_EXCL | O_WRONLY, 0600);
         if (fd < 0)
             return fd;
         *ret_fd = fd;
@@ -780,7 +709,7 @@ static int out_create(struct out *o, const struct ent *en, int *ret_fd)
         if (slash != NULL) {
             memcpy(dir, en->link_path, (size_t)(slash - en->link_path));
             dir[slash - en->link_path] = '\0';
-            tfd = open_beneath(o->root, dir, O_RDONLY | O_DIRECTORY, 0);
+            tfd = fsafe_open_beneath(o->root, dir, O_RDONLY | O_DIRECTORY, 0);
             if (tfd < 0)
                 return tfd;
         }
@@ -832,46 +761,6 @@ static int out_finish_file(struct out *o, int fd, const struct ent *en,
         (void)futimens(fd, ts);
     }
     return 0;
-}
-
-/* Removes everything below `dirfd` without following a symlink: each
- * directory is entered with O_NOFOLLOW by its name in its parent. */
-static void remove_below(int dirfd, int depth)
-{
-    bool removed = true;
-    DIR *d;
-    int fd = dup(dirfd);
-
-    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    while (removed) {
-        struct dirent *de;
-
-        removed = false;
-        rewinddir(d);
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            if (unlinkat(dirfd, de->d_name, 0) == 0) {
-                removed = true;
-                continue;
-            }
-            if (depth > BUNDLE_MAX_DEPTH + 1)
-                continue;
-            fd = openat(dirfd, de->d_name,
-                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd < 0)
-                continue;
-            remove_below(fd, depth + 1);
-            close(fd);
-            if (unlinkat(dirfd, de->d_name, AT_REMOVEDIR) == 0)
-                removed = true;
-        }
-    }
-    closedir(d);
 }
 
 /* ---- reading the bundle --------------------------------------------------- */
@@ -1326,7 +1215,7 @@ int bundle_extract(const char *path, const char *dest, const struct config *cf,
         *ret = j.sum;
         j.sum.spec = NULL;
     } else if (o.root >= 0) {
-        remove_below(o.root, 0);
+        fsafe_remove_below(o.root, 0);
         if (rmdir(dest) < 0 && e != NULL)
             err_prefix(e, "%s: left behind (%s) after: ", dest,
                        strerror(errno));
@@ -1507,7 +1396,7 @@ static int pack_manifest(struct pack *p)
     ssize_t n;
     int fd, r;
 
-    fd = open_beneath(p->root, "job.conf", O_RDONLY | O_NONBLOCK, 0);
+    fd = fsafe_open_beneath(p->root, "job.conf", O_RDONLY | O_NONBLOCK, 0);
     if (fd == -ELOOP)
         return err_set(p->e, -EBADMSG, "job.conf must be a regular file, "
                        "not a symlink");
@@ -1586,7 +1475,7 @@ static int pack_file(struct pack *p, struct archive *a, const struct item *it,
 {
     uint64_t left = it->size;
     struct stat st;
-    int fd = open_beneath(p->root, it->path, O_RDONLY | O_NONBLOCK, 0);
+    int fd = fsafe_open_beneath(p->root, it->path, O_RDONLY | O_NONBLOCK, 0);
     int r = 0;
 
     if (fd < 0)

@@ -355,7 +355,8 @@ static int cfg_limits(struct cfg *c, const config_setting_t *root,
 {
     static const char *const keys[] = {"max_bundle_bytes",
                                        "max_unpacked_bytes", "max_entries",
-                                       "max_walltime", NULL};
+                                       "max_walltime", "max_output_bytes",
+                                       "max_log_bytes", NULL};
     const config_setting_t *g;
     int64_t entries = (int64_t)cf->limits.max_entries;
     int r;
@@ -369,7 +370,11 @@ static int cfg_limits(struct cfg *c, const config_setting_t *root,
                       &cf->limits.max_unpacked_bytes)) < 0 ||
         (r = cfg_int(c, g, "max_entries", 1, INT32_MAX, &entries)) < 0 ||
         (r = cfg_duration(c, g, "max_walltime", 1000,
-                          &cf->limits.max_walltime_ms)) < 0)
+                          &cf->limits.max_walltime_ms)) < 0 ||
+        (r = cfg_size(c, g, "max_output_bytes", 0,
+                      &cf->limits.max_output_bytes)) < 0 ||
+        (r = cfg_size(c, g, "max_log_bytes", 4096,
+                      &cf->limits.max_log_bytes)) < 0)
         return r;
     cf->limits.max_entries = (uint64_t)entries;
     return 0;
@@ -379,10 +384,11 @@ static int cfg_sandbox(struct cfg *c, const config_setting_t *root,
                        struct config *cf)
 {
     static const char *const keys[] = {"network", "uid_base", "kill_grace",
-                                       NULL};
+                                       "pids", NULL};
     const config_setting_t *g;
     char *network = NULL;
     int64_t uid_base = cf->sandbox.uid_base;
+    int64_t pids = (int64_t)cf->sandbox.pids;
     int r;
 
     if ((r = cfg_group(c, root, "sandbox", &g)) < 0 || g == NULL)
@@ -404,9 +410,11 @@ static int cfg_sandbox(struct cfg *c, const config_setting_t *root,
     if ((r = cfg_int(c, g, "uid_base", 65536, UINT32_MAX - 65536 - 1,
                      &uid_base)) < 0 ||
         (r = cfg_duration(c, g, "kill_grace", 0,
-                          &cf->sandbox.kill_grace_ms)) < 0)
+                          &cf->sandbox.kill_grace_ms)) < 0 ||
+        (r = cfg_int(c, g, "pids", 16, INT32_MAX, &pids)) < 0)
         return r;
     cf->sandbox.uid_base = (uint32_t)uid_base;
+    cf->sandbox.pids = (uint64_t)pids;
     return 0;
 }
 
@@ -633,6 +641,9 @@ static struct config *config_defaults(void)
     cf->limits.max_walltime_ms = UINT64_C(24) * 3600 * 1000;
     cf->sandbox.uid_base = 200000;
     cf->sandbox.kill_grace_ms = 10000;
+    cf->sandbox.pids = 4096;
+    cf->limits.max_output_bytes = UINT64_C(16) << 30;
+    cf->limits.max_log_bytes = UINT64_C(64) << 20;
     cf->api.socket = strdup(SURPLUS_RUN_DIR "/surplus.sock");
     cf->api.listen = strdup("");
     cf->api.tls_cert = strdup("");

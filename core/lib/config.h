@@ -45,11 +45,14 @@ struct config {
         uint64_t max_unpacked_bytes;
         uint64_t max_entries;
         uint64_t max_walltime_ms;
+        uint64_t max_output_bytes;  /* declared outputs of one job */
+        uint64_t max_log_bytes;     /* stdout + stderr kept per job */
     } limits;
     struct {
         bool network_host;    /* network = "host" (default "none") */
         uint32_t uid_base;
         uint64_t kill_grace_ms;
+        uint64_t pids;        /* processes per job */
     } sandbox;
     struct {
         char *socket;

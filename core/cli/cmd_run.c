@@ -1,0 +1,207 @@
+/*
+ * surplus run BUNDLE [-o DIR] [--id ID] [--no-wait]
+ *
+ * One job, here and now, without a daemon: the job's output is shown as
+ * it runs (on stderr with --json, so stdout stays one JSON document), the
+ * outputs and job.log land in DIR (default ./<name>-<id>/), and the exit
+ * status is the job's own.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "node.h"
+#include "runner.h"
+#include "units.h"
+
+static int cancel_fd = -1;
+
+static void on_interrupt(int sig)
+{
+    uint64_t one = 1;
+    ssize_t n;
+
+    (void)sig;
+    n = write(cancel_fd, &one, sizeof one);
+    (void)n;
+}
+
+static void on_note(void *arg, const char *fmt, ...)
+{
+    va_list ap;
+
+    (void)arg;
+    fputs("surplus: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: surplus run BUNDLE [-o DIR] [--id ID] [--no-wait]\n");
+}
+
+/* Exit codes of surplus(1) for a job that could not run. */
+static int exit_code(int r, enum runner_stage stage)
+{
+    switch (r) {
+    case -ENODEV:
+    case -EBUSY:
+        return EXIT_NO_DEVICE;
+    case -EPERM:
+        return EXIT_NOT_PERMITTED;
+    case -ECANCELED:
+        return 128 + SIGINT;
+    }
+    if (stage == STAGE_EXTRACT && r != -ENOMEM && r != -EIO &&
+        r != -ENOTSUP && r != -ENOSPC && r != -EACCES && r != -EROFS &&
+        r != -EDQUOT && r != -EAGAIN)
+        return EXIT_BUNDLE;
+    return EXIT_INTERNAL;
+}
+
+static json_t *result_json(const struct runner_result *res)
+{
+    json_t *devs = json_array(), *outs = json_array(), *stages = json_object();
+
+    for (size_t i = 0; i < res->n_devices; i++)
+        json_array_append_new(devs, json_pack("{s:s, s:s, s:s}", "plugin",
+                                              res->devices[i].plugin, "id",
+                                              res->devices[i].id, "model",
+                                              res->devices[i].model));
+    for (size_t i = 0; i < res->n_outputs; i++)
+        json_array_append_new(outs, json_string(res->outputs[i]));
+    for (int s = 0; s < STAGE_COUNT; s++)
+        json_object_set_new(stages, runner_stage_name(s),
+                            json_real((double)res->stage_ns[s] / 1e9));
+    return json_pack(
+        "{s:s, s:s, s:s, s:i, s:s?, s:o, s:o, s:I, s:I, s:f, s:f, s:f, s:I, "
+        "s:I, s:I, s:f, s:s, s:b, s:s?, s:o}",
+        "id", res->job_id, "name", res->name ? res->name : "", "state",
+        res->state ? res->state : "", "exit_status", res->exit_status,
+        "out_dir", res->out_dir, "outputs", outs, "devices", devs,
+        "start_us", (json_int_t)res->start_us, "end_us",
+        (json_int_t)res->end_us, "duration_s",
+        (double)res->duration_us / 1e6, "device_seconds",
+        res->device_seconds, "cpu_seconds", res->cpu_seconds,
+        "max_rss_bytes", (json_int_t)res->max_rss_bytes, "bytes_in",
+        (json_int_t)res->bytes_in, "bytes_out", (json_int_t)res->bytes_out,
+        "cost", (double)res->cost_micros / 1e6, "currency", res->currency,
+        "recorded", res->recorded, "notes", res->notes, "stage_seconds",
+        stages);
+}
+
+static void print_summary(const struct runner_result *res)
+{
+    char rss[32], in[32], outb[32];
+
+    fprintf(stderr, "surplus: job %s '%s' %s (exit %d) after %.3f s\n",
+            res->job_id, res->name, res->state, res->exit_status,
+            (double)res->duration_us / 1e6);
+    if (res->out_dir)
+        fprintf(stderr, "surplus: outputs: %s/ (%zu output file(s) and "
+                        "job.log)\n",
+                res->out_dir, res->n_outputs);
+    fprintf(stderr,
+            "surplus: usage: record %s%s: %zu device(s), %.3f device-s, "
+            "%.3f cpu-s, max RSS %s, in %s, out %s, cost %.6f %s\n",
+            res->job_id, res->recorded ? "" : " (NOT recorded)",
+            res->n_devices, res->device_seconds, res->cpu_seconds,
+            units_format_size(res->max_rss_bytes, rss, sizeof rss),
+            units_format_size(res->bytes_in, in, sizeof in),
+            units_format_size(res->bytes_out, outb, sizeof outb),
+            (double)res->cost_micros / 1e6, res->currency);
+}
+
+int cmd_run(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"id", required_argument, NULL, 'i'},
+        {"no-wait", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    struct runner_opts ro = {.tenant = "local", .echo_fd = -1,
+                             .cancel_fd = -1, .wait_for_devices = true,
+                             .note = on_note};
+    struct runner_result res;
+    struct config *cf = NULL;
+    struct node *node = NULL;
+    struct err e = {0};
+    struct sigaction sa = {.sa_handler = on_interrupt};
+    int opt, r, rc;
+
+    while ((opt = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'o':
+            ro.out_dir = optarg;
+            break;
+        case 'i':
+            ro.job_id = optarg;
+            if (strlen(optarg) != RUNNER_ID_LEN ||
+                strspn(optarg, "0123456789abcdef") != RUNNER_ID_LEN) {
+                cli_error("--id: '%s' is not %d lower-case hex digits",
+                          optarg, RUNNER_ID_LEN);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'n':
+            ro.wait_for_devices = false;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind + 1 != argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    ro.bundle = argv[optind];
+    if ((rc = cli_load_config(cli, &cf)) != 0)
+        return rc;
+    if (node_open(cf, &node, &e) < 0) {
+        cli_error("%s", e.msg);
+        config_free(cf);
+        return EXIT_CONFIG;
+    }
+    if ((cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) >= 0) {
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        ro.cancel_fd = cancel_fd;
+    }
+    ro.echo_fd = cli->json ? 2 : 1;
+    r = runner_run(node, &ro, &res, &e);
+    if (r < 0) {
+        cli_error("%s", e.msg);
+        rc = exit_code(r, res.failed_stage);
+    } else {
+        if (cli->json) {
+            json_t *j = result_json(&res);
+            json_dumpf(j, stdout, JSON_INDENT(2));
+            putchar('\n');
+            json_decref(j);
+        } else {
+            print_summary(&res);
+        }
+        rc = res.exit_status;
+    }
+    runner_result_free(&res);
+    node_close(node);
+    config_free(cf);
+    return rc;
+}

@@ -1,0 +1,116 @@
+/*
+ * node.c - starting and stopping a node's plugins.
+ */
+#include "node.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int node_mkdirs(const char *path, mode_t mode)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+
+    if (n == 0 || n >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, n + 1);
+    for (char *s = buf + 1;; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+
+            *s = '\0';
+            if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return -errno;
+            *s = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    return 0;
+}
+
+static int start(const struct config *cf, const char *kind,
+                 const struct plugin_conf *pc, struct plugin **ret,
+                 struct err *e)
+{
+    struct settings s = {0};
+    char *path = NULL;
+    int r;
+
+    *ret = NULL;
+    if ((r = plugin_find(kind, pc->plugin, cf->plugin_dir, &path, e)) < 0)
+        return r;
+    r = plugin_open(path, ret, e);
+    free(path);
+    if (r < 0)
+        return r;
+    if ((r = settings_copy(&pc->settings, &s)) < 0)
+        err_set(e, r, "out of memory");
+    else
+        r = plugin_start(*ret, &s, e);
+    if (r < 0) {
+        plugin_close(*ret);
+        *ret = NULL;
+    }
+    return r;
+}
+
+int node_open(const struct config *cf, struct node **ret, struct err *e)
+{
+    struct node *n = calloc(1, sizeof *n);
+    int r;
+
+    *ret = NULL;
+    if (n == NULL)
+        return err_set(e, -ENOMEM, "out of memory");
+    n->cf = cf;
+    if (gethostname(n->hostname, sizeof n->hostname - 1) < 0)
+        snprintf(n->hostname, sizeof n->hostname, "localhost");
+    /* The state directory holds other tenants' jobs: no one else may
+     * look in. */
+    if ((r = node_mkdirs(cf->state_dir, 0700)) < 0) {
+        err_set(e, r, "state_dir %s: %s", cf->state_dir, strerror(-r));
+        goto fail;
+    }
+    if ((r = start(cf, "storage", &cf->storage, &n->storage, e)) < 0 ||
+        (r = start(cf, "accounting", &cf->accounting, &n->accounting, e)) <
+            0)
+        goto fail;
+    n->accelerators = calloc(cf->n_accelerators + 1, sizeof(*n->accelerators));
+    if (n->accelerators == NULL) {
+        r = err_set(e, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < cf->n_accelerators; i++) {
+        if ((r = start(cf, "accelerator", &cf->accelerators[i],
+                       &n->accelerators[i], e)) < 0)
+            goto fail;
+        n->n_accelerators++;
+    }
+    *ret = n;
+    return 0;
+fail:
+    node_close(n);
+    return r;
+}
+
+void node_close(struct node *n)
+{
+    if (n == NULL)
+        return;
+    for (size_t i = 0; i < n->n_accelerators; i++)
+        plugin_close(n->accelerators[i]);
+    free(n->accelerators);
+    plugin_close(n->accounting);
+    plugin_close(n->storage);
+    free(n);
+}
+
+const char *node_plugin_label(const struct plugin *p)
+{
+    return p->ctx.label;
+}

@@ -1,0 +1,37 @@
+/*
+ * node.h - one node's configured plugins, started together: what the
+ * runner (and the daemon) work with.
+ */
+#ifndef SURPLUS_NODE_H
+#define SURPLUS_NODE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "err.h"
+#include "loader.h"
+
+struct node {
+    const struct config *cf;  /* not owned */
+    struct plugin *storage;
+    struct plugin *accounting;
+    struct plugin **accelerators;  /* cf->n_accelerators, in config order */
+    size_t n_accelerators;
+    char hostname[256];
+};
+
+/* Creates the state directory and starts every configured plugin; the
+ * first failure is returned (-ENOENT, -EPROTO, ... from the loader) with
+ * its message in *e. */
+int node_open(const struct config *cf, struct node **ret, struct err *e);
+void node_close(struct node *n);
+
+/* "accelerator/sim" for an accelerator instance. */
+const char *node_plugin_label(const struct plugin *p);
+
+/* Creates `path` and missing parents with `mode` (existing ones are left
+ * as they are).  Returns 0 or a negative errno. */
+int node_mkdirs(const char *path, mode_t mode);
+
+#endif

@@ -1,0 +1,1264 @@
+/*
+ * runner.c - one job, end to end (see runner.h).
+ *
+ * Layout under state_dir, all owned by root and closed to others:
+ *   jobs/<id>/work   the unpacked bundle, owned by the job's uid
+ *   jobs/<id>/root   mount point of the job's root inside its namespace
+ *   jobs/<id>/log    the job's stdout and stderr, written by the runner
+ *   run/uids/<n>     lock held while uid_base+n runs a job
+ *   run/devices/<d>  lock held while device d is leased
+ *   drained/<d>      a device that failed its scrub; never leased again
+ *                    until an operator removes the file
+ */
+#include "runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include <surplus/surplus.h>
+
+#include "bundle.h"
+#include "fsafe.h"
+#include "host.h"
+#include "log.h"
+#include "sandbox.h"
+#include "units.h"
+
+#define UID_SLOTS 65536
+#define OUTPUT_MAX_ENTRIES 100000
+#define JOB_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static const char *const stage_names[STAGE_COUNT] = {
+    "extract", "lease", "start", "run", "collect", "release", "record",
+    "cleanup"};
+
+const char *runner_stage_name(enum runner_stage s)
+{
+    return s < STAGE_COUNT ? stage_names[s] : "?";
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void runner_new_id(char buf[RUNNER_ID_LEN + 1])
+{
+    unsigned char r[RUNNER_ID_LEN / 2];
+    size_t got = 0;
+
+    while (got < sizeof r) {
+        ssize_t n = getrandom(r + got, sizeof r - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        else if (errno != EINTR)
+            break;
+    }
+    if (got < sizeof r) { /* no entropy source: time and pid still differ */
+        uint64_t v = mono_ns() ^ ((uint64_t)getpid() << 40);
+        memcpy(r, &v, sizeof r);
+    }
+    for (size_t i = 0; i < sizeof r; i++)
+        snprintf(buf + 2 * i, 3, "%02x", r[i]);
+}
+
+/* ---- the job in progress --------------------------------------------- */
+
+struct dev {
+    struct plugin *p;
+    char *id, *model;
+    uint64_t memory;
+    int healthy;
+    char *reason;
+    int lock_fd;
+};
+
+struct run {
+    struct node *node;
+    const struct config *cf;
+    const struct runner_opts *o;
+    struct runner_result *res;
+    struct err *e;
+    char dir[4096], work[4200], root[4200], log[4200];
+    int slot_fd;
+    unsigned slot;
+    struct bundle_summary sum;
+    /* lease */
+    struct plugin *acc;          /* the accelerator plugin leased from */
+    struct dev *devs;            /* all discovered */
+    size_t n_devs;
+    size_t *picked;              /* indexes into devs */
+    size_t n_picked;
+    const char **lease_ids;
+    struct surplus_lease_out lease_out;
+    bool prepared;
+    /* running */
+    int log_fd;
+    uint64_t log_bytes;
+    bool log_truncated;
+    char *notes;
+    size_t notes_len;
+};
+
+__attribute__((format(printf, 2, 3))) static void note(struct run *j,
+                                                       const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    size_t n;
+    char *p;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    n = strlen(line);
+    if ((p = realloc(j->notes, j->notes_len + n + 2)) != NULL) {
+        j->notes = p;
+        memcpy(p + j->notes_len, line, n);
+        p[j->notes_len + n] = '\n';
+        p[j->notes_len + n + 1] = '\0';
+        j->notes_len += n + 1;
+    }
+    if (j->o->note)
+        j->o->note(j->o->note_arg, "%s", line);
+}
+
+static void say(struct run *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void say(struct run *j, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+
+    if (j->o->note == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    j->o->note(j->o->note_arg, "%s", line);
+}
+
+/* A name usable in a file name: [A-Za-z0-9._-], others as '_'. */
+static void file_safe(char *dst, size_t len, const char *label, const char *id)
+{
+    size_t k = 0;
+
+    for (const char *s = label; *s && k + 1 < len; s++)
+        dst[k++] = (*s == '/') ? '_' : *s;
+    if (k + 1 < len)
+        dst[k++] = '-';
+    for (const char *s = id; *s && k + 1 < len; s++)
+        dst[k++] = ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                    (*s >= '0' && *s <= '9') || *s == '.' || *s == '-')
+                       ? *s
+                       : '_';
+    dst[k] = '\0';
+}
+
+/* ---- uid slots ---------------------------------------------------------- */
+
+static int slot_take(struct run *j)
+{
+    char dir[4200], path[4300];
+    int r;
+
+    snprintf(dir, sizeof dir, "%s/run/uids", j->cf->state_dir);
+    if ((r = node_mkdirs(dir, 0700)) < 0)
+        return err_set(j->e, r, "%s: %s", dir, strerror(-r));
+    for (unsigned n = 0; n < UID_SLOTS; n++) {
+        int fd;
+
+        snprintf(path, sizeof path, "%s/%u", dir, n);
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            return err_set(j->e, -errno, "%s: %s", path, strerror(errno));
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            j->slot_fd = fd;
+            j->slot = n;
+            return 0;
+        }
+        close(fd);
+    }
+    return err_set(j->e, -EAGAIN, "all %d job uids from %u are in use",
+                   UID_SLOTS, j->cf->sandbox.uid_base);
+}
+
+/* ---- devices ------------------------------------------------------------ */
+
+struct disc {
+    struct run *j;
+    struct plugin *p;
+};
+
+static int on_device(void *arg, const struct surplus_device *d)
+{
+    struct disc *w = arg;
+    struct run *j = w->j;
+    struct dev *n = realloc(j->devs, (j->n_devs + 1) * sizeof(*n));
+
+    if (n == NULL)
+        return -ENOMEM;
+    j->devs = n;
+    n = &j->devs[j->n_devs];
+    memset(n, 0, sizeof *n);
+    n->p = w->p;
+    n->lock_fd = -1;
+    n->id = strdup(d->id ? d->id : "?");
+    n->model = strdup(d->model ? d->model : "?");
+    n->memory = d->memory_bytes;
+    n->healthy = d->healthy;
+    n->reason = d->reason ? strdup(d->reason) : NULL;
+    j->n_devs++;
+    return n->id && n->model ? 0 : -ENOMEM;
+}
+
+static bool drained(struct run *j, const struct dev *d, char *why, size_t len)
+{
+    char name[512], path[4800];
+    int fd;
+    ssize_t n;
+
+    file_safe(name, sizeof name, node_plugin_label(d->p), d->id);
+    snprintf(path, sizeof path, "%s/drained/%s", j->cf->state_dir, name);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        return false;
+    n = read(fd, why, len - 1);
+    close(fd);
+    why[n > 0 ? n : 0] = '\0';
+    why[strcspn(why, "\n")] = '\0';
+    return true;
+}
+
+static void drain(struct run *j, const struct dev *d, const char *why)
+{
+    char name[512], path[4800];
+    int fd;
+
+    snprintf(path, sizeof path, "%s/drained", j->cf->state_dir);
+    node_mkdirs(path, 0700);
+    file_safe(name, sizeof name, node_plugin_label(d->p), d->id);
+    snprintf(path, sizeof path, "%s/drained/%s", j->cf->state_dir, name);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+              0600);
+    if (fd >= 0) {
+        dprintf(fd, "%s\n", why);
+        fsync(fd);
+        close(fd);
+    }
+    log_msg(SURPLUS_LOG_ERR, "%s %s drained: %s", node_plugin_label(d->p),
+            d->id, why);
+}
+
+static int dev_lock(struct run *j, struct dev *d)
+{
+    char dir[4200], name[512], path[4800];
+    int fd, r;
+
+    snprintf(dir, sizeof dir, "%s/run/devices", j->cf->state_dir);
+    if ((r = node_mkdirs(dir, 0700)) < 0)
+        return r;
+    file_safe(name, sizeof name, node_plugin_label(d->p), d->id);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        close(fd);
+        return -EBUSY;
+    }
+    d->lock_fd = fd;
+    return 0;
+}
+
+static void devs_unlock(struct run *j)
+{
+    for (size_t i = 0; i < j->n_devs; i++)
+        if (j->devs[i].lock_fd >= 0) {
+            close(j->devs[i].lock_fd);
+            j->devs[i].lock_fd = -1;
+        }
+}
+
+static void devs_free(struct run *j)
+{
+    devs_unlock(j);
+    for (size_t i = 0; i < j->n_devs; i++) {
+        free(j->devs[i].id);
+        free(j->devs[i].model);
+        free(j->devs[i].reason);
+    }
+    free(j->devs);
+    j->devs = NULL;
+    j->n_devs = 0;
+    free(j->picked);
+    j->picked = NULL;
+    j->n_picked = 0;
+}
+
+/* Why `d` cannot serve the job, or NULL if it can. */
+static const char *unfit(struct run *j, const struct dev *d, char *buf,
+                         size_t len)
+{
+    const struct job_resources *res = &j->sum.spec->resources;
+    char a[32], b[32], why[256];
+
+    if (!d->healthy)
+        snprintf(buf, len, "unhealthy (%s)", d->reason ? d->reason : "?");
+    else if (drained(j, d, why, sizeof why))
+        snprintf(buf, len, "drained (%s)", why);
+    else if (fnmatch(res->model, d->model, 0) != 0)
+        snprintf(buf, len, "model '%s' does not match '%s'", d->model,
+                 res->model);
+    else if (res->gpu_memory && d->memory < res->gpu_memory)
+        snprintf(buf, len, "%s of memory, under %s",
+                 units_format_size(d->memory, a, sizeof a),
+                 units_format_size(res->gpu_memory, b, sizeof b));
+    else
+        return NULL;
+    return buf;
+}
+
+/* snprintf at *len, keeping *len within the buffer. */
+__attribute__((format(printf, 4, 5))) static void
+appendf(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (*len + 1 >= size)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(buf + *len, size - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len = *len + (size_t)n < size ? *len + (size_t)n : size - 1;
+}
+
+/* Picks `gpus` fitting devices of one plugin and locks them.  -ENODEV:
+ * no plugin has enough that fit (the message says why for each);
+ * -EBUSY: enough fit but some are leased to another job. */
+static int lease_pick(struct run *j)
+{
+    const struct job_resources *res = &j->sum.spec->resources;
+    char why[4096] = "", buf[512];
+    size_t wl = 0;
+    bool busy = false;
+    int r;
+
+    devs_free(j);
+    for (size_t i = 0; i < j->node->n_accelerators; i++) {
+        struct plugin *p = j->node->accelerators[i];
+        struct disc w = {j, p};
+        size_t first = j->n_devs;
+        struct err pe = {0};
+
+        r = plugin_accelerator(p)->discover(p->state, on_device, &w);
+        if (r < 0) {
+            plugin_error(p, r, &pe, "discover");
+            appendf(why, sizeof why, &wl, "; %s",
+                                   pe.msg);
+            continue;
+        }
+        if (j->n_devs == first) {
+            appendf(why, sizeof why, &wl, "; %s: no devices", node_plugin_label(p));
+            continue;
+        }
+        free(j->picked);
+        j->picked = calloc(res->gpus, sizeof(*j->picked));
+        if (j->picked == NULL)
+            return err_set(j->e, -ENOMEM, "out of memory");
+        j->n_picked = 0;
+        size_t fits = 0;
+        for (size_t k = first; k < j->n_devs && j->n_picked < res->gpus;
+             k++) {
+            const char *u = unfit(j, &j->devs[k], buf, sizeof buf);
+
+            if (u != NULL) {
+                appendf(why, sizeof why, &wl, "; %s %s: %s",
+                                           node_plugin_label(p),
+                                           j->devs[k].id, u);
+                continue;
+            }
+            fits++;
+            if (dev_lock(j, &j->devs[k]) == 0)
+                j->picked[j->n_picked++] = k;
+        }
+        if (j->n_picked == res->gpus) {
+            j->acc = p;
+            return 0;
+        }
+        devs_unlock(j);
+        if (fits >= res->gpus)
+            busy = true; /* enough exist; some are leased to others */
+        else appendf(why, sizeof why, &wl, "; %s: %zu of %zu device(s) fit",
+                                   node_plugin_label(p), fits,
+                                   j->n_devs - first);
+    }
+    if (j->node->n_accelerators == 0)
+        snprintf(why, sizeof why, "; no accelerator plugins are configured");
+    if (busy)
+        return err_set(j->e, -EBUSY, "job '%s': the devices that fit are "
+                                     "leased to other jobs",
+                       j->sum.spec->name);
+    return err_set(j->e, -ENODEV,
+                   "job '%s' needs %u GPU(s) of model '%s'%s%s; none can "
+                   "serve it%s",
+                   j->sum.spec->name, res->gpus, res->model,
+                   res->gpu_memory ? " with at least " : "",
+                   res->gpu_memory ? units_format_size(res->gpu_memory, buf,
+                                                       sizeof buf)
+                                   : "",
+                   why);
+}
+
+static bool cancelled(const struct run *j)
+{
+    struct pollfd pfd = {.fd = j->o->cancel_fd, .events = POLLIN};
+
+    return j->o->cancel_fd >= 0 && poll(&pfd, 1, 0) > 0;
+}
+
+static int lease(struct run *j)
+{
+    const struct job_resources *res = &j->sum.spec->resources;
+    struct surplus_lease l = {0};
+    bool waited = false;
+    struct err pe = {0};
+    int r;
+
+    if (res->gpus == 0)
+        return 0;
+    while ((r = lease_pick(j)) == -EBUSY && j->o->wait_for_devices) {
+        if (!waited)
+            say(j, "waiting for devices: %s", j->e->msg);
+        waited = true;
+        if (cancelled(j))
+            return err_set(j->e, -ECANCELED, "cancelled while waiting "
+                                             "for devices");
+        usleep(100 * 1000);
+    }
+    if (r < 0)
+        return r;
+    j->lease_ids = calloc(j->n_picked, sizeof(*j->lease_ids));
+    if (j->lease_ids == NULL)
+        return err_set(j->e, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < j->n_picked; i++)
+        j->lease_ids[i] = j->devs[j->picked[i]].id;
+    l.lease_id = j->res->job_id;
+    l.job_id = j->res->job_id;
+    l.tenant = j->o->tenant;
+    l.device_ids = j->lease_ids;
+    l.n_devices = j->n_picked;
+    l.out = &j->lease_out;
+    r = plugin_accelerator(j->acc)->prepare(j->acc->state, &l);
+    if (r < 0) {
+        if (j->lease_out.err.code)
+            err_set(&pe, r, "%s prepare: %s", node_plugin_label(j->acc),
+                    j->lease_out.err.msg);
+        else
+            plugin_error(j->acc, r, &pe, "prepare");
+        return err_set(j->e, -ENODEV, "cannot lease devices: %s", pe.msg);
+    }
+    j->prepared = true;
+    return 0;
+}
+
+static void release(struct run *j)
+{
+    struct surplus_lease l = {0};
+    struct surplus_scrub_report rep = {0};
+    struct err pe = {0};
+    int r;
+
+    if (!j->prepared)
+        return;
+    l.lease_id = j->res->job_id;
+    l.job_id = j->res->job_id;
+    l.tenant = j->o->tenant;
+    l.device_ids = j->lease_ids;
+    l.n_devices = j->n_picked;
+    r = plugin_accelerator(j->acc)->release(j->acc->state, &l, &rep);
+    if (r < 0) {
+        plugin_error(j->acc, r, &pe, "release");
+        for (size_t i = 0; i < j->n_picked; i++)
+            drain(j, &j->devs[j->picked[i]], pe.msg);
+        note(j, "devices drained after a failed scrub: %s", pe.msg);
+    } else {
+        char b[32];
+        double s = (double)rep.duration_ns / 1e9;
+
+        say(j, "released %zu device(s): %s scrubbed in %.3f s%s", j->n_picked,
+            units_format_size(rep.bytes, b, sizeof b), s,
+            s > 0 ? "" : "");
+    }
+    j->prepared = false;
+}
+
+/* ---- environment -------------------------------------------------------- */
+
+static int env_set(char ***env, size_t *n, const char *kv)
+{
+    size_t len = strcspn(kv, "=");
+    char **p;
+
+    for (size_t i = 0; i < *n; i++)
+        if (strncmp((*env)[i], kv, len) == 0 && (*env)[i][len] == '=') {
+            char *d = strdup(kv);
+            if (d == NULL)
+                return -ENOMEM;
+            free((*env)[i]);
+            (*env)[i] = d;
+            return 0;
+        }
+    if ((p = realloc(*env, (*n + 2) * sizeof(*p))) == NULL)
+        return -ENOMEM;
+    *env = p;
+    if ((p[*n] = strdup(kv)) == NULL)
+        return -ENOMEM;
+    p[++*n] = NULL;
+    return 0;
+}
+
+static void env_free(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
+static int env_build(struct run *j, char ***ret)
+{
+    const struct job_spec *s = j->sum.spec;
+    char **env = calloc(1, sizeof(*env)), buf[4400];
+    size_t n = 0;
+    int r = env ? 0 : -ENOMEM;
+
+    if (r == 0)
+        r = env_set(&env, &n, "PATH=" JOB_PATH);
+    snprintf(buf, sizeof buf, "HOME=%s", j->work);
+    if (r == 0)
+        r = env_set(&env, &n, buf);
+    if (r == 0)
+        r = env_set(&env, &n, "TMPDIR=/tmp");
+    if (r == 0)
+        r = env_set(&env, &n, "LANG=C.UTF-8");
+    for (size_t i = 0; r == 0 && i < s->n_env; i++)
+        r = env_set(&env, &n, s->env[i]);
+    /* What the node sets comes last: a manifest cannot override it. */
+    for (size_t i = 0; r == 0 && i < j->lease_out.n_env; i++)
+        r = env_set(&env, &n, j->lease_out.env[i]);
+    snprintf(buf, sizeof buf, "SURPLUS_JOB_ID=%s", j->res->job_id);
+    if (r == 0)
+        r = env_set(&env, &n, buf);
+    snprintf(buf, sizeof buf, "SURPLUS_JOB_NAME=%s", s->name);
+    if (r == 0)
+        r = env_set(&env, &n, buf);
+    if (r == 0 && j->sum.spec->resources.gpus == 0)
+        r = env_set(&env, &n, "SURPLUS_GPUS=");
+    if (r < 0) {
+        env_free(env);
+        return err_set(j->e, r, "out of memory");
+    }
+    *ret = env;
+    return 0;
+}
+
+/* ---- the log ------------------------------------------------------------ */
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Moves what the job wrote from the pipe into the log (and the echo), up
+ * to limits.max_log_bytes.  Returns 1 at end of file, 0 when drained. */
+static int log_pump(struct run *j, int pfd)
+{
+    char buf[65536];
+
+    for (;;) {
+        ssize_t n = read(pfd, buf, sizeof buf);
+        size_t keep;
+
+        if (n == 0)
+            return 1;
+        if (n < 0)
+            return errno == EINTR ? 0 : (errno == EAGAIN ? 0 : 1);
+        keep = (size_t)n;
+        if (j->log_bytes + keep > j->cf->limits.max_log_bytes) {
+            keep = (size_t)(j->cf->limits.max_log_bytes - j->log_bytes);
+            j->log_truncated = true;
+        }
+        if (keep && write_all(j->log_fd, buf, keep) == 0)
+            j->log_bytes += keep;
+        /* A closed terminal does not stop the job. */
+        if (j->o->echo_fd >= 0)
+            (void)write_all(j->o->echo_fd, buf, (size_t)n);
+    }
+}
+
+/* ---- running ------------------------------------------------------------ */
+
+struct outcome {
+    int status;
+    bool timed_out, cancelled;
+    struct rusage ru;
+    uint64_t peak;
+};
+
+static int run_command(struct run *j, char **env, struct outcome *out)
+{
+    const struct job_spec *s = j->sum.spec;
+    const char **devices = NULL;
+    const char *hide[] = {j->cf->state_dir, NULL};
+    struct sandbox sb;
+    struct sandbox_spec sp = {0};
+    int pipefd[2], r;
+    uint64_t t0, deadline, kill_at = 0;
+    bool eof = false, exited = false;
+
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return err_set(j->e, -errno, "pipe: %s", strerror(errno));
+    fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+    devices = calloc(j->lease_out.n_devices + 1, sizeof(*devices));
+    if (devices == NULL) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return err_set(j->e, -ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < j->lease_out.n_devices; i++)
+        devices[i] = j->lease_out.devices[i];
+    sp.job_id = j->res->job_id;
+    sp.root_dir = j->root;
+    sp.job_dir = j->work;
+    sp.hide = hide;
+    sp.argv = s->argv;
+    sp.envp = env;
+    sp.uid = j->cf->sandbox.uid_base + j->slot;
+    sp.gid = j->cf->sandbox.uid_base + j->slot;
+    sp.network_host = j->cf->sandbox.network_host;
+    sp.devices = devices;
+    sp.log_fd = pipefd[1];
+    sp.cpus = s->resources.cpus;
+    sp.cpu_offset = j->slot * s->resources.cpus;
+    sp.memory = s->resources.memory;
+    sp.pids = j->cf->sandbox.pids;
+    sp.disk = s->resources.disk;
+
+    uint64_t t_start = mono_ns();
+    r = sandbox_start(&sp, &sb, j->e);
+    close(pipefd[1]);
+    free(devices);
+    j->res->stage_ns[STAGE_START] = mono_ns() - t_start;
+    if (r < 0) {
+        close(pipefd[0]);
+        sandbox_free(&sb);
+        return r;
+    }
+    if (sb.exec_error[0])
+        note(j, "%s", sb.exec_error);
+    j->res->start_us = wall_us();
+    t0 = mono_ns();
+    deadline = t0 + s->resources.walltime_ms * 1000000u;
+    say(j, "job %s '%s' running", j->res->job_id, s->name);
+    while (!exited) {
+        struct pollfd pfd[3] = {{.fd = sb.pidfd, .events = POLLIN},
+                                {.fd = eof ? -1 : pipefd[0], .events = POLLIN},
+                                {.fd = j->o->cancel_fd, .events = POLLIN}};
+        uint64_t now = mono_ns(), until = kill_at ? kill_at : deadline;
+        int timeout = until > now ? (int)((until - now) / 1000000u) + 1 : 0;
+        int n = poll(pfd, 3, timeout);
+
+        if (n < 0 && errno != EINTR)
+            break;
+        if (pfd[1].revents && log_pump(j, pipefd[0]))
+            eof = true;
+        if (pfd[0].revents)
+            exited = true;
+        if (pfd[2].revents && !out->cancelled && !out->timed_out) {
+            out->cancelled = true;
+            sandbox_signal(&sb, SIGTERM);
+            kill_at = mono_ns() + j->cf->sandbox.kill_grace_ms * 1000000u;
+            note(j, "cancelled: SIGTERM sent, SIGKILL in %llu ms",
+                 (unsigned long long)j->cf->sandbox.kill_grace_ms);
+        }
+        now = mono_ns();
+        if (!exited && !kill_at && now >= deadline) {
+            out->timed_out = true;
+            sandbox_signal(&sb, SIGTERM);
+            kill_at = now + j->cf->sandbox.kill_grace_ms * 1000000u;
+            note(j, "walltime of %llu ms exceeded: SIGTERM sent, SIGKILL in "
+                    "%llu ms",
+                 (unsigned long long)s->resources.walltime_ms,
+                 (unsigned long long)j->cf->sandbox.kill_grace_ms);
+        } else if (!exited && kill_at && now >= kill_at) {
+            sandbox_kill(&sb);
+            note(j, "SIGKILL sent to every process of the job");
+            kill_at = UINT64_MAX; /* wait for the kill to land */
+        }
+    }
+    sandbox_wait(&sb, &out->status, &out->ru, &out->peak);
+    j->res->duration_us = (mono_ns() - t0) / 1000u;
+    j->res->end_us = wall_us();
+    /* Every process of the job is gone: read what is left in the pipe
+     * (but do not wait for an end of file that a descriptor passed
+     * outside the job could hold back). */
+    log_pump(j, pipefd[0]);
+    close(pipefd[0]);
+    sandbox_free(&sb);
+    return 0;
+}
+
+/* ---- outputs ------------------------------------------------------------ */
+
+struct collect {
+    struct run *j;
+    int out_fd;          /* the output directory, or -1 */
+    uint64_t bytes;
+    uint64_t entries;
+    bool over;
+};
+
+static int mkdirs_at(int dfd, const char *rel)
+{
+    char buf[4096];
+    size_t n = strlen(rel);
+
+    if (n >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, rel, n + 1);
+    for (char *s = buf;; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+
+            *s = '\0';
+            if (buf[0] && mkdirat(dfd, buf, 0755) < 0 && errno != EEXIST)
+                return -errno;
+            *s = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    return 0;
+}
+
+static int copy_fd(int from, int to, uint64_t size)
+{
+    off_t off = 0;
+
+    while ((uint64_t)off < size) {
+        ssize_t n = sendfile(to, from, &off, (size_t)(size - (uint64_t)off) >
+                                                 (1u << 30)
+                                             ? (1u << 30)
+                                             : (size_t)(size - (uint64_t)off));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : 0; /* shrank: the job is gone, keep */
+    }
+    return 0;
+}
+
+/* Stores one regular file: storage key jobs/<id>/outputs/<rel> and
+ * <out dir>/<rel>. */
+static void collect_file(struct collect *c, int fd, const char *rel,
+                         const struct stat *st)
+{
+    struct run *j = c->j;
+    char key[SURPLUS_KEY_MAX + 64];
+    int r;
+
+    if (c->over || c->bytes + (uint64_t)st->st_size >
+                       j->cf->limits.max_output_bytes) {
+        c->over = true;
+        note(j, "output '%s' not collected: the outputs exceed "
+                "limits.max_output_bytes",
+             rel);
+        return;
+    }
+    snprintf(key, sizeof key, "jobs/%s/outputs/%s", j->res->job_id, rel);
+    if (!surplus_key_valid(key)) {
+        note(j, "output '%s' not collected: names of outputs may use only "
+                "[A-Za-z0-9._-]",
+             rel);
+        return;
+    }
+    c->bytes += (uint64_t)st->st_size;
+    r = plugin_storage(j->node->storage)->put(j->node->storage->state, key,
+                                              fd);
+    if (r < 0) {
+        struct err pe = {0};
+        plugin_error(j->node->storage, r, &pe, "put");
+        note(j, "output '%s' not stored: %s", rel, pe.msg);
+    } else {
+        j->res->bytes_out += (uint64_t)st->st_size;
+    }
+    if (c->out_fd >= 0) {
+        const char *slash = strrchr(rel, '/');
+        int ofd;
+
+        if (slash) {
+            char dir[4096];
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash - rel), rel);
+            mkdirs_at(c->out_fd, dir);
+        }
+        ofd = fsafe_open_beneath(c->out_fd, rel,
+                                 O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (ofd < 0) {
+            note(j, "output '%s' not copied: %s", rel, strerror(-ofd));
+        } else {
+            if ((r = copy_fd(fd, ofd, (uint64_t)st->st_size)) < 0)
+                note(j, "output '%s' not copied: %s", rel, strerror(-r));
+            close(ofd);
+        }
+    }
+    char **p = realloc(j->res->outputs,
+                       (j->res->n_outputs + 1) * sizeof(*p));
+    if (p != NULL) {
+        j->res->outputs = p;
+        if ((p[j->res->n_outputs] = strdup(rel)) != NULL)
+            j->res->n_outputs++;
+    }
+}
+
+static void collect_path(struct collect *c, int parent, const char *name,
+                         const char *rel, int depth);
+
+static void collect_dir(struct collect *c, int dfd, const char *rel,
+                        int depth)
+{
+    int fd = dup(dfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        char sub[4096];
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (snprintf(sub, sizeof sub, "%s/%s", rel, de->d_name) >=
+            (int)sizeof sub)
+            continue;
+        collect_path(c, dfd, de->d_name, sub, depth + 1);
+    }
+    closedir(d);
+}
+
+static void collect_path(struct collect *c, int parent, const char *name,
+                         const char *rel, int depth)
+{
+    struct run *j = c->j;
+    struct stat st;
+    int fd;
+
+    if (++c->entries > OUTPUT_MAX_ENTRIES || depth > FSAFE_MAX_DEPTH) {
+        if (c->entries == OUTPUT_MAX_ENTRIES + 1 || depth > FSAFE_MAX_DEPTH)
+            note(j, "output '%s' not collected: over %d entries or too deep",
+                 rel, OUTPUT_MAX_ENTRIES);
+        return;
+    }
+    /* The job is over, but what it left may point anywhere: nothing is
+     * opened through a symlink, and nothing but files and directories is
+     * opened at all. */
+    fd = fsafe_open_beneath(parent, name, O_RDONLY | O_NONBLOCK, 0);
+    if (fd < 0) {
+        if (fd == -ENOENT)
+            note(j, "output '%s' not found", rel);
+        else if (fd == -ELOOP || fd == -EXDEV)
+            note(j, "output '%s' not collected: a symlink is never followed",
+                 rel);
+        else
+            note(j, "output '%s' not collected: %s", rel, strerror(-fd));
+        return;
+    }
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return;
+    }
+    if (S_ISREG(st.st_mode))
+        collect_file(c, fd, rel, &st);
+    else if (S_ISDIR(st.st_mode))
+        collect_dir(c, fd, rel, depth);
+    else
+        note(j, "output '%s' not collected: not a file or directory", rel);
+    close(fd);
+}
+
+static int out_dir_open(struct run *j, int *ret)
+{
+    const char *want = j->o->out_dir;
+    char buf[4200];
+    int r;
+
+    *ret = -1;
+    if (want != NULL && want[0] == '\0')
+        return 0;
+    if (want == NULL) {
+        snprintf(buf, sizeof buf, "%s-%s", j->sum.spec->name, j->res->job_id);
+        if (mkdir(buf, 0755) < 0)
+            return err_set(j->e, -errno, "output directory %s: %s", buf,
+                           strerror(errno));
+        want = buf;
+    } else if ((r = node_mkdirs(want, 0755)) < 0) {
+        return err_set(j->e, r, "output directory %s: %s", want,
+                       strerror(-r));
+    }
+    *ret = open(want, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*ret < 0)
+        return err_set(j->e, -errno, "output directory %s: %s", want,
+                       strerror(errno));
+    if ((j->res->out_dir = realpath(want, NULL)) == NULL)
+        j->res->out_dir = strdup(want);
+    return 0;
+}
+
+static void collect(struct run *j, int out_fd)
+{
+    struct collect c = {.j = j, .out_fd = out_fd};
+    int work = open(j->work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    if (work < 0) {
+        note(j, "job directory: %s", strerror(errno));
+        return;
+    }
+    for (size_t i = 0; i < j->sum.spec->n_outputs; i++) {
+        char rel[4096];
+        size_t n;
+
+        snprintf(rel, sizeof rel, "%s", j->sum.spec->outputs[i]);
+        n = strlen(rel);
+        while (n > 1 && rel[n - 1] == '/')
+            rel[--n] = '\0';
+        collect_path(&c, work, rel, rel, 0);
+    }
+    close(work);
+}
+
+static void store_log(struct run *j, int out_fd)
+{
+    char key[128];
+    struct stat st;
+    int fd, r;
+
+    if (j->log_truncated)
+        dprintf(j->log_fd,
+                "\nsurplus: log cut at limits.max_log_bytes (%llu bytes)\n",
+                (unsigned long long)j->cf->limits.max_log_bytes);
+    if (j->notes)
+        dprintf(j->log_fd, "%s%s", j->log_bytes ? "\n" : "", j->notes);
+    fd = open(j->log, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    snprintf(key, sizeof key, "jobs/%s/log", j->res->job_id);
+    r = plugin_storage(j->node->storage)->put(j->node->storage->state, key,
+                                              fd);
+    if (r < 0) {
+        struct err pe = {0};
+        plugin_error(j->node->storage, r, &pe, "put");
+        log_msg(SURPLUS_LOG_ERR, "job %s: log not stored: %s",
+                j->res->job_id, pe.msg);
+    } else {
+        j->res->bytes_out += (uint64_t)st.st_size;
+    }
+    if (out_fd >= 0) {
+        int ofd = fsafe_open_beneath(out_fd, "job.log",
+                                     O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (ofd >= 0) {
+            copy_fd(fd, ofd, (uint64_t)st.st_size);
+            close(ofd);
+        } else {
+            log_msg(SURPLUS_LOG_WARNING, "job %s: job.log not copied: %s",
+                    j->res->job_id, strerror(-ofd));
+        }
+    }
+    close(fd);
+}
+
+/* ---- the usage record --------------------------------------------------- */
+
+static void price(struct run *j)
+{
+    const struct config *cf = j->cf;
+    double hours = (double)j->res->duration_us / 3600e6, cost;
+
+    cost = cf->pricing.cpu_hour * j->res->cpu_seconds / 3600.0;
+    for (size_t i = 0; i < j->res->n_devices; i++)
+        for (size_t k = 0; k < cf->pricing.n_gpu; k++)
+            if (fnmatch(cf->pricing.gpu[k].model, j->res->devices[i].model,
+                        0) == 0) {
+                cost += cf->pricing.gpu[k].hour * hours;
+                break;
+            }
+    j->res->cost_micros = (int64_t)llround(cost * 1e6);
+    snprintf(j->res->currency, sizeof j->res->currency, "%s",
+             cf->pricing.currency ? cf->pricing.currency : "USD");
+}
+
+static void record(struct run *j)
+{
+    struct runner_result *res = j->res;
+    struct surplus_usage_device *devs = NULL;
+    struct surplus_usage_record rec = {0};
+    struct plugin *a = j->node->accounting;
+    struct err pe = {0};
+    int r;
+
+    if (res->n_devices &&
+        (devs = calloc(res->n_devices, sizeof(*devs))) == NULL)
+        return;
+    for (size_t i = 0; i < res->n_devices; i++) {
+        devs[i].id = res->devices[i].id;
+        devs[i].model = res->devices[i].model;
+    }
+    rec.record_id = res->job_id;
+    rec.job_id = res->job_id;
+    rec.tenant = j->o->tenant;
+    rec.job_name = res->name;
+    rec.node = j->node->hostname;
+    rec.devices = devs;
+    rec.n_devices = res->n_devices;
+    rec.start_us = res->start_us;
+    rec.end_us = res->end_us;
+    rec.duration_us = res->duration_us;
+    rec.device_seconds = res->device_seconds;
+    rec.cpu_seconds = res->cpu_seconds;
+    rec.max_rss_bytes = res->max_rss_bytes;
+    rec.exit_status = res->exit_status;
+    rec.state = res->state;
+    rec.bytes_in = res->bytes_in;
+    rec.bytes_out = res->bytes_out;
+    rec.cost_micros = res->cost_micros;
+    rec.currency = res->currency;
+    r = plugin_accounting(a)->record(a->state, &rec);
+    if (r == 0 && plugin_accounting(a)->flush)
+        r = plugin_accounting(a)->flush(a->state);
+    if (r < 0) {
+        plugin_error(a, r, &pe, "record");
+        note(j, "usage record not written: %s", pe.msg);
+    } else {
+        res->recorded = true;
+    }
+    free(devs);
+}
+
+/* ---- the whole job ------------------------------------------------------ */
+
+static int stage_end(struct run *j, enum runner_stage s, uint64_t *t)
+{
+    uint64_t now = mono_ns();
+
+    j->res->stage_ns[s] += now - *t;
+    *t = now;
+    return 0;
+}
+
+int runner_run(struct node *node, const struct runner_opts *o,
+               struct runner_result *res, struct err *e)
+{
+    struct run j = {.node = node, .cf = node->cf, .o = o, .res = res, .e = e,
+                    .slot_fd = -1, .log_fd = -1};
+    struct outcome out = {0};
+    char **env = NULL;
+    uint64_t t = mono_ns();
+    int r, out_fd = -1;
+
+    memset(res, 0, sizeof *res);
+    res->failed_stage = STAGE_START;
+    if (o->job_id)
+        snprintf(res->job_id, sizeof res->job_id, "%s", o->job_id);
+    else
+        runner_new_id(res->job_id);
+    if (geteuid() != 0)
+        return err_set(e, -EPERM, "running a job needs root: each job gets "
+                                  "its own uid and namespaces");
+    snprintf(j.dir, sizeof j.dir, "%s/jobs/%s", j.cf->state_dir, res->job_id);
+    snprintf(j.work, sizeof j.work, "%s/work", j.dir);
+    snprintf(j.root, sizeof j.root, "%s/root", j.dir);
+    snprintf(j.log, sizeof j.log, "%s/log", j.dir);
+    if ((r = node_mkdirs(j.dir, 0700)) < 0 || mkdir(j.root, 0700) < 0) {
+        r = r < 0 ? r : -errno;
+        err_set(e, r, "job directory %s: %s", j.dir, strerror(-r));
+        goto done;
+    }
+    if ((r = slot_take(&j)) < 0)
+        goto done;
+
+    /* extract */
+    res->failed_stage = STAGE_EXTRACT;
+    r = bundle_extract(o->bundle, j.work, j.cf, j.cf->sandbox.uid_base + j.slot,
+                       j.cf->sandbox.uid_base + j.slot, &j.sum, e);
+    if (r < 0)
+        goto done;
+    res->bytes_in = j.sum.bundle_bytes;
+    if ((res->name = strdup(j.sum.spec->name)) == NULL) {
+        r = err_set(e, -ENOMEM, "out of memory");
+        goto done;
+    }
+    stage_end(&j, STAGE_EXTRACT, &t);
+
+    /* lease */
+    res->failed_stage = STAGE_LEASE;
+    if ((r = lease(&j)) < 0)
+        goto done;
+    if (j.n_picked) {
+        res->devices = calloc(j.n_picked, sizeof(*res->devices));
+        if (res->devices == NULL) {
+            r = err_set(e, -ENOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < j.n_picked; i++) {
+            struct dev *d = &j.devs[j.picked[i]];
+            res->devices[i].plugin = strdup(node_plugin_label(d->p));
+            res->devices[i].id = strdup(d->id);
+            res->devices[i].model = strdup(d->model);
+            res->n_devices++;
+        }
+        say(&j, "leased %zu device(s) from %s", j.n_picked,
+            node_plugin_label(j.acc));
+    }
+    stage_end(&j, STAGE_LEASE, &t);
+    if (cancelled(&j)) {
+        r = err_set(e, -ECANCELED, "cancelled before it started");
+        goto done;
+    }
+
+    /* run */
+    res->failed_stage = STAGE_START;
+    if ((r = env_build(&j, &env)) < 0)
+        goto done;
+    j.log_fd = open(j.log, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_APPEND,
+                    0600);
+    if (j.log_fd < 0) {
+        r = err_set(e, -errno, "%s: %s", j.log, strerror(errno));
+        goto done;
+    }
+    t = mono_ns();
+    if ((r = run_command(&j, env, &out)) < 0)
+        goto done;
+    stage_end(&j, STAGE_RUN, &t);
+    res->stage_ns[STAGE_RUN] -= res->stage_ns[STAGE_START];
+
+    res->exit_status = out.timed_out ? 124 : out.status;
+    res->state = strdup(out.timed_out   ? "timeout"
+                        : out.cancelled ? "cancelled"
+                        : out.status == 0 ? "succeeded"
+                                          : "failed");
+    res->cpu_seconds = (double)out.ru.ru_utime.tv_sec +
+                       (double)out.ru.ru_utime.tv_usec / 1e6 +
+                       (double)out.ru.ru_stime.tv_sec +
+                       (double)out.ru.ru_stime.tv_usec / 1e6;
+    res->max_rss_bytes = out.peak;
+    res->device_seconds =
+        (double)res->n_devices * (double)res->duration_us / 1e6;
+
+    /* collect */
+    if (out_dir_open(&j, &out_fd) < 0) {
+        note(&j, "%s", e->msg);
+        err_clear(e);
+    }
+    collect(&j, out_fd);
+    stage_end(&j, STAGE_COLLECT, &t);
+
+    /* release */
+    release(&j);
+    devs_unlock(&j);
+    stage_end(&j, STAGE_RELEASE, &t);
+
+    /* The log goes last so that it carries every note. */
+    t = mono_ns();
+    store_log(&j, out_fd);
+    stage_end(&j, STAGE_COLLECT, &t);
+
+    price(&j);
+    record(&j);
+    stage_end(&j, STAGE_RECORD, &t);
+    r = 0;
+done:
+    if (j.prepared)
+        release(&j);
+    if (out_fd >= 0)
+        close(out_fd);
+    if (j.log_fd >= 0)
+        close(j.log_fd);
+    env_free(env);
+    t = mono_ns();
+    if (j.dir[0]) {
+        int rr = fsafe_remove_tree(j.dir);
+        if (rr < 0)
+            log_msg(SURPLUS_LOG_WARNING, "%s: not removed: %s", j.dir,
+                    strerror(-rr));
+    }
+    stage_end(&j, STAGE_CLEANUP, &t);
+    if (j.slot_fd >= 0)
+        close(j.slot_fd);
+    devs_free(&j);
+    free(j.lease_ids);
+    lease_out_free(&j.lease_out);
+    bundle_summary_free(&j.sum);
+    res->notes = j.notes;
+    return r;
+}
+
+void runner_result_free(struct runner_result *res)
+{
+    if (res == NULL)
+        return;
+    free(res->name);
+    free(res->state);
+    free(res->out_dir);
+    for (size_t i = 0; i < res->n_outputs; i++)
+        free(res->outputs[i]);
+    free(res->outputs);
+    for (size_t i = 0; i < res->n_devices; i++) {
+        free(res->devices[i].plugin);
+        free(res->devices[i].id);
+        free(res->devices[i].model);
+    }
+    free(res->devices);
+    free(res->notes);
+    memset(res, 0, sizeof *res);
+}

@@ -1,0 +1,96 @@
+/*
+ * runner.h - one job from bundle to usage record, without a daemon.
+ *
+ * runner_run() validates and unpacks the bundle, leases devices, runs the
+ * command in the sandbox under the walltime, collects the declared outputs
+ * and the log into storage (and a directory), releases (scrubs) the
+ * devices and writes the usage record.  `surplus run` and surplusd both
+ * call it.
+ */
+#ifndef SURPLUS_RUNNER_H
+#define SURPLUS_RUNNER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "node.h"
+
+#define RUNNER_ID_LEN 16  /* hex digits of a job id */
+
+enum runner_stage {
+    STAGE_EXTRACT,   /* check and unpack the bundle */
+    STAGE_LEASE,     /* find, lock and prepare devices */
+    STAGE_START,     /* namespaces, mounts, exec */
+    STAGE_RUN,       /* the command itself */
+    STAGE_COLLECT,   /* outputs and log into storage and the out dir */
+    STAGE_RELEASE,   /* scrub and unlock the devices */
+    STAGE_RECORD,    /* the usage record */
+    STAGE_CLEANUP,   /* the job directory removed */
+    STAGE_COUNT
+};
+
+const char *runner_stage_name(enum runner_stage s);
+
+struct runner_opts {
+    const char *bundle;    /* path of the bundle file */
+    const char *job_id;    /* NULL: a fresh random one */
+    const char *tenant;    /* "local" for surplus run */
+    const char *out_dir;   /* outputs and the log are copied here; NULL:
+                              ./<name>-<id>; "" : not copied */
+    int echo_fd;           /* the log is also copied here live; -1: not */
+    int cancel_fd;         /* readable: cancel the job; -1: none */
+    bool wait_for_devices; /* devices that fit but are leased by someone
+                              else are waited for (else -EBUSY) */
+    /* Called at each state change ("leased", "running", ...), for
+     * progress lines; may be NULL. */
+    void (*note)(void *arg, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+    void *note_arg;
+};
+
+struct runner_device {
+    char *plugin;  /* "accelerator/sim" */
+    char *id;
+    char *model;
+};
+
+struct runner_result {
+    char job_id[RUNNER_ID_LEN + 1];
+    char *name;            /* the manifest's name */
+    char *state;           /* succeeded, failed, timeout, cancelled */
+    int exit_status;       /* as a shell reports it; 124 after walltime */
+    char *out_dir;         /* where outputs were copied, or NULL */
+    char **outputs;        /* what was collected, relative paths */
+    size_t n_outputs;
+    char *notes;           /* what the runner said about the job (skipped
+                              outputs, failed scrubs); may be NULL */
+    struct runner_device *devices;
+    size_t n_devices;
+    int64_t start_us, end_us;   /* wall clock */
+    uint64_t duration_us;       /* monotonic, of the command */
+    double cpu_seconds;
+    uint64_t max_rss_bytes;
+    uint64_t bytes_in, bytes_out;
+    double device_seconds;
+    int64_t cost_micros;
+    char currency[8];
+    bool recorded;         /* the usage record was written */
+    uint64_t stage_ns[STAGE_COUNT];
+    enum runner_stage failed_stage;  /* where runner_run failed */
+};
+
+/* Returns 0 when the job ran (whatever its status: see result), or a
+ * negative errno when it could not: -EBADMSG/-EFBIG/-EINVAL the bundle or
+ * manifest, -ENODEV no device can satisfy the request, -EBUSY devices
+ * busy, -EPERM not permitted, -ECANCELED cancelled before it started,
+ * anything else an internal failure; the message is in *e. */
+int runner_run(struct node *node, const struct runner_opts *o,
+               struct runner_result *res, struct err *e);
+
+void runner_result_free(struct runner_result *res);
+
+/* A fresh random job id (RUNNER_ID_LEN hex digits). */
+void runner_new_id(char buf[RUNNER_ID_LEN + 1]);
+
+#endif

@@ -1,0 +1,935 @@
+/*
+ * sandbox.c - one job's namespaces, filesystem view, identity and limits.
+ *
+ * The child is created with a raw clone3 so it can be born inside the new
+ * namespaces (and the job's cgroup) and hand back a pidfd.  A raw clone
+ * skips glibc's fork handlers, so the child must not take any lock another
+ * thread of the parent could have held: everything it needs (paths, the
+ * environment, the list of mounts) is prepared by the parent, and the child
+ * makes system calls only, into fixed buffers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "sandbox.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#define SB_CLONE_INTO_CGROUP 0x200000000ULL
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_pivot_root
+#define SYS_pivot_root 155
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+struct sb_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+        stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+struct sb_mount_attr {
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* Standard device nodes every job gets. */
+static const char *const std_devices[] = {"null", "zero", "full", "random",
+                                          "urandom", "tty", NULL};
+
+#define SB_MAX_DEVICES 64
+#define SB_MAX_HIDE 8
+#define SB_ERR_TEXT 480
+
+/* What the child reports through its error pipe before exec. */
+struct sb_report {
+    int32_t stage;  /* SB_SETUP or SB_EXEC */
+    int32_t err;    /* positive errno */
+    char text[SB_ERR_TEXT];
+};
+enum { SB_SETUP = 1, SB_EXEC = 2 };
+
+/* Everything the child uses, prepared by the parent. */
+struct plan {
+    const struct sandbox_spec *spec;
+    char root[PATH_MAX];
+    char job_in_root[PATH_MAX];
+    char hide_in_root[SB_MAX_HIDE][PATH_MAX];
+    size_t n_hide;
+    char dev_src[SB_MAX_DEVICES][PATH_MAX];
+    char dev_dst[SB_MAX_DEVICES][PATH_MAX];
+    size_t n_dev;
+    char tmp_opts[64];
+    char hostname[64];
+    int err_fd;
+    int use_rlimits;
+    unsigned long ncpu;
+};
+
+/* ---------------------------------------------------------------- host */
+
+static int read_small(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return -errno;
+    n = read(fd, buf, len - 1);
+    close(fd);
+    if (n < 0)
+        return -errno;
+    buf[n] = '\0';
+    return (int)n;
+}
+
+static bool has_word(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') &&
+            (p[n] == '\0' || p[n] == ' ' || p[n] == '\n'))
+            return true;
+    return false;
+}
+
+static void probe(struct sandbox_host *h)
+{
+    char buf[4096], *line, *save = NULL, path[4096];
+    struct statfs sf;
+    const char *rel = NULL;
+
+    if (statfs("/sys/fs/cgroup", &sf) < 0 ||
+        (unsigned long)sf.f_type != CGROUP2_SUPER_MAGIC) {
+        snprintf(h->why, sizeof h->why,
+                 "/sys/fs/cgroup is not a cgroup v2 (unified) hierarchy");
+        return;
+    }
+    if (read_small("/proc/self/cgroup", buf, sizeof buf) < 0) {
+        snprintf(h->why, sizeof h->why, "cannot read /proc/self/cgroup");
+        return;
+    }
+    for (line = strtok_r(buf, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save))
+        if (strncmp(line, "0::", 3) == 0)
+            rel = line + 3;
+    if (rel == NULL) {
+        snprintf(h->why, sizeof h->why, "no cgroup v2 entry in "
+                                        "/proc/self/cgroup");
+        return;
+    }
+    snprintf(h->cgroup_base, sizeof h->cgroup_base, "/sys/fs/cgroup%s",
+             strcmp(rel, "/") == 0 ? "" : rel);
+    /* Only a subtree handed to us (systemd's Delegate=yes marks it) may be
+     * reorganised; changing someone else's cgroup would fight its
+     * manager. */
+    if (getxattr(h->cgroup_base, "trusted.delegate", buf, sizeof buf) < 0 &&
+        getxattr(h->cgroup_base, "user.delegate", buf, sizeof buf) < 0) {
+        snprintf(h->why, sizeof h->why,
+                 "%.300s is not a delegated cgroup (run surplusd with "
+                 "systemd's Delegate=yes)",
+                 h->cgroup_base);
+        return;
+    }
+    if (snprintf(path, sizeof path, "%s/cgroup.controllers",
+                 h->cgroup_base) >= (int)sizeof path ||
+        read_small(path, buf, sizeof buf) < 0 || !has_word(buf, "memory") ||
+        !has_word(buf, "pids") || !has_word(buf, "cpu")) {
+        snprintf(h->why, sizeof h->why,
+                 "%.300s lacks the memory, pids or cpu controller",
+                 h->cgroup_base);
+        return;
+    }
+    /* Controllers can be enabled for children only in a cgroup without
+     * processes: move this process into a leaf of its own first. */
+    if (snprintf(path, sizeof path, "%s/cgroup.subtree_control",
+                 h->cgroup_base) >= (int)sizeof path ||
+        read_small(path, buf, sizeof buf) < 0 || !has_word(buf, "memory") ||
+        !has_word(buf, "pids") || !has_word(buf, "cpu")) {
+        char leaf[4200], pid[32];
+        int fd;
+
+        snprintf(leaf, sizeof leaf, "%s/supervisor", h->cgroup_base);
+        if (mkdir(leaf, 0755) < 0 && errno != EEXIST)
+            goto fail;
+        snprintf(leaf, sizeof leaf, "%s/supervisor/cgroup.procs",
+                 h->cgroup_base);
+        snprintf(pid, sizeof pid, "%d", (int)getpid());
+        if ((fd = open(leaf, O_WRONLY | O_CLOEXEC)) < 0)
+            goto fail;
+        if (write(fd, pid, strlen(pid)) < 0) {
+            close(fd);
+            goto fail;
+        }
+        close(fd);
+        if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+            goto fail;
+        if (write(fd, "+memory +pids +cpu", 18) < 0) {
+            close(fd);
+            goto fail;
+        }
+        close(fd);
+    }
+    h->cgroup = true;
+    return;
+fail:
+    snprintf(h->why, sizeof h->why, "cannot enable controllers in %.300s: %s",
+             h->cgroup_base, strerror(errno));
+}
+
+static struct sandbox_host host_state;
+
+static void probe_once(void)
+{
+    if (getenv("SURPLUS_NO_CGROUP") != NULL)
+        snprintf(host_state.why, sizeof host_state.why,
+                 "cgroups turned off by SURPLUS_NO_CGROUP");
+    else
+        probe(&host_state);
+}
+
+const struct sandbox_host *sandbox_host_probe(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, probe_once);
+    return &host_state;
+}
+
+/* --------------------------------------------------------------- child */
+
+/* Reports why setup failed and ends the child; runs in the child only. */
+static __attribute__((noreturn, format(printf, 4, 5))) void
+child_fail(const struct plan *p, int stage, int err, const char *fmt, ...)
+{
+    struct sb_report rep = {.stage = stage, .err = err};
+    size_t n;
+    va_list ap;
+    ssize_t w;
+
+    va_start(ap, fmt);
+    vsnprintf(rep.text, sizeof rep.text, fmt, ap);
+    va_end(ap);
+    n = strlen(rep.text);
+    if (err != 0)
+        snprintf(rep.text + n, sizeof rep.text - n, ": %s", strerror(err));
+    w = write(p->err_fd, &rep, sizeof rep);
+    (void)w;
+    _exit(stage == SB_EXEC ? (err == ENOENT ? 127 : 126) : 125);
+}
+
+/* snprintf for paths: a cut path would name the wrong place. */
+__attribute__((format(printf, 4, 5))) static void
+child_path(const struct plan *p, char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= len)
+        child_fail(p, SB_SETUP, ENAMETOOLONG, "path %s...", buf);
+}
+
+static void child_mount(const struct plan *p, const char *src,
+                        const char *dst, const char *type,
+                        unsigned long flags, const char *data)
+{
+    if (mount(src, dst, type, flags, data) < 0)
+        child_fail(p, SB_SETUP, errno, "mount %s on %s", type ? type : src,
+                   dst);
+}
+
+/* Creates `path` and its missing parents; existing ones may be read-only. */
+static void child_mkdirs(const struct plan *p, const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+
+    if (n >= sizeof buf)
+        child_fail(p, SB_SETUP, ENAMETOOLONG, "%s", path);
+    memcpy(buf, path, n + 1);
+    for (char *s = buf + 1;; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            struct stat st;
+
+            *s = '\0';
+            if (stat(buf, &st) < 0 && mkdir(buf, mode) < 0 && errno != EEXIST)
+                child_fail(p, SB_SETUP, errno, "mkdir %s", buf);
+            *s = c;
+            if (c == '\0')
+                break;
+        }
+    }
+}
+
+static void child_setattr(const struct plan *p, const char *path,
+                          uint64_t set, unsigned flags)
+{
+    struct sb_mount_attr a = {.attr_set = set};
+
+    if (syscall(SYS_mount_setattr, AT_FDCWD, path, flags, &a, sizeof a) < 0)
+        child_fail(p, SB_SETUP, errno,
+                   errno == ENOSYS ? "mount_setattr %s (Linux 5.12 or newer "
+                                     "is needed)"
+                                   : "mount_setattr %s",
+                   path);
+}
+
+static void child_dev(const struct plan *p)
+{
+    char dev[PATH_MAX], node[PATH_MAX], src[64];
+    static const char *const links[][2] = {
+        {"fd", "/proc/self/fd"},      {"stdin", "/proc/self/fd/0"},
+        {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+        {"ptmx", "pts/ptmx"}};
+    int fd;
+
+    child_path(p, dev, sizeof dev, "%s/dev", p->root);
+    child_mount(p, "tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC,
+                "mode=0755,size=1m,nr_inodes=256");
+    /* Nodes are bind mounts of the host's: creating nodes would need
+     * CAP_MKNOD and could name any device. */
+    for (size_t i = 0; std_devices[i]; i++) {
+        child_path(p, node, sizeof node, "%s/%s", dev, std_devices[i]);
+        child_path(p, src, sizeof src, "/dev/%s", std_devices[i]);
+        if ((fd = open(node, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666)) <
+            0)
+            child_fail(p, SB_SETUP, errno, "create %s", node);
+        close(fd);
+        child_mount(p, src, node, NULL, MS_BIND, NULL);
+    }
+    for (size_t i = 0; i < p->n_dev; i++) {
+        if ((fd = open(p->dev_dst[i], O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+                       0666)) < 0)
+            child_fail(p, SB_SETUP, errno, "create %s", p->dev_dst[i]);
+        close(fd);
+        child_mount(p, p->dev_src[i], p->dev_dst[i], NULL, MS_BIND, NULL);
+    }
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        child_path(p, node, sizeof node, "%s/%s", dev, links[i][0]);
+        if (symlink(links[i][1], node) < 0)
+            child_fail(p, SB_SETUP, errno, "symlink %s", node);
+    }
+    child_path(p, node, sizeof node, "%s/pts", dev);
+    if (mkdir(node, 0755) < 0)
+        child_fail(p, SB_SETUP, errno, "mkdir %s", node);
+    child_mount(p, "devpts", node, "devpts", MS_NOSUID | MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620");
+    child_path(p, node, sizeof node, "%s/shm", dev);
+    if (mkdir(node, 01777) < 0)
+        child_fail(p, SB_SETUP, errno, "mkdir %s", node);
+    child_mount(p, "tmpfs", node, "tmpfs", MS_NOSUID | MS_NODEV, p->tmp_opts);
+    /* The job may write to its nodes, never add or replace one. */
+    child_mount(p, NULL, dev, NULL,
+                MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL);
+}
+
+static void child_loopback(const struct plan *p)
+{
+    struct ifreq ifr = {0};
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    if (s < 0)
+        child_fail(p, SB_SETUP, errno, "socket for loopback");
+    strcpy(ifr.ifr_name, "lo");
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        child_fail(p, SB_SETUP, errno, "loopback flags");
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+        child_fail(p, SB_SETUP, errno, "loopback up");
+    close(s);
+}
+
+static void child_filesystem(const struct plan *p)
+{
+    const struct sandbox_spec *s = p->spec;
+    char path[PATH_MAX];
+
+    child_mount(p, NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    child_mount(p, "/", p->root, NULL, MS_BIND | MS_REC, NULL);
+    child_setattr(p, p->root, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                                  MOUNT_ATTR_NODEV, AT_RECURSIVE);
+
+    static const char *const scratch[] = {"tmp", "var/tmp", NULL};
+    for (size_t i = 0; scratch[i]; i++) {
+        struct stat st;
+
+        child_path(p, path, sizeof path, "%s/%s", p->root, scratch[i]);
+        if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        child_mount(p, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV,
+                    p->tmp_opts);
+    }
+    child_path(p, path, sizeof path, "%s/run", p->root);
+    child_mount(p, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "mode=0755,size=1m,nr_inodes=1024");
+    child_dev(p);
+    child_path(p, path, sizeof path, "%s/proc", p->root);
+    child_mount(p, "proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                NULL);
+    for (size_t i = 0; i < p->n_hide; i++) {
+        /* Below a fresh /tmp the path does not exist yet. */
+        child_mkdirs(p, p->hide_in_root[i], 0755);
+        child_mount(p, "tmpfs", p->hide_in_root[i], "tmpfs",
+                    MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    "mode=0755,size=1m,nr_inodes=1024");
+    }
+    child_mkdirs(p, p->job_in_root, 0755);
+    child_mount(p, s->job_dir, p->job_in_root, NULL, MS_BIND, NULL);
+    child_setattr(p, p->job_in_root, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0);
+
+    if (chdir(p->root) < 0)
+        child_fail(p, SB_SETUP, errno, "chdir %s", p->root);
+    /* pivot_root(".", ".") stacks the old root under the new one, where a
+     * lazy unmount removes it without needing a directory for it. */
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        child_fail(p, SB_SETUP, errno, "pivot_root");
+    if (umount2(".", MNT_DETACH) < 0)
+        child_fail(p, SB_SETUP, errno, "unmount the host root");
+    if (chdir(s->job_dir) < 0)
+        child_fail(p, SB_SETUP, errno, "chdir %s", s->job_dir);
+}
+
+static void child_limits(const struct plan *p)
+{
+    const struct sandbox_spec *s = p->spec;
+    struct rlimit rl;
+
+    rl = (struct rlimit){0, 0};
+    setrlimit(RLIMIT_CORE, &rl);
+    if (!p->use_rlimits)
+        return;
+    /* RLIMIT_NPROC counts the processes of a real uid: the job's uid is
+     * its own, so this is the job's process count. */
+    if (s->pids) {
+        rl.rlim_cur = rl.rlim_max = s->pids;
+        if (setrlimit(RLIMIT_NPROC, &rl) < 0)
+            child_fail(p, SB_SETUP, errno, "RLIMIT_NPROC");
+    }
+    /* RLIMIT_DATA (private writable memory) rather than RLIMIT_AS: GPU
+     * runtimes reserve address space far beyond what they use, and a
+     * job with a device gets no memory rlimit at all for the same
+     * reason. */
+    if (s->memory && (s->devices == NULL || s->devices[0] == NULL)) {
+        rl.rlim_cur = rl.rlim_max = s->memory;
+        if (setrlimit(RLIMIT_DATA, &rl) < 0)
+            child_fail(p, SB_SETUP, errno, "RLIMIT_DATA");
+    }
+    if (s->disk) {
+        rl.rlim_cur = rl.rlim_max = s->disk;
+        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+            child_fail(p, SB_SETUP, errno, "RLIMIT_FSIZE");
+    }
+    if (s->cpus && s->cpus < p->ncpu) {
+        cpu_set_t set;
+
+        CPU_ZERO(&set);
+        for (unsigned i = 0; i < s->cpus; i++)
+            CPU_SET((s->cpu_offset + i) % p->ncpu, &set);
+        if (sched_setaffinity(0, sizeof set, &set) < 0)
+            child_fail(p, SB_SETUP, errno, "CPU affinity");
+    }
+}
+
+static void child_identity(const struct plan *p)
+{
+    const struct sandbox_spec *s = p->spec;
+
+    /* The bounding set can only be lowered while privileged. */
+    for (int cap = 0; cap < 64; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL)
+            break;
+    if (setgroups(0, NULL) < 0)
+        child_fail(p, SB_SETUP, errno, "setgroups");
+    if (setresgid(s->gid, s->gid, s->gid) < 0)
+        child_fail(p, SB_SETUP, errno, "setresgid %u", (unsigned)s->gid);
+    /* From root to a non-root uid without SECBIT_KEEP_CAPS clears the
+     * permitted, effective and ambient sets. */
+    if (setresuid(s->uid, s->uid, s->uid) < 0)
+        child_fail(p, SB_SETUP, errno, "setresuid %u", (unsigned)s->uid);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        child_fail(p, SB_SETUP, errno, "no_new_privs");
+    /* A changed identity cleared these two; set them now.  Not dumpable:
+     * the job's processes share init's uid but may not ptrace it. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+}
+
+/* Finds argv[0] in the job's PATH with fixed buffers, as execvpe would. */
+static void child_exec(const struct plan *p)
+{
+    const struct sandbox_spec *s = p->spec;
+    const char *cmd = s->argv[0], *path = "/usr/bin:/bin";
+    char buf[PATH_MAX];
+    int last = ENOENT;
+
+    if (strchr(cmd, '/') != NULL) {
+        execve(cmd, s->argv, s->envp);
+        child_fail(p, SB_EXEC, errno, "cannot execute '%s'", cmd);
+    }
+    for (char *const *e = s->envp; *e; e++)
+        if (strncmp(*e, "PATH=", 5) == 0)
+            path = *e + 5;
+    for (const char *d = path;; d++) {
+        const char *end = strchr(d, ':');
+        size_t n = end ? (size_t)(end - d) : strlen(d);
+
+        if (n + 1 + strlen(cmd) < sizeof buf) {
+            if (n == 0)
+                child_path(p, buf, sizeof buf, "%s", cmd);
+            else
+                child_path(p, buf, sizeof buf, "%.*s/%s", (int)n, d, cmd);
+            execve(buf, s->argv, s->envp);
+            if (errno != ENOENT && errno != ENOTDIR)
+                last = errno;
+        }
+        if (end == NULL)
+            break;
+        d = end;
+    }
+    child_fail(p, SB_EXEC, last, "cannot execute '%s' (searched PATH %s)",
+               cmd, path);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+}
+
+/* The namespace's pid 1. */
+static __attribute__((noreturn)) int child_main(struct plan *p)
+{
+    const struct sandbox_spec *s = p->spec;
+    static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+                                    SIGUSR1, SIGUSR2, SIGCHLD};
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigset_t all, none;
+    pid_t job;
+    int status = 0;
+
+    sigfillset(&all);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    /* pid 1 receives only signals it has a handler for. */
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        sigaction(forwarded[i], &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+
+    if (sethostname(p->hostname, strlen(p->hostname)) < 0)
+        child_fail(p, SB_SETUP, errno, "sethostname");
+    if (!s->network_host)
+        child_loopback(p);
+    child_filesystem(p);
+    child_limits(p);
+    child_identity(p);
+
+    job = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    if (job < 0)
+        child_fail(p, SB_SETUP, errno, "fork the command");
+    if (job == 0) {
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+        /* Its own session: a job cannot reach the runner's terminal. */
+        setsid();
+        if (null < 0 || dup2(null, 0) < 0 || dup2(s->log_fd, 1) < 0 ||
+            dup2(s->log_fd, 2) < 0)
+            child_fail(p, SB_SETUP, errno, "standard descriptors");
+        syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+        for (int sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        child_exec(p);
+    }
+    close(p->err_fd);
+    close(s->log_fd);
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&all, &si);
+        pid_t pid;
+        int st;
+
+        if (sig < 0)
+            continue;
+        if (sig != SIGCHLD) {
+            if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP ||
+                sig == SIGQUIT || sig == SIGUSR1 || sig == SIGUSR2)
+                kill(-1, sig);
+            continue;
+        }
+        while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+            if (pid != job)
+                continue;
+            status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+            /* The command is over: whatever it left behind dies with
+             * this process. */
+            _exit(status);
+        }
+    }
+}
+
+/* -------------------------------------------------------------- parent */
+
+static int plan_path(char *buf, size_t len, const char *root,
+                     const char *path, struct err *e)
+{
+    if (path[0] != '/')
+        return err_set(e, -EINVAL, "sandbox: '%s' is not absolute", path);
+    if ((size_t)snprintf(buf, len, "%s%s", root, path) >= len)
+        return err_set(e, -ENAMETOOLONG, "sandbox: '%s' is too long", path);
+    return 0;
+}
+
+static int plan_make(struct plan *p, const struct sandbox_spec *s,
+                     bool use_rlimits, struct err *e)
+{
+    size_t i;
+    int r;
+    long n;
+
+    memset(p, 0, sizeof *p);
+    p->spec = s;
+    p->use_rlimits = use_rlimits;
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    p->ncpu = n > 0 ? (unsigned long)n : 1;
+    if (realpath(s->root_dir, p->root) == NULL)
+        return err_set(e, -errno, "sandbox: %s: %s", s->root_dir,
+                       strerror(errno));
+    if ((r = plan_path(p->job_in_root, sizeof p->job_in_root, p->root,
+                       s->job_dir, e)) < 0)
+        return r;
+    for (i = 0; s->hide && s->hide[i]; i++) {
+        struct stat st;
+
+        if (i >= SB_MAX_HIDE)
+            return err_set(e, -E2BIG, "sandbox: too many hidden paths");
+        if (stat(s->hide[i], &st) < 0)
+            continue;
+        if ((r = plan_path(p->hide_in_root[p->n_hide], PATH_MAX, p->root,
+                           s->hide[i], e)) < 0)
+            return r;
+        p->n_hide++;
+    }
+    for (i = 0; s->devices && s->devices[i]; i++) {
+        const char *d = s->devices[i], *base;
+        struct stat st;
+
+        if (i >= SB_MAX_DEVICES)
+            return err_set(e, -E2BIG, "sandbox: more than %d device nodes",
+                           SB_MAX_DEVICES);
+        if (strncmp(d, "/dev/", 5) != 0 || strstr(d, "/..") != NULL ||
+            strchr(d + 5, '/') != NULL)
+            return err_set(e, -EINVAL,
+                           "sandbox: device '%s' is not a node directly "
+                           "under /dev",
+                           d);
+        if (stat(d, &st) < 0)
+            return err_set(e, -errno, "sandbox: device '%s': %s", d,
+                           strerror(errno));
+        if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
+            return err_set(e, -ENODEV,
+                           "sandbox: device '%s' is not a device node", d);
+        base = d + 5;
+        for (const char *const *sd = std_devices; *sd; sd++)
+            if (strcmp(*sd, base) == 0)
+                goto next;
+        if (snprintf(p->dev_src[p->n_dev], PATH_MAX, "%s", d) >= PATH_MAX ||
+            snprintf(p->dev_dst[p->n_dev], PATH_MAX, "%s/dev/%s", p->root,
+                     base) >= PATH_MAX)
+            return err_set(e, -ENAMETOOLONG, "sandbox: '%s' is too long", d);
+        p->n_dev++;
+    next:;
+    }
+    if (s->disk)
+        snprintf(p->tmp_opts, sizeof p->tmp_opts, "mode=1777,size=%llu",
+                 (unsigned long long)s->disk);
+    else
+        snprintf(p->tmp_opts, sizeof p->tmp_opts, "mode=1777");
+    snprintf(p->hostname, sizeof p->hostname, "surplus-%.40s", s->job_id);
+    return 0;
+}
+
+static int cg_write(int dfd, const char *file, const char *val)
+{
+    int fd = openat(dfd, file, O_WRONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return -errno;
+    n = write(fd, val, strlen(val));
+    n = n < 0 ? -errno : 0;
+    close(fd);
+    return (int)n;
+}
+
+static int cg_create(const struct sandbox_host *h,
+                     const struct sandbox_spec *s, struct sandbox *sb,
+                     struct err *e)
+{
+    char path[PATH_MAX], val[64];
+    int r;
+
+    if ((size_t)snprintf(path, sizeof path, "%s/job-%s", h->cgroup_base,
+                         s->job_id) >= sizeof path)
+        return err_set(e, -ENAMETOOLONG, "sandbox: cgroup path too long");
+    if (mkdir(path, 0755) < 0)
+        return err_set(e, -errno, "sandbox: mkdir %s: %s", path,
+                       strerror(errno));
+    if ((sb->cgroup_path = strdup(path)) == NULL)
+        return err_set(e, -ENOMEM, "out of memory");
+    sb->cgroup_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sb->cgroup_fd < 0)
+        return err_set(e, -errno, "sandbox: %s: %s", path, strerror(errno));
+    r = 0;
+    if (s->memory) {
+        snprintf(val, sizeof val, "%llu", (unsigned long long)s->memory);
+        if ((r = cg_write(sb->cgroup_fd, "memory.max", val)) == 0)
+            r = cg_write(sb->cgroup_fd, "memory.swap.max", "0");
+        if (r == -ENOENT) /* no swap accounting on this host */
+            r = 0;
+    }
+    if (r == 0 && s->pids) {
+        snprintf(val, sizeof val, "%llu", (unsigned long long)s->pids);
+        r = cg_write(sb->cgroup_fd, "pids.max", val);
+    }
+    if (r == 0 && s->cpus) {
+        snprintf(val, sizeof val, "%llu 100000",
+                 (unsigned long long)s->cpus * 100000ULL);
+        r = cg_write(sb->cgroup_fd, "cpu.max", val);
+    }
+    if (r < 0)
+        return err_set(e, r, "sandbox: setting limits in %s: %s", path,
+                       strerror(-r));
+    return 0;
+}
+
+int sandbox_start(const struct sandbox_spec *spec, struct sandbox *sb,
+                  struct err *e)
+{
+    const struct sandbox_host *h = sandbox_host_probe();
+    struct plan *p;
+    struct sb_report rep;
+    int pipefd[2] = {-1, -1}, pidfd = -1, r;
+    struct sb_clone_args args = {0};
+    pid_t pid;
+    ssize_t n;
+
+    memset(sb, 0, sizeof *sb);
+    sb->pid = -1;
+    sb->pidfd = -1;
+    sb->cgroup_fd = -1;
+    if (spec->uid == 0 || spec->gid == 0)
+        return err_set(e, -EPERM, "sandbox: refusing to run a job as root");
+    /* The plan is large; the heap keeps it off a thread's stack. */
+    if ((p = malloc(sizeof *p)) == NULL)
+        return err_set(e, -ENOMEM, "out of memory");
+    if ((r = plan_make(p, spec, !h->cgroup, e)) < 0)
+        goto out;
+    if (h->cgroup && (r = cg_create(h, spec, sb, e)) < 0)
+        goto out;
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        r = err_set(e, -errno, "sandbox: pipe: %s", strerror(errno));
+        goto out;
+    }
+    p->err_fd = pipefd[1];
+    args.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                 CLONE_PIDFD | (spec->network_host ? 0 : CLONE_NEWNET);
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    if (sb->cgroup_fd >= 0) {
+        args.flags |= SB_CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)sb->cgroup_fd;
+    }
+    pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0)
+        child_main(p);
+    if (pid < 0) {
+        r = -errno;
+        err_set(e, r, "sandbox: cannot create the job's namespaces: %s%s",
+                strerror(-r),
+                r == -EPERM ? " (the runner needs root, or CAP_SYS_ADMIN)"
+                            : "");
+        goto out;
+    }
+    sb->pid = pid;
+    sb->pidfd = pidfd;
+    close(pipefd[1]);
+    pipefd[1] = -1;
+    /* EOF: the command was executed.  A report: it was not. */
+    do
+        n = read(pipefd[0], &rep, sizeof rep);
+    while (n < 0 && errno == EINTR);
+    r = 0;
+    if (n == (ssize_t)sizeof rep) {
+        rep.text[sizeof rep.text - 1] = '\0';
+        if (rep.stage == SB_EXEC) {
+            snprintf(sb->exec_error, sizeof sb->exec_error, "%s", rep.text);
+        } else {
+            r = err_set(e, rep.err ? -rep.err : -EIO,
+                        "sandbox setup failed: %s", rep.text);
+            sandbox_wait(sb, &(int){0}, NULL, NULL);
+        }
+    } else if (n != 0) {
+        r = err_set(e, -EIO, "sandbox: short report from the job's init");
+        sandbox_kill(sb);
+        sandbox_wait(sb, &(int){0}, NULL, NULL);
+    }
+out:
+    if (pipefd[0] >= 0)
+        close(pipefd[0]);
+    if (pipefd[1] >= 0)
+        close(pipefd[1]);
+    free(p);
+    return r;
+}
+
+int sandbox_signal(struct sandbox *sb, int sig)
+{
+    if (sb->pidfd < 0 || sb->reaped)
+        return -ESRCH;
+    if (syscall(SYS_pidfd_send_signal, sb->pidfd, sig, NULL, 0) < 0)
+        return -errno;
+    return 0;
+}
+
+int sandbox_kill(struct sandbox *sb)
+{
+    if (sb->cgroup_fd >= 0)
+        cg_write(sb->cgroup_fd, "cgroup.kill", "1");
+    /* Killing the namespace's init kills every process in it. */
+    return sandbox_signal(sb, SIGKILL);
+}
+
+static uint64_t cg_read_u64(int dfd, const char *file, const char *key)
+{
+    char buf[2048], *p;
+    int fd = openat(dfd, file, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    if (key == NULL)
+        return strtoull(buf, NULL, 10);
+    for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, key, strlen(key)) == 0 && p[strlen(key)] == ' ')
+            return strtoull(p + strlen(key) + 1, NULL, 10);
+    return 0;
+}
+
+int sandbox_wait(struct sandbox *sb, int *status, struct rusage *ru,
+                 uint64_t *peak_memory)
+{
+    struct rusage local;
+    int st;
+    pid_t r;
+
+    if (sb->reaped || sb->pid <= 0)
+        return -ECHILD;
+    do
+        r = wait4(sb->pid, &st, __WALL, &local);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -errno;
+    sb->reaped = true;
+    *status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+    if (peak_memory)
+        *peak_memory = (uint64_t)local.ru_maxrss * 1024;
+    if (sb->cgroup_fd >= 0) {
+        uint64_t usec = cg_read_u64(sb->cgroup_fd, "cpu.stat", "usage_usec");
+        uint64_t peak = cg_read_u64(sb->cgroup_fd, "memory.peak", NULL);
+
+        if (usec) {
+            local.ru_utime.tv_sec = (time_t)(usec / 1000000);
+            local.ru_utime.tv_usec = (suseconds_t)(usec % 1000000);
+            local.ru_stime.tv_sec = 0;
+            local.ru_stime.tv_usec = 0;
+        }
+        if (peak && peak_memory)
+            *peak_memory = peak;
+    }
+    if (ru)
+        *ru = local;
+    return 0;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+    if (sb->pid > 0 && !sb->reaped) {
+        int st;
+
+        sandbox_kill(sb);
+        sandbox_wait(sb, &st, NULL, NULL);
+    }
+    if (sb->pidfd >= 0)
+        close(sb->pidfd);
+    if (sb->cgroup_fd >= 0)
+        close(sb->cgroup_fd);
+    if (sb->cgroup_path) {
+        /* Empty once init is reaped; retried briefly as the kernel
+         * finishes tearing the tasks down. */
+        for (int i = 0; i < 100 && rmdir(sb->cgroup_path) < 0 &&
+                        errno == EBUSY;
+             i++)
+            usleep(1000);
+        free(sb->cgroup_path);
+    }
+    memset(sb, 0, sizeof *sb);
+    sb->pid = -1;
+    sb->pidfd = -1;
+    sb->cgroup_fd = -1;
+}
