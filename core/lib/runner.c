@@ -681,6 +681,15 @@ static int run_command(struct run *j, char **env, struct outcome *out)
     sp.pids = j->cf->sandbox.pids;
     sp.disk = s->resources.disk;
 
+    const struct sandbox_host *h = sandbox_host_probe();
+    static int warned;
+    if (!h->cgroup && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+        log_msg(SURPLUS_LOG_WARNING,
+                "no cgroup v2 limits: %s; jobs are limited with rlimits "
+                "(memory as RLIMIT_DATA, only for jobs without devices; "
+                "processes as RLIMIT_NPROC; file size) and CPU affinity",
+                h->why);
+
     uint64_t t_start = mono_ns();
     r = sandbox_start(&sp, &sb, j->e);
     close(pipefd[1]);

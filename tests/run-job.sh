@@ -1,0 +1,173 @@
+#!/bin/sh
+# `surplus run` end to end as a tenant sees it: exit statuses (the job's
+# own, 128+N for a signal, 124 for walltime, 127 for a missing command),
+# outputs and job.log in the output directory, the lease environment from
+# accelerator/sim, refusals with their exit codes, and nothing left behind.
+. "$top_srcdir/tests/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || skip_all "surplus run needs root (namespaces, job uids)"
+unshare -mpinu --fork true 2>/dev/null ||
+    skip_all "this host cannot create namespaces"
+
+uid_base=310000
+cat > "$tmp/test.conf" <<CONF
+state_dir = "$tmp/state";
+accelerators = ( { plugin = "sim"; count = 2; model = "SIM-80G"; memory = "1M"; } );
+sandbox = { uid_base = $uid_base; kill_grace = "1s"; };
+pricing = { currency = "EUR"; cpu_hour = 36.0;
+            gpu = ( { model = "SIM*"; hour = 3.6; } ); };
+CONF
+S() { "$SURPLUS" --config "$tmp/test.conf" "$@"; }
+
+# mkjob NAME COMMAND-ARRAY [EXTRA-MANIFEST-LINES]: a bundle in $tmp/NAME.tar.zst
+# from the files already in $tmp/NAME/.
+mkjob() {
+    mkdir -p "$tmp/$1"
+    printf 'api = 1;\nname = "%s";\ncommand = %s;\n%s\n' "$1" "$2" "${3:-}" \
+        > "$tmp/$1/job.conf"
+    S bundle create "$tmp/$1" -o "$tmp/$1.tar.zst" > /dev/null 2> "$tmp/err" ||
+        { cat "$tmp/err"; return 1; }
+}
+
+# --- the example ---------------------------------------------------------------
+S bundle create "$top_srcdir/examples/jobs/hello" -o "$tmp/hello.tar.zst" > /dev/null
+(cd "$tmp" && S run -o "$tmp/out-hello" hello.tar.zst) > "$tmp/stdout" 2> "$tmp/stderr"
+ok $? "examples/jobs/hello runs and exits 0"
+grep -q '^Hello, world! This is job [0-9a-f]\{16\} (hello)\.$' "$tmp/stdout"
+ok $? "the job's output is shown as it runs"
+[ "$(cat "$tmp/out-hello/out/greeting.txt" 2>/dev/null)" = "Hello, world!" ] &&
+    [ -f "$tmp/out-hello/out/environment.txt" ] && [ -f "$tmp/out-hello/summary.txt" ]
+ok $? "declared outputs (a directory and a file) are in the output directory"
+grep -q '^Hello, world!' "$tmp/out-hello/job.log"
+ok $? "job.log holds the job's output"
+grep -q "^surplus: job [0-9a-f]\{16\} 'hello' succeeded (exit 0)" "$tmp/stderr" &&
+    grep -q "^surplus: outputs: $tmp/out-hello/ (3 output file(s) and job.log)" "$tmp/stderr" &&
+    grep -q "^surplus: usage: record [0-9a-f]\{16\}: 1 device(s), " "$tmp/stderr"
+ok $? "the summary names the state, where outputs went and the usage line"
+grep -q '^SURPLUS_GPUS=sim-[01]$' "$tmp/out-hello/out/environment.txt" &&
+    grep -q '^SURPLUS_ACCELERATOR=sim (simulated)$' "$tmp/out-hello/out/environment.txt"
+ok $? "a gpus=1 job on accelerator/sim receives the lease environment"
+grep -q "^uid=$uid_base$" "$tmp/out-hello/summary.txt"
+ok $? "the job ran as uid_base + slot, not root"
+[ -z "$(ls "$tmp/state/jobs")" ]
+ok $? "the job directory is removed after collection"
+
+# the default output directory is ./<name>-<id>
+(cd "$tmp" && S run hello.tar.zst > /dev/null 2>&1)
+ls -d "$tmp"/hello-????????????????/out > /dev/null 2>&1
+ok $? "without -o the outputs go to ./<name>-<id>/"
+
+# --- exit statuses ---------------------------------------------------------------
+mkjob exit3 '["/bin/sh", "-c", "echo failing; exit 3"]'
+S run -o "$tmp/o-exit3" "$tmp/exit3.tar.zst" > /dev/null 2> "$tmp/err"
+ok $(( $? != 3 )) "a job exiting 3 makes surplus run exit 3"
+grep -q "'exit3' failed (exit 3)" "$tmp/err"
+ok $? "... and is reported failed"
+
+mkjob segv '["/bin/sh", "-c", "kill -SEGV $$"]'
+S run -o "$tmp/o-segv" "$tmp/segv.tar.zst" > /dev/null 2>&1
+ok $(( $? != 139 )) "a job killed by SIGSEGV exits 128+11"
+
+mkjob missing '["./no-such-program"]'
+S run -o "$tmp/o-missing" "$tmp/missing.tar.zst" > /dev/null 2> "$tmp/err"
+ok $(( $? != 127 )) "a command that does not exist exits 127"
+grep -q "cannot execute './no-such-program'" "$tmp/o-missing/job.log"
+ok $? "... and job.log says why"
+
+# --- walltime: TERM ignored, a setsid child, nothing survives ---------------------
+mkdir -p "$tmp/stubborn"
+cat > "$tmp/stubborn/run.sh" <<'SH'
+trap '' TERM
+setsid sh -c 'trap "" TERM; while :; do sleep 1; done' &
+echo "started"
+while :; do sleep 1; done
+SH
+mkjob stubborn '["/bin/sh", "run.sh"]' 'resources = { walltime = "2s"; };'
+start=$(date +%s)
+S run -o "$tmp/o-stubborn" "$tmp/stubborn.tar.zst" > /dev/null 2> "$tmp/err"
+rc=$?
+took=$(( $(date +%s) - start ))
+ok $(( rc != 124 )) "walltime exceeded exits 124 (got $rc)"
+[ "$took" -le 10 ]
+ok $? "the job was stopped after walltime + grace ($took s)"
+grep -q "walltime of 2000 ms exceeded" "$tmp/o-stubborn/job.log" &&
+    grep -q "SIGKILL sent" "$tmp/o-stubborn/job.log"
+ok $? "job.log records the TERM and the KILL"
+grep -q "'stubborn' timeout (exit 124)" "$tmp/err"
+ok $? "the state is timeout"
+sleep 0.2
+[ -z "$(ps -o pid= -u $uid_base 2>/dev/null)" ]
+ok $? "no process of the job's uid survives (setsid child included)"
+
+# --- outputs never follow a symlink out of the job directory ----------------------
+mkdir -p "$tmp/links"
+cat > "$tmp/links/run.sh" <<'SH'
+mkdir -p out
+echo mine > out/mine.txt
+ln -s /etc/passwd out/passwd
+ln -s /etc/hostname hostname-link
+ln -s mine.txt out/inner-link
+mkfifo out/fifo
+echo top > top.txt
+SH
+mkjob links '["/bin/sh", "run.sh"]' 'outputs = ["out/", "hostname-link", "top.txt", "absent.txt"];'
+S run -o "$tmp/o-links" "$tmp/links.tar.zst" > /dev/null 2>&1
+ok $? "a job with hostile outputs still succeeds"
+[ "$(cat "$tmp/o-links/out/mine.txt")" = mine ] && [ -f "$tmp/o-links/top.txt" ]
+ok $? "its real outputs are collected"
+[ ! -e "$tmp/o-links/out/passwd" ] && [ ! -e "$tmp/o-links/hostname-link" ] &&
+    [ ! -e "$tmp/o-links/out/inner-link" ] && [ ! -e "$tmp/o-links/out/fifo" ]
+ok $? "symlinks (out of the directory or not) and fifos are not collected"
+! grep -rq "root:" "$tmp/o-links"
+ok $? "nothing of /etc/passwd reached the output directory"
+grep -q "output 'out/passwd' not collected: a symlink is never followed" "$tmp/o-links/job.log" &&
+    grep -q "output 'absent.txt' not found" "$tmp/o-links/job.log"
+ok $? "job.log says what was skipped and why"
+
+# --- output size limit ----------------------------------------------------------
+cat > "$tmp/small.conf" <<CONF
+state_dir = "$tmp/state";
+sandbox = { uid_base = $uid_base; };
+limits = { max_output_bytes = "1M"; };
+CONF
+mkjob big '["/bin/sh", "-c", "head -c 700000 /dev/zero > a; head -c 700000 /dev/zero > b"]' 'outputs = ["a", "b"];'
+"$SURPLUS" --config "$tmp/small.conf" run -o "$tmp/o-big" "$tmp/big.tar.zst" > /dev/null 2>&1
+[ -f "$tmp/o-big/a" ] && [ ! -e "$tmp/o-big/b" ] &&
+    grep -q "output 'b' not collected: the outputs exceed limits.max_output_bytes" "$tmp/o-big/job.log"
+ok $? "outputs past limits.max_output_bytes are not collected"
+
+# --- refusals ---------------------------------------------------------------------
+mkjob three '["/bin/true"]' 'resources = { gpus = 3; };'
+S run -o "$tmp/o-three" "$tmp/three.tar.zst" > /dev/null 2> "$tmp/err"
+ok $(( $? != 69 )) "gpus = 3 with two devices exits 69"
+grep -q "job 'three' needs 3 GPU(s) of model '\*'; none can serve it; accelerator/sim: 2 of 2 device(s) fit" "$tmp/err"
+ok $? "... naming what was asked and what the node has: $(cat "$tmp/err")"
+mkjob model '["/bin/true"]' 'resources = { gpus = 1; model = "H100*"; };'
+S run -o "$tmp/o-model" "$tmp/model.tar.zst" > /dev/null 2> "$tmp/err"
+ok $(( $? != 69 )) "a model no device has exits 69"
+grep -q "sim-0: model 'SIM-80G' does not match 'H100\*'" "$tmp/err"
+ok $? "... saying which device does not match"
+printf 'garbage' > "$tmp/garbage.tar.gz"
+S run "$tmp/garbage.tar.gz" > /dev/null 2> "$tmp/err"
+ok $(( $? != 65 )) "an invalid bundle exits 65"
+S run > /dev/null 2>&1
+ok $(( $? != 64 )) "a missing argument exits 64"
+printf 'state_dir = 3;\n' > "$tmp/bad.conf"
+"$SURPLUS" --config "$tmp/bad.conf" run "$tmp/exit3.tar.zst" > /dev/null 2>&1
+ok $(( $? != 78 )) "a bad configuration exits 78"
+[ -z "$(ls "$tmp/state/jobs")" ]
+ok $? "refused and finished jobs leave no job directory"
+
+# --- --json -------------------------------------------------------------------------
+S --json run -o "$tmp/o-json" "$tmp/exit3.tar.zst" > "$tmp/json" 2> /dev/null
+python3 - "$tmp/json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["name"] == "exit3" and d["state"] == "failed" and d["exit_status"] == 3, d
+assert len(d["id"]) == 16 and d["recorded"] is True, d
+assert d["bytes_in"] > 0 and d["bytes_out"] > 0 and d["end_us"] >= d["start_us"], d
+assert set(d["stage_seconds"]) >= {"extract", "lease", "start", "run", "collect", "release", "record"}, d
+PY
+ok $? "--json prints the result as one JSON document"
+
+done_testing
