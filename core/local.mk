@@ -21,6 +21,7 @@ bin_PROGRAMS += surplus
 surplus_SOURCES = \
 	core/cli/main.c core/cli/cli.h \
 	core/cli/cmd_plugins.c \
+	core/cli/cmd_usage.c \
 	core/cli/cmd_version.c \
 	core/cli/cmd_run.c
 surplus_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS)

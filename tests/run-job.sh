@@ -17,7 +17,7 @@ sandbox = { uid_base = $uid_base; kill_grace = "1s"; };
 pricing = { currency = "EUR"; cpu_hour = 36.0;
             gpu = ( { model = "SIM*"; hour = 3.6; } ); };
 CONF
-S() { "$SURPLUS" --config "$tmp/test.conf" "$@"; }
+S() { run "$SURPLUS" --config "$tmp/test.conf" "$@"; }
 
 # mkjob NAME COMMAND-ARRAY [EXTRA-MANIFEST-LINES]: a bundle in $tmp/NAME.tar.zst
 # from the files already in $tmp/NAME/.
@@ -131,7 +131,7 @@ sandbox = { uid_base = $uid_base; };
 limits = { max_output_bytes = "1M"; };
 CONF
 mkjob big '["/bin/sh", "-c", "head -c 700000 /dev/zero > a; head -c 700000 /dev/zero > b"]' 'outputs = ["a", "b"];'
-"$SURPLUS" --config "$tmp/small.conf" run -o "$tmp/o-big" "$tmp/big.tar.zst" > /dev/null 2>&1
+run "$SURPLUS" --config "$tmp/small.conf" run -o "$tmp/o-big" "$tmp/big.tar.zst" > /dev/null 2>&1
 [ -f "$tmp/o-big/a" ] && [ ! -e "$tmp/o-big/b" ] &&
     grep -q "output 'b' not collected: the outputs exceed limits.max_output_bytes" "$tmp/o-big/job.log"
 ok $? "outputs past limits.max_output_bytes are not collected"
@@ -153,7 +153,7 @@ ok $(( $? != 65 )) "an invalid bundle exits 65"
 S run > /dev/null 2>&1
 ok $(( $? != 64 )) "a missing argument exits 64"
 printf 'state_dir = 3;\n' > "$tmp/bad.conf"
-"$SURPLUS" --config "$tmp/bad.conf" run "$tmp/exit3.tar.zst" > /dev/null 2>&1
+run "$SURPLUS" --config "$tmp/bad.conf" run "$tmp/exit3.tar.zst" > /dev/null 2>&1
 ok $(( $? != 78 )) "a bad configuration exits 78"
 [ -z "$(ls "$tmp/state/jobs")" ]
 ok $? "refused and finished jobs leave no job directory"
@@ -169,5 +169,34 @@ assert d["bytes_in"] > 0 and d["bytes_out"] > 0 and d["end_us"] >= d["start_us"]
 assert set(d["stage_seconds"]) >= {"extract", "lease", "start", "run", "collect", "release", "record"}, d
 PY
 ok $? "--json prints the result as one JSON document"
+
+# --- the usage record --------------------------------------------------------------
+id=0123456789abcdef
+S --json run --id $id -o "$tmp/o-rec" "$tmp/hello.tar.zst" > "$tmp/rec-run.json" 2> /dev/null
+ok $? "a job run with --id $id succeeds"
+S --json run --id $id -o "$tmp/o-rec2" "$tmp/hello.tar.zst" > /dev/null 2>&1
+S usage --format json > "$tmp/usage.json"
+ok $? "surplus usage --format json reads the ledger back"
+python3 - "$tmp/usage.json" "$tmp/rec-run.json" "$id" "$(hostname)" <<'PY'
+import json, sys
+recs = json.load(open(sys.argv[1]))
+run = json.load(open(sys.argv[2]))
+mine = [r for r in recs if r["job_id"] == sys.argv[3]]
+assert len(mine) == 1, "record written twice: %r" % mine
+r = mine[0]
+assert r["record_id"] == sys.argv[3] and r["tenant"] == "local", r
+assert r["job_name"] == "hello" and r["node"] == sys.argv[4], r
+assert len(r["devices"]) == 1 and r["devices"][0]["id"] in ("sim-0", "sim-1"), r
+assert r["devices"][0]["model"] == "SIM-80G", r
+assert r["state"] == "succeeded" and r["exit_status"] == 0, r
+assert 0 < r["duration_us"] < 60e6 and r["end_us"] >= r["start_us"], r
+assert abs(r["device_seconds"] - r["duration_us"] / 1e6) < 1e-3, r
+assert r["cpu_seconds"] > 0 and r["max_rss_bytes"] > 100 * 1024, r
+assert r["bytes_in"] > 0 and r["bytes_out"] > 0, r
+# pricing: 36 EUR per cpu-hour, 3.6 EUR per SIM* device-hour
+want = 36.0 * r["cpu_seconds"] / 3600 + 3.6 * r["duration_us"] / 3600e6
+assert r["currency"] == "EUR" and abs(r["cost_micros"] - want * 1e6) <= 2, (r, want)
+PY
+ok $? "the record carries every field, priced, and a re-run of the same id is billed once"
 
 done_testing

@@ -17,7 +17,7 @@ sandbox = { uid_base = $uid_base; kill_grace = "1s"; $2 };
 CONF
 }
 conf "$tmp/test.conf" ""
-S() { "$SURPLUS" --config "$tmp/test.conf" "$@"; }
+S() { run "$SURPLUS" --config "$tmp/test.conf" "$@"; }
 
 # probe NAME SCRIPT [MANIFEST-LINES]: runs SCRIPT in a job; its output is in
 # $tmp/NAME.out (stdout and stderr of the job).
@@ -122,9 +122,9 @@ ok $? "network none: the job cannot reach a port on the host's loopback"
 has net 1
 ok $? "network none: the job has only its own loopback interface"
 conf "$tmp/host.conf" 'network = "host";'
-S() { "$SURPLUS" --config "$tmp/host.conf" "$@"; }
+S() { run "$SURPLUS" --config "$tmp/host.conf" "$@"; }
 probe nethost "$netprobe"
-S() { "$SURPLUS" --config "$tmp/test.conf" "$@"; }
+S() { run "$SURPLUS" --config "$tmp/test.conf" "$@"; }
 grep -q '^reached: host-secret$' "$tmp/nethost.out"
 ok $? "control: with network = \"host\" the same probe reaches it"
 kill $listener 2>/dev/null
@@ -159,7 +159,7 @@ python3 -c 'bytearray(16 << 20)' && echo allocated-16M" 'resources = { memory = 
 ! has mem allocated-512M && has mem allocated-16M
 ok $? "memory = 128M: 512 MiB cannot be allocated, 16 MiB can"
 conf "$tmp/pids.conf" 'pids = 20;'
-S() { "$SURPLUS" --config "$tmp/pids.conf" "$@"; }
+S() { run "$SURPLUS" --config "$tmp/pids.conf" "$@"; }
 probe pids "python3 -c '
 import subprocess
 procs = []
@@ -172,7 +172,7 @@ print(\"started\", len(procs))
 for p in procs:
     p.kill()
 '"
-S() { "$SURPLUS" --config "$tmp/test.conf" "$@"; }
+S() { run "$SURPLUS" --config "$tmp/test.conf" "$@"; }
 npids=$(sed -n 's/^started //p' "$tmp/pids.out")
 [ -n "$npids" ] && [ "$npids" -ge 5 ] && [ "$npids" -lt 20 ]
 ok $? "sandbox.pids = 20 caps the job's processes (started ${npids:-none} of 40 children)"

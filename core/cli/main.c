@@ -21,6 +21,7 @@ static const struct verb {
     {"run", cmd_run, "run a job bundle here and now, without a daemon"},
     {"plugins", cmd_plugins, "list the configured plugins and what they "
                              "report [--check]"},
+    {"usage", cmd_usage, "show usage records from the accounting ledger"},
     {"version", cmd_version, "show the version and plugin ABI"},
 };
 

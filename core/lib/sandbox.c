@@ -109,6 +109,7 @@ struct plan {
     char tmp_opts[64];
     char hostname[64];
     int err_fd;
+    int cg_join;      /* cgroup to join first thing, or -1 */
     int use_rlimits;
     unsigned long ncpu;
 };
@@ -284,7 +285,8 @@ static void child_mount(const struct plan *p, const char *src,
                         const char *dst, const char *type,
                         unsigned long flags, const char *data)
 {
-    if (mount(src, dst, type, flags, data) < 0)
+    /* "none" rather than NULL where the kernel ignores the argument. */
+    if (mount(src ? src : "none", dst, type ? type : "none", flags, data) < 0)
         child_fail(p, SB_SETUP, errno, "mount %s on %s", type ? type : src,
                    dst);
 }
@@ -313,17 +315,88 @@ static void child_mkdirs(const struct plan *p, const char *path, mode_t mode)
     }
 }
 
+/* Undoes mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape(char *s)
+{
+    char *w = s;
+
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+            s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+            *w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *w++ = *s;
+        }
+    }
+    *w = '\0';
+}
+
+/* mount_setattr(AT_RECURSIVE) for kernels (and tools such as valgrind)
+ * without it: remounts every mount at or below `path` one by one, as
+ * /proc/self/mountinfo lists them. */
+static void child_remount_below(const struct plan *p, const char *path,
+                                unsigned long flags)
+{
+    static char buf[1 << 16], line[2 * PATH_MAX];
+    size_t used = 0, plen = strlen(path);
+    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        child_fail(p, SB_SETUP, errno, "/proc/self/mountinfo");
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            char *f, *mp = NULL, *save = NULL;
+            int k = 0;
+
+            if (buf[i] != '\n') {
+                if (used + 1 < sizeof line)
+                    line[used++] = buf[i];
+                continue;
+            }
+            line[used] = '\0';
+            used = 0;
+            for (f = strtok_r(line, " ", &save); f && k < 4;
+                 f = strtok_r(NULL, " ", &save))
+                if (++k == 4)
+                    mp = strtok_r(NULL, " ", &save);
+            if (mp == NULL)
+                continue;
+            unescape(mp);
+            if (strncmp(mp, path, plen) != 0 ||
+                (mp[plen] != '\0' && mp[plen] != '/'))
+                continue;
+            if (mount("none", mp, "none", MS_BIND | MS_REMOUNT | flags,
+                      NULL) < 0 &&
+                errno != EACCES && errno != ENOENT)
+                child_fail(p, SB_SETUP, errno, "remount %s read-only", mp);
+        }
+    }
+    close(fd);
+}
+
 static void child_setattr(const struct plan *p, const char *path,
                           uint64_t set, unsigned flags)
 {
     struct sb_mount_attr a = {.attr_set = set};
+    unsigned long mflags = 0;
 
-    if (syscall(SYS_mount_setattr, AT_FDCWD, path, flags, &a, sizeof a) < 0)
-        child_fail(p, SB_SETUP, errno,
-                   errno == ENOSYS ? "mount_setattr %s (Linux 5.12 or newer "
-                                     "is needed)"
-                                   : "mount_setattr %s",
-                   path);
+    if (syscall(SYS_mount_setattr, AT_FDCWD, path, flags, &a, sizeof a) == 0)
+        return;
+    if (errno != ENOSYS)
+        child_fail(p, SB_SETUP, errno, "mount_setattr %s", path);
+    if (set & MOUNT_ATTR_RDONLY)
+        mflags |= MS_RDONLY;
+    if (set & MOUNT_ATTR_NOSUID)
+        mflags |= MS_NOSUID;
+    if (set & MOUNT_ATTR_NODEV)
+        mflags |= MS_NODEV;
+    if (flags & AT_RECURSIVE)
+        child_remount_below(p, path, mflags);
+    else if (mount("none", path, "none", MS_BIND | MS_REMOUNT | mflags,
+                   NULL) < 0)
+        child_fail(p, SB_SETUP, errno, "remount %s", path);
 }
 
 static void child_dev(const struct plan *p)
@@ -565,6 +638,13 @@ static __attribute__((noreturn)) int child_main(struct plan *p)
     for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
         sigaction(forwarded[i], &sa, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (p->cg_join >= 0) {
+        int fd = openat(p->cg_join, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+
+        if (fd < 0 || write(fd, "0", 1) != 1)
+            child_fail(p, SB_SETUP, errno, "join the job's cgroup");
+        close(fd);
+    }
 
     if (sethostname(p->hostname, strlen(p->hostname)) < 0)
         child_fail(p, SB_SETUP, errno, "sethostname");
@@ -782,6 +862,7 @@ int sandbox_start(const struct sandbox_spec *spec, struct sandbox *sb,
         goto out;
     }
     p->err_fd = pipefd[1];
+    p->cg_join = -1;
     args.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
                  CLONE_PIDFD | (spec->network_host ? 0 : CLONE_NEWNET);
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
@@ -791,6 +872,17 @@ int sandbox_start(const struct sandbox_spec *spec, struct sandbox *sb,
         args.cgroup = (uint64_t)sb->cgroup_fd;
     }
     pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0 && errno == ENOSYS) {
+        /* clone(2) does the same but for the cgroup, which the child
+         * then joins first thing (valgrind, seccomp filters and kernels
+         * before 5.7 lack clone3 or CLONE_INTO_CGROUP). */
+        p->cg_join = sb->cgroup_fd;
+        pid = (pid_t)syscall(SYS_clone,
+                             (unsigned long)(args.flags &
+                                             ~SB_CLONE_INTO_CGROUP) |
+                                 SIGCHLD,
+                             0, &pidfd, 0, 0);
+    }
     if (pid == 0)
         child_main(p);
     if (pid < 0) {
