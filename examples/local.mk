@@ -6,3 +6,9 @@ dist_exampleplugins_DATA = \
 	examples/plugins/Makefile \
 	examples/plugins/README.md
 EXTRA_DIST += examples/sim.conf
+
+# Job bundles a tenant starts from, installed as documentation.
+examplejobshellodir = $(docdir)/examples/jobs/hello
+dist_examplejobshello_DATA = \
+	examples/jobs/hello/job.conf \
+	examples/jobs/hello/hello.sh

@@ -144,6 +144,16 @@ EXTRA_DIST += tests/bench/unpack.sh \
 	tests/fuzz/fuzz_manifest.c tests/fuzz/fuzz_bundle.c \
 	tests/fuzz/corpus/manifest/example.conf tests/fuzz/corpus/manifest/minimal.conf \
 	tests/fuzz/corpus/manifest/include.conf tests/fuzz/corpus/manifest/clock.conf
-bench: tests/bench/unpack$(EXEEXT)
+bench: tests/bench/unpack$(EXEEXT) tests/bench/launch$(EXEEXT) surplus$(EXEEXT)
 	$(SHELL) $(srcdir)/tests/bench/unpack.sh $(builddir)
+	$(SHELL) $(srcdir)/tests/bench/launch.sh $(builddir)
 .PHONY: bench
+
+check_PROGRAMS += tests/bench/launch
+tests_bench_launch_SOURCES = tests/bench/launch.c
+tests_bench_launch_CFLAGS = $(UNIT_CFLAGS)
+tests_bench_launch_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/bench/launch.sh
+bench-launch: tests/bench/launch$(EXEEXT) surplus$(EXEEXT)
+	$(SHELL) $(srcdir)/tests/bench/launch.sh $(builddir)
+.PHONY: bench-launch

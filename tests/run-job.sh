@@ -170,6 +170,43 @@ assert set(d["stage_seconds"]) >= {"extract", "lease", "start", "run", "collect"
 PY
 ok $? "--json prints the result as one JSON document"
 
+# --- cancel: SIGTERM to surplus run stops the whole job --------------------------
+mkdir -p "$tmp/cancel"
+cat > "$tmp/cancel/run.sh" <<'SH'
+setsid sh -c 'while :; do sleep 1; done' &
+echo started
+while :; do sleep 1; done
+SH
+mkjob cancel '["/bin/sh", "run.sh"]'
+${SURPLUS_VALGRIND} "$SURPLUS" --config "$tmp/test.conf" run -o "$tmp/o-cancel" \
+    "$tmp/cancel.tar.zst" > "$tmp/cancel.out" 2> "$tmp/cancel.err" &
+runner=$!
+for i in $(seq 1 100); do grep -q started "$tmp/cancel.out" 2>/dev/null && break; sleep 0.1; done
+kill -TERM $runner
+wait $runner
+rc=$?
+ok $(( rc != 143 )) "SIGTERM to surplus run cancels the job: exit 128+15 (got $rc)"
+grep -q "'cancel' cancelled" "$tmp/cancel.err"
+ok $? "... its state is cancelled"
+sleep 0.2
+[ -z "$(ps -o pid= -u $uid_base 2>/dev/null)" ]
+ok $? "... and none of its processes survive"
+
+# --- cleanup never follows the job's symlinks ----------------------------------------
+mkdir -p "$tmp/victim/dir" && echo keep > "$tmp/victim/file" && echo keep > "$tmp/victim/dir/inner"
+mkdir -p "$tmp/trap"
+cat > "$tmp/trap/run.sh" <<SH
+ln -s $tmp/victim dirlink
+ln -s $tmp/victim/file filelink
+mkdir -p sub && ln -s $tmp/victim/dir sub/deeper
+SH
+mkjob trap '["/bin/sh", "run.sh"]' 'outputs = ["dirlink/", "sub/"];'
+S run -o "$tmp/o-trap" "$tmp/trap.tar.zst" > /dev/null 2>&1
+[ "$(cat "$tmp/victim/file")" = keep ] && [ "$(cat "$tmp/victim/dir/inner")" = keep ]
+ok $? "removing the job directory leaves what its symlinks point to alone"
+[ ! -e "$tmp/o-trap/dirlink" ] && [ ! -e "$tmp/o-trap/sub/deeper/inner" ]
+ok $? "... and outputs through them are not collected"
+
 # --- the usage record --------------------------------------------------------------
 id=0123456789abcdef
 S --json run --id $id -o "$tmp/o-rec" "$tmp/hello.tar.zst" > "$tmp/rec-run.json" 2> /dev/null

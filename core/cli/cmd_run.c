@@ -184,6 +184,8 @@ int cmd_run(struct cli *cli, int argc, char **argv)
         sigaction(SIGHUP, &sa, NULL);
         ro.cancel_fd = cancel_fd;
     }
+    /* A reader of the echo that goes away must not kill the runner. */
+    signal(SIGPIPE, SIG_IGN);
     ro.echo_fd = cli->json ? 2 : 1;
     r = runner_run(node, &ro, &res, &e);
     if (r < 0) {

@@ -709,9 +709,12 @@ static int run_command(struct run *j, char **env, struct outcome *out)
     while (!exited) {
         struct pollfd pfd[3] = {{.fd = sb.pidfd, .events = POLLIN},
                                 {.fd = eof ? -1 : pipefd[0], .events = POLLIN},
-                                {.fd = j->o->cancel_fd, .events = POLLIN}};
+                                {.fd = out->cancelled ? -1 : j->o->cancel_fd,
+                                 .events = POLLIN}};
         uint64_t now = mono_ns(), until = kill_at ? kill_at : deadline;
-        int timeout = until > now ? (int)((until - now) / 1000000u) + 1 : 0;
+        int timeout = until == UINT64_MAX ? -1
+                      : until > now      ? (int)((until - now) / 1000000u) + 1
+                                         : 0;
         int n = poll(pfd, 3, timeout);
 
         if (n < 0 && errno != EINTR)

@@ -58,6 +58,9 @@
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 #ifndef SYS_clone3
 #define SYS_clone3 435
 #endif
@@ -894,7 +897,18 @@ int sandbox_start(const struct sandbox_spec *spec, struct sandbox *sb,
         goto out;
     }
     sb->pid = pid;
+    /* Some clone(2) emulations (valgrind) ignore CLONE_PIDFD; the child
+     * is ours and not reaped, so its pid cannot have been reused. */
+    if (pidfd < 0)
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     sb->pidfd = pidfd;
+    if (pidfd < 0) {
+        r = err_set(e, -errno, "sandbox: pidfd for the job: %s",
+                    strerror(errno));
+        kill(pid, SIGKILL);
+        sandbox_wait(sb, &(int){0}, NULL, NULL);
+        goto out;
+    }
     close(pipefd[1]);
     pipefd[1] = -1;
     /* EOF: the command was executed.  A report: it was not. */
@@ -929,9 +943,13 @@ int sandbox_signal(struct sandbox *sb, int sig)
 {
     if (sb->pidfd < 0 || sb->reaped)
         return -ESRCH;
-    if (syscall(SYS_pidfd_send_signal, sb->pidfd, sig, NULL, 0) < 0)
-        return -errno;
-    return 0;
+    if (syscall(SYS_pidfd_send_signal, sb->pidfd, sig, NULL, 0) == 0)
+        return 0;
+    /* Without pidfd_send_signal (valgrind) the pid is just as safe: the
+     * process is our unreaped child. */
+    if (errno == ENOSYS && kill(sb->pid, sig) == 0)
+        return 0;
+    return -errno;
 }
 
 int sandbox_kill(struct sandbox *sb)

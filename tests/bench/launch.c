@@ -1,0 +1,88 @@
+/*
+ * launch - the cost of one trivial job end to end through runner_run():
+ * extract, sandbox, run the command, collect, record.  Prints the median,
+ * the 90th percentile and the mean of the whole, then the median of each
+ * stage; the timing half of tests/bench/launch.sh.
+ *   launch CONFIG BUNDLE RUNS
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "node.h"
+#include "runner.h"
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double p)
+{
+    qsort(v, n, sizeof *v, cmp);
+    return v[(size_t)(p * (double)(n - 1) + 0.5)];
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+    struct runner_opts o = {.tenant = "bench", .out_dir = "", .echo_fd = -1,
+                            .cancel_fd = -1};
+    struct config *cf = NULL;
+    struct node *node = NULL;
+    struct err e = {0};
+    double *total, *stage[STAGE_COUNT], sum = 0;
+    long runs;
+
+    if (argc != 4 || (runs = strtol(argv[3], NULL, 10)) < 1) {
+        fprintf(stderr, "usage: launch CONFIG BUNDLE RUNS\n");
+        return 64;
+    }
+    if (config_load(argv[1], &cf, &e) < 0 || node_open(cf, &node, &e) < 0) {
+        fprintf(stderr, "launch: %s\n", e.msg);
+        return 78;
+    }
+    o.bundle = argv[2];
+    total = calloc((size_t)runs, sizeof *total);
+    for (int s = 0; s < STAGE_COUNT; s++)
+        stage[s] = calloc((size_t)runs, sizeof *stage[s]);
+    for (long i = 0; i < runs; i++) {
+        struct runner_result res;
+        double t0 = now_ms();
+        int r = runner_run(node, &o, &res, &e);
+
+        total[i] = now_ms() - t0;
+        if (r < 0 || res.exit_status != 0) {
+            fprintf(stderr, "launch: run %ld: %s (exit %d)\n", i,
+                    r < 0 ? e.msg : "the job failed", res.exit_status);
+            return 70;
+        }
+        for (int s = 0; s < STAGE_COUNT; s++)
+            stage[s][i] = (double)res.stage_ns[s] / 1e6;
+        sum += total[i];
+        runner_result_free(&res);
+    }
+    printf("runs %ld\nmedian_ms %.3f\np90_ms %.3f\nmean_ms %.3f\nmin_ms %.3f\n",
+           runs, pct(total, (size_t)runs, 0.5), pct(total, (size_t)runs, 0.9),
+           sum / (double)runs, pct(total, (size_t)runs, 0.0));
+    for (int s = 0; s < STAGE_COUNT; s++)
+        printf("stage %s %.3f\n", runner_stage_name(s),
+               pct(stage[s], (size_t)runs, 0.5));
+    for (int s = 0; s < STAGE_COUNT; s++)
+        free(stage[s]);
+    free(total);
+    node_close(node);
+    config_free(cf);
+    return 0;
+}
