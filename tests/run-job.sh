@@ -152,6 +152,13 @@ S run "$tmp/garbage.tar.gz" > /dev/null 2> "$tmp/err"
 ok $(( $? != 65 )) "an invalid bundle exits 65"
 S run > /dev/null 2>&1
 ok $(( $? != 64 )) "a missing argument exits 64"
+if command -v setpriv > /dev/null; then
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$SURPLUS" --config "$tmp/test.conf" \
+        run "$tmp/exit3.tar.zst" > /dev/null 2> "$tmp/err"
+    ok $(( $? != 77 )) "a user other than root gets exit 77: $(cat "$tmp/err")"
+else
+    skip "a user other than root gets exit 77" "no setpriv"
+fi
 printf 'state_dir = 3;\n' > "$tmp/bad.conf"
 run "$SURPLUS" --config "$tmp/bad.conf" run "$tmp/exit3.tar.zst" > /dev/null 2>&1
 ok $(( $? != 78 )) "a bad configuration exits 78"

@@ -171,6 +171,11 @@ int cmd_run(struct cli *cli, int argc, char **argv)
         return EXIT_USAGE;
     }
     ro.bundle = argv[optind];
+    if (geteuid() != 0) {
+        cli_error("run: needs root: each job gets an unprivileged uid and "
+                  "namespaces of its own (see SANDBOX in surplus(1))");
+        return EXIT_NOT_PERMITTED;
+    }
     if ((rc = cli_load_config(cli, &cf)) != 0)
         return rc;
     if (node_open(cf, &node, &e) < 0) {
