@@ -10,7 +10,7 @@ core_lib_libsurplus_la_SOURCES = \
 	core/lib/loader.c core/lib/loader.h \
 	core/lib/conform.c core/lib/conform.h \
 	core/lib/node.c core/lib/node.h \
-	core/lib/sandbox.c core/lib/sandbox.h \
+	core/lib/sandbox.c core/lib/sandbox.h core/lib/sandbox-proto.h \
 	core/lib/runner.c core/lib/runner.h
 core_lib_libsurplus_la_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) -pthread
 core_lib_libsurplus_la_LIBADD = $(LIBCONFIG_LIBS) -lm
@@ -26,3 +26,10 @@ surplus_SOURCES = \
 	core/cli/cmd_run.c
 surplus_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS)
 surplus_LDADD = core/lib/libsurplus.la $(JANSSON_LIBS)
+
+# surplus-sandbox-init: pid 1 of every job.  Small and, where the C library
+# allows, static, so that executing it costs little.
+pkglibexec_PROGRAMS = surplus-sandbox-init
+surplus_sandbox_init_SOURCES = core/lib/sandbox-init.c core/lib/sandbox-proto.h
+surplus_sandbox_init_CFLAGS = -std=gnu11 $(WARN_CFLAGS)
+surplus_sandbox_init_LDFLAGS = $(INIT_LDFLAGS)

@@ -14,6 +14,8 @@ AM_TESTS_ENVIRONMENT = \
 	top_builddir='$(abs_top_builddir)'; export top_builddir; \
 	SURPLUS_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs'; \
 	export SURPLUS_PLUGIN_PATH; \
+	SURPLUS_SANDBOX_INIT='$(abs_top_builddir)/surplus-sandbox-init'; \
+	export SURPLUS_SANDBOX_INIT; \
 	SURPLUS_FIXTURE_DIR='$(abs_top_builddir)/tests/plugins/.libs'; \
 	export SURPLUS_FIXTURE_DIR; \
 	SURPLUS_HAVE_CUDA='$(HAVE_CUDA_VALUE)'; export SURPLUS_HAVE_CUDA; \

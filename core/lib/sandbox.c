@@ -1,12 +1,14 @@
 /*
  * sandbox.c - one job's namespaces, filesystem view, identity and limits.
  *
- * The child is created with a raw clone3 so it can be born inside the new
- * namespaces (and the job's cgroup) and hand back a pidfd.  A raw clone
- * skips glibc's fork handlers, so the child must not take any lock another
- * thread of the parent could have held: everything it needs (paths, the
- * environment, the list of mounts) is prepared by the parent, and the child
- * makes system calls only, into fixed buffers.
+ * The child is created with clone(CLONE_VM | CLONE_VFORK) straight into
+ * the new namespaces, like posix_spawn: it shares the runner's memory
+ * while the runner's thread waits, so nothing of a large (or threaded)
+ * runner is copied, and it must not take any lock another thread could
+ * hold: everything it needs (paths, the environment, the command) is
+ * prepared by the parent, and it makes system calls only.  It sets up the
+ * mounts, limits and identity, then executes surplus-sandbox-init, which
+ * becomes the pid namespace's init (sandbox-init.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -35,11 +38,11 @@
 #include <unistd.h>
 
 #include "sandbox.h"
+#include "sandbox-proto.h"
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
-#define SB_CLONE_INTO_CGROUP 0x200000000ULL
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
@@ -61,8 +64,8 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
-#ifndef SYS_clone3
-#define SYS_clone3 435
+#ifndef SYS_execveat
+#define SYS_execveat 322
 #endif
 #ifndef SYS_pivot_root
 #define SYS_pivot_root 155
@@ -74,10 +77,6 @@
 #define SYS_close_range 436
 #endif
 
-struct sb_clone_args {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack,
-        stack_size, tls, set_tid, set_tid_size, cgroup;
-};
 
 struct sb_mount_attr {
     uint64_t attr_set, attr_clr, propagation, userns_fd;
@@ -88,31 +87,26 @@ static const char *const std_devices[] = {"null", "zero", "full", "random",
                                           "urandom", "tty", NULL};
 
 #define SB_MAX_DEVICES 64
+#define SB_STACK (256 * 1024)
 #define SB_MAX_HIDE 8
-#define SB_ERR_TEXT 480
-
-/* What the child reports through its error pipe before exec. */
-struct sb_report {
-    int32_t stage;  /* SB_SETUP or SB_EXEC */
-    int32_t err;    /* positive errno */
-    char text[SB_ERR_TEXT];
-};
-enum { SB_SETUP = 1, SB_EXEC = 2 };
-
 /* Everything the child uses, prepared by the parent. */
 struct plan {
     const struct sandbox_spec *spec;
     char root[PATH_MAX];
     char job_in_root[PATH_MAX];
-    char hide_in_root[SB_MAX_HIDE][PATH_MAX];
+    /* Only as large as needed: every page the child touches after the
+     * clone costs a fault. */
+    char *hide_in_root[SB_MAX_HIDE];
     size_t n_hide;
-    char dev_src[SB_MAX_DEVICES][PATH_MAX];
-    char dev_dst[SB_MAX_DEVICES][PATH_MAX];
+    char *dev_src[SB_MAX_DEVICES];
+    char *dev_dst[SB_MAX_DEVICES];
     size_t n_dev;
     char tmp_opts[64];
     char hostname[64];
     int err_fd;
     int cg_join;      /* cgroup to join first thing, or -1 */
+    int init_fd;      /* surplus-sandbox-init, opened before pivot_root */
+    char **init_argv; /* "surplus-sandbox-init", "--", the command */
     int use_rlimits;
     unsigned long ncpu;
 };
@@ -240,6 +234,13 @@ static void probe_once(void)
         probe(&host_state);
 }
 
+const char *sandbox_init_path(void)
+{
+    const char *env = getenv("SURPLUS_SANDBOX_INIT");
+
+    return env && *env ? env : SURPLUS_LIBEXEC_DIR "/surplus-sandbox-init";
+}
+
 const struct sandbox_host *sandbox_host_probe(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -267,7 +268,7 @@ child_fail(const struct plan *p, int stage, int err, const char *fmt, ...)
         snprintf(rep.text + n, sizeof rep.text - n, ": %s", strerror(err));
     w = write(p->err_fd, &rep, sizeof rep);
     (void)w;
-    _exit(stage == SB_EXEC ? (err == ENOENT ? 127 : 126) : 125);
+    _exit(SB_EXIT_SETUP);
 }
 
 /* snprintf for paths: a cut path would name the wrong place. */
@@ -576,70 +577,29 @@ static void child_identity(const struct plan *p)
         child_fail(p, SB_SETUP, errno, "setresuid %u", (unsigned)s->uid);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(p, SB_SETUP, errno, "no_new_privs");
-    /* A changed identity cleared these two; set them now.  Not dumpable:
-     * the job's processes share init's uid but may not ptrace it. */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* A changed identity cleared it: set it again. */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 }
 
-/* Finds argv[0] in the job's PATH with fixed buffers, as execvpe would. */
-static void child_exec(const struct plan *p)
+/* Moves `fd` to `to` without the close-on-exec flag. */
+static void child_fd(const struct plan *p, int fd, int to)
 {
-    const struct sandbox_spec *s = p->spec;
-    const char *cmd = s->argv[0], *path = "/usr/bin:/bin";
-    char buf[PATH_MAX];
-    int last = ENOENT;
-
-    if (strchr(cmd, '/') != NULL) {
-        execve(cmd, s->argv, s->envp);
-        child_fail(p, SB_EXEC, errno, "cannot execute '%s'", cmd);
-    }
-    for (char *const *e = s->envp; *e; e++)
-        if (strncmp(*e, "PATH=", 5) == 0)
-            path = *e + 5;
-    for (const char *d = path;; d++) {
-        const char *end = strchr(d, ':');
-        size_t n = end ? (size_t)(end - d) : strlen(d);
-
-        if (n + 1 + strlen(cmd) < sizeof buf) {
-            if (n == 0)
-                child_path(p, buf, sizeof buf, "%s", cmd);
-            else
-                child_path(p, buf, sizeof buf, "%.*s/%s", (int)n, d, cmd);
-            execve(buf, s->argv, s->envp);
-            if (errno != ENOENT && errno != ENOTDIR)
-                last = errno;
-        }
-        if (end == NULL)
-            break;
-        d = end;
-    }
-    child_fail(p, SB_EXEC, last, "cannot execute '%s' (searched PATH %s)",
-               cmd, path);
+    if (fd == to ? fcntl(fd, F_SETFD, 0) < 0 : dup2(fd, to) < 0)
+        child_fail(p, SB_SETUP, errno, "descriptor %d", to);
 }
 
-static void on_signal(int sig)
+/*
+ * The child, started with CLONE_VM|CLONE_VFORK: it shares the runner's
+ * memory (no page tables copied, no copy-on-write faults for either side)
+ * while the runner's thread waits, and ends by executing
+ * surplus-sandbox-init.  System calls only, on its own stack.
+ */
+static int child_fn(void *arg)
 {
-    (void)sig;
-}
-
-/* The namespace's pid 1. */
-static __attribute__((noreturn)) int child_main(struct plan *p)
-{
+    const struct plan *p = arg;
     const struct sandbox_spec *s = p->spec;
-    static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT,
-                                    SIGUSR1, SIGUSR2, SIGCHLD};
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigset_t all, none;
-    pid_t job;
-    int status = 0;
+    int fds[3];
 
-    sigfillset(&all);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    /* pid 1 receives only signals it has a handler for. */
-    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-        sigaction(forwarded[i], &sa, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (p->cg_join >= 0) {
         int fd = openat(p->cg_join, "cgroup.procs", O_WRONLY | O_CLOEXEC);
@@ -648,57 +608,29 @@ static __attribute__((noreturn)) int child_main(struct plan *p)
             child_fail(p, SB_SETUP, errno, "join the job's cgroup");
         close(fd);
     }
-
     if (sethostname(p->hostname, strlen(p->hostname)) < 0)
         child_fail(p, SB_SETUP, errno, "sethostname");
     if (!s->network_host)
         child_loopback(p);
     child_filesystem(p);
     child_limits(p);
+
+    /* Above 3 first, so that no descriptor overwrites another. */
+    fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fds[0] < 0 || (fds[0] = fcntl(fds[0], F_DUPFD_CLOEXEC, 10)) < 0 ||
+        (fds[1] = fcntl(s->log_fd, F_DUPFD_CLOEXEC, 10)) < 0 ||
+        (fds[2] = fcntl(p->err_fd, F_DUPFD_CLOEXEC, 10)) < 0)
+        child_fail(p, SB_SETUP, errno, "descriptors");
+    child_fd(p, fds[0], 0);
+    child_fd(p, fds[1], 1);
+    child_fd(p, fds[1], 2);
+    child_fd(p, fds[2], SB_REPORT_FD);
+    syscall(SYS_close_range, SB_REPORT_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+
     child_identity(p);
-
-    job = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-    if (job < 0)
-        child_fail(p, SB_SETUP, errno, "fork the command");
-    if (job == 0) {
-        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-        /* Its own session: a job cannot reach the runner's terminal. */
-        setsid();
-        if (null < 0 || dup2(null, 0) < 0 || dup2(s->log_fd, 1) < 0 ||
-            dup2(s->log_fd, 2) < 0)
-            child_fail(p, SB_SETUP, errno, "standard descriptors");
-        syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-        for (int sig = 1; sig < NSIG; sig++)
-            signal(sig, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        child_exec(p);
-    }
-    close(p->err_fd);
-    close(s->log_fd);
-    for (;;) {
-        siginfo_t si;
-        int sig = sigwaitinfo(&all, &si);
-        pid_t pid;
-        int st;
-
-        if (sig < 0)
-            continue;
-        if (sig != SIGCHLD) {
-            if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP ||
-                sig == SIGQUIT || sig == SIGUSR1 || sig == SIGUSR2)
-                kill(-1, sig);
-            continue;
-        }
-        while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-            if (pid != job)
-                continue;
-            status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
-            /* The command is over: whatever it left behind dies with
-             * this process. */
-            _exit(status);
-        }
-    }
+    syscall(SYS_execveat, p->init_fd, "", p->init_argv, s->envp,
+            AT_EMPTY_PATH);
+    child_fail(p, SB_SETUP, errno, "execute surplus-sandbox-init");
 }
 
 /* -------------------------------------------------------------- parent */
@@ -713,6 +645,39 @@ static int plan_path(char *buf, size_t len, const char *root,
     return 0;
 }
 
+static int plan_strdup(char **ret, struct err *e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int plan_strdup(char **ret, struct err *e, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(ret, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        *ret = NULL;
+        return err_set(e, -ENOMEM, "out of memory");
+    }
+    if (n >= PATH_MAX)
+        return err_set(e, -ENAMETOOLONG, "sandbox: '%s' is too long", *ret);
+    return 0;
+}
+
+static void plan_free(struct plan *p)
+{
+    if (p->init_fd >= 0)
+        close(p->init_fd);
+    free(p->init_argv);
+    for (size_t i = 0; i < SB_MAX_HIDE; i++)
+        free(p->hide_in_root[i]);
+    for (size_t i = 0; i < SB_MAX_DEVICES; i++) {
+        free(p->dev_src[i]);
+        free(p->dev_dst[i]);
+    }
+    free(p);
+}
+
 static int plan_make(struct plan *p, const struct sandbox_spec *s,
                      bool use_rlimits, struct err *e)
 {
@@ -720,9 +685,23 @@ static int plan_make(struct plan *p, const struct sandbox_spec *s,
     int r;
     long n;
 
-    memset(p, 0, sizeof *p);
     p->spec = s;
     p->use_rlimits = use_rlimits;
+    {
+        const char *init = sandbox_init_path();
+        size_t argc = 0;
+
+        while (s->argv[argc])
+            argc++;
+        if ((p->init_argv = calloc(argc + 3, sizeof(char *))) == NULL)
+            return err_set(e, -ENOMEM, "out of memory");
+        p->init_argv[0] = (char *)"surplus-sandbox-init";
+        p->init_argv[1] = (char *)"--";
+        memcpy(p->init_argv + 2, s->argv, argc * sizeof(char *));
+        if ((p->init_fd = open(init, O_RDONLY | O_CLOEXEC)) < 0)
+            return err_set(e, -errno, "sandbox: %s: %s", init,
+                           strerror(errno));
+    }
     n = sysconf(_SC_NPROCESSORS_ONLN);
     p->ncpu = n > 0 ? (unsigned long)n : 1;
     if (realpath(s->root_dir, p->root) == NULL)
@@ -738,10 +717,12 @@ static int plan_make(struct plan *p, const struct sandbox_spec *s,
             return err_set(e, -E2BIG, "sandbox: too many hidden paths");
         if (stat(s->hide[i], &st) < 0)
             continue;
-        if ((r = plan_path(p->hide_in_root[p->n_hide], PATH_MAX, p->root,
-                           s->hide[i], e)) < 0)
+        if (s->hide[i][0] != '/')
+            return err_set(e, -EINVAL, "sandbox: '%s' is not absolute",
+                           s->hide[i]);
+        if ((r = plan_strdup(&p->hide_in_root[p->n_hide++], e, "%s%s",
+                             p->root, s->hide[i])) < 0)
             return r;
-        p->n_hide++;
     }
     for (i = 0; s->devices && s->devices[i]; i++) {
         const char *d = s->devices[i], *base;
@@ -766,11 +747,10 @@ static int plan_make(struct plan *p, const struct sandbox_spec *s,
         for (const char *const *sd = std_devices; *sd; sd++)
             if (strcmp(*sd, base) == 0)
                 goto next;
-        if (snprintf(p->dev_src[p->n_dev], PATH_MAX, "%s", d) >= PATH_MAX ||
-            snprintf(p->dev_dst[p->n_dev], PATH_MAX, "%s/dev/%s", p->root,
-                     base) >= PATH_MAX)
-            return err_set(e, -ENAMETOOLONG, "sandbox: '%s' is too long", d);
-        p->n_dev++;
+        if ((r = plan_strdup(&p->dev_src[p->n_dev], e, "%s", d)) < 0 ||
+            (r = plan_strdup(&p->dev_dst[p->n_dev++], e, "%s/dev/%s",
+                             p->root, base)) < 0)
+            return r;
     next:;
     }
     if (s->disk)
@@ -843,7 +823,9 @@ int sandbox_start(const struct sandbox_spec *spec, struct sandbox *sb,
     struct plan *p;
     struct sb_report rep;
     int pipefd[2] = {-1, -1}, pidfd = -1, r;
-    struct sb_clone_args args = {0};
+    sigset_t all, old;
+    void *stack;
+    int flags, err;
     pid_t pid;
     ssize_t n;
 
@@ -854,7 +836,7 @@ int sandbox_start(const struct sandbox_spec *spec, struct sandbox *sb,
     if (spec->uid == 0 || spec->gid == 0)
         return err_set(e, -EPERM, "sandbox: refusing to run a job as root");
     /* The plan is large; the heap keeps it off a thread's stack. */
-    if ((p = malloc(sizeof *p)) == NULL)
+    if ((p = calloc(1, sizeof *p)) == NULL)
         return err_set(e, -ENOMEM, "out of memory");
     if ((r = plan_make(p, spec, !h->cgroup, e)) < 0)
         goto out;
@@ -865,29 +847,25 @@ int sandbox_start(const struct sandbox_spec *spec, struct sandbox *sb,
         goto out;
     }
     p->err_fd = pipefd[1];
-    p->cg_join = -1;
-    args.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
-                 CLONE_PIDFD | (spec->network_host ? 0 : CLONE_NEWNET);
-    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-    args.exit_signal = SIGCHLD;
-    if (sb->cgroup_fd >= 0) {
-        args.flags |= SB_CLONE_INTO_CGROUP;
-        args.cgroup = (uint64_t)sb->cgroup_fd;
+    p->cg_join = sb->cgroup_fd;
+    flags = CLONE_VM | CLONE_VFORK | CLONE_NEWNS | CLONE_NEWPID |
+            CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD |
+            (spec->network_host ? 0 : CLONE_NEWNET);
+    stack = mmap(NULL, SB_STACK, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        r = err_set(e, -errno, "sandbox: stack: %s", strerror(errno));
+        goto out;
     }
-    pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
-    if (pid < 0 && errno == ENOSYS) {
-        /* clone(2) does the same but for the cgroup, which the child
-         * then joins first thing (valgrind, seccomp filters and kernels
-         * before 5.7 lack clone3 or CLONE_INTO_CGROUP). */
-        p->cg_join = sb->cgroup_fd;
-        pid = (pid_t)syscall(SYS_clone,
-                             (unsigned long)(args.flags &
-                                             ~SB_CLONE_INTO_CGROUP) |
-                                 SIGCHLD,
-                             0, &pidfd, 0, 0);
-    }
-    if (pid == 0)
-        child_main(p);
+    /* The child must not run this process's handlers on its memory. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = clone(child_fn, (char *)stack + SB_STACK, flags | SIGCHLD, p,
+                &pidfd, NULL, NULL);
+    err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, SB_STACK);
+    errno = err;
     if (pid < 0) {
         r = -errno;
         err_set(e, r, "sandbox: cannot create the job's namespaces: %s%s",
@@ -935,7 +913,7 @@ out:
         close(pipefd[0]);
     if (pipefd[1] >= 0)
         close(pipefd[1]);
-    free(p);
+    plan_free(p);
     return r;
 }
 

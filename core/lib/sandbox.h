@@ -2,11 +2,12 @@
  * sandbox.h - running one job's command isolated from the host.
  *
  * sandbox_start() clones a process into fresh mount, pid, ipc, uts and (by
- * default) network namespaces.  That process becomes the namespace's init:
- * it builds the job's view of the filesystem (the host read-only, private
- * /tmp, /run, /dev and /proc, the job directory read-write), drops to the
- * job's unprivileged uid with no capabilities and no_new_privs, forks the
- * command and reaps everything until the command exits.  When init exits the
+ * default) network namespaces.  It builds the job's view of the filesystem
+ * (the host read-only, private /tmp, /run, /dev and /proc, the job
+ * directory read-write), drops to the job's unprivileged uid with no
+ * capabilities and no_new_privs, and executes surplus-sandbox-init, the
+ * namespace's init, which starts the command and reaps everything until
+ * the command exits.  When init exits the
  * kernel kills whatever else is left in the pid namespace, so nothing a job
  * starts outlives it, whatever it does with setsid or signal masks.
  *
@@ -64,6 +65,10 @@ struct sandbox_host {
     char why[512];           /* why not, when !cgroup */
 };
 const struct sandbox_host *sandbox_host_probe(void);
+
+/* surplus-sandbox-init: $SURPLUS_SANDBOX_INIT (build trees), else the
+ * installed one in pkglibexecdir. */
+const char *sandbox_init_path(void);
 
 /* Starts the job.  Returns 0 once the command has been executed, or a
  * negative errno with the reason in *e when the sandbox could not be set up

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <time.h>
 
 #include "config.h"
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
     double *total, *stage[STAGE_COUNT], sum = 0;
     long runs;
 
+    if (getenv("LAUNCH_MMAP_THRESHOLD"))
+        mallopt(M_MMAP_THRESHOLD, atoi(getenv("LAUNCH_MMAP_THRESHOLD")));
     if (argc != 4 || (runs = strtol(argv[3], NULL, 10)) < 1) {
         fprintf(stderr, "usage: launch CONFIG BUNDLE RUNS\n");
         return 64;

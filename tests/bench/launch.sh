@@ -15,7 +15,8 @@ trap 'rm -rf "$work"' EXIT
 [ -x "$launch" ] || { echo "build $launch first (make -C $build tests/bench/launch)" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "launch: needs root (namespaces, job uids)" >&2; exit 77; }
 : "${SURPLUS_PLUGIN_PATH:=$build/plugins/.libs}"
-export SURPLUS_PLUGIN_PATH
+: "${SURPLUS_SANDBOX_INIT:=$build/surplus-sandbox-init}"
+export SURPLUS_PLUGIN_PATH SURPLUS_SANDBOX_INIT
 
 printf 'state_dir = "%s/state";\n' "$work" > "$work/bench.conf"
 mkdir "$work/job"
