@@ -4,11 +4,14 @@
  * the 90th percentile and the mean of the whole, then the median of each
  * stage; the timing half of tests/bench/launch.sh.
  *   launch CONFIG BUNDLE RUNS
+ *   launch --spawn RUNS COMMAND...   (the median of posix_spawn + wait of
+ *                                    COMMAND, for comparisons)
  */
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <malloc.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "config.h"
@@ -36,6 +39,30 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+extern char **environ;
+
+static int spawn_mode(long runs, char **cmd)
+{
+    double *t = calloc((size_t)runs, sizeof *t);
+
+    for (long i = 0; i < runs; i++) {
+        double t0 = now_ms();
+        pid_t pid;
+        int st;
+
+        if (posix_spawnp(&pid, cmd[0], NULL, NULL, cmd, environ) != 0 ||
+            waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) ||
+            WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "launch: %s failed\n", cmd[0]);
+            return 70;
+        }
+        t[i] = now_ms() - t0;
+    }
+    printf("median_ms %.3f\n", pct(t, (size_t)runs, 0.5));
+    free(t);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct runner_opts o = {.tenant = "bench", .out_dir = "", .echo_fd = -1,
@@ -46,8 +73,9 @@ int main(int argc, char **argv)
     double *total, *stage[STAGE_COUNT], sum = 0;
     long runs;
 
-    if (getenv("LAUNCH_MMAP_THRESHOLD"))
-        mallopt(M_MMAP_THRESHOLD, atoi(getenv("LAUNCH_MMAP_THRESHOLD")));
+    if (argc > 3 && strcmp(argv[1], "--spawn") == 0 &&
+        (runs = strtol(argv[2], NULL, 10)) > 0)
+        return spawn_mode(runs, argv + 3);
     if (argc != 4 || (runs = strtol(argv[3], NULL, 10)) < 1) {
         fprintf(stderr, "usage: launch CONFIG BUNDLE RUNS\n");
         return 64;

@@ -26,3 +26,19 @@ printf 'api = 1;\nname = "true";\ncommand = ["/bin/true"];\n' > "$work/job/job.c
 echo "# $(nproc) CPUs, $(uname -sr), $runs runs of /bin/true"
 "$launch" "$work/bench.conf" "$work/true.tar.zst" "$runs" 2>&1 |
     grep -v 'warning: no cgroup v2 limits'
+
+# The same machine's floor and a peer, for scale: /bin/true alone, and
+# bubblewrap with a comparable sandbox (when installed).
+echo "# for comparison, posix_spawn + wait on this machine:"
+printf 'plain /bin/true: '
+"$launch" --spawn "$runs" /bin/true
+if command -v bwrap > /dev/null; then
+    printf 'bwrap --unshare-all, ro /, private /dev /proc /tmp, uid 200000: '
+    "$launch" --spawn "$runs" bwrap --unshare-all --die-with-parent \
+        --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp \
+        --uid 200000 --gid 200000 /bin/true
+fi
+if command -v unshare > /dev/null; then
+    printf 'unshare -mpinuf /bin/true: '
+    "$launch" --spawn "$runs" unshare -mpinuf /bin/true
+fi
