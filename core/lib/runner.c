@@ -437,6 +437,51 @@ static int lease_pick(struct run *j)
                    why);
 }
 
+/* Leases the devices a scheduler chose, after checking they still fit. */
+static int lease_given(struct run *j)
+{
+    const struct job_resources *res = &j->sum.spec->resources;
+    struct plugin *p = j->o->accelerator;
+    struct disc w = {j, p};
+    char buf[512];
+    int r;
+
+    devs_free(j);
+    if (p == NULL || j->o->n_device_ids != res->gpus)
+        return err_set(j->e, -EINVAL, "job '%s' needs %u GPU(s); %zu were "
+                                      "assigned",
+                       j->sum.spec->name, res->gpus, j->o->n_device_ids);
+    if ((r = plugin_accelerator(p)->discover(p->state, on_device, &w)) < 0) {
+        struct err pe = {0};
+        plugin_error(p, r, &pe, "discover");
+        return err_set(j->e, -ENODEV, "%s", pe.msg);
+    }
+    if ((j->picked = calloc(res->gpus, sizeof(*j->picked))) == NULL)
+        return err_set(j->e, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < j->o->n_device_ids; i++) {
+        size_t k;
+        const char *u;
+
+        for (k = 0; k < j->n_devs; k++)
+            if (strcmp(j->devs[k].id, j->o->device_ids[i]) == 0)
+                break;
+        if (k == j->n_devs)
+            return err_set(j->e, -ENODEV, "%s: no device '%s'",
+                           node_plugin_label(p), j->o->device_ids[i]);
+        if ((u = unfit(j, &j->devs[k], buf, sizeof buf)) != NULL)
+            return err_set(j->e, -ENODEV, "%s %s: %s", node_plugin_label(p),
+                           j->devs[k].id, u);
+        if ((r = dev_lock(j, &j->devs[k])) < 0)
+            return err_set(j->e, r, "%s %s: %s", node_plugin_label(p),
+                           j->devs[k].id,
+                           r == -EBUSY ? "leased to another job"
+                                       : strerror(-r));
+        j->picked[j->n_picked++] = k;
+    }
+    j->acc = p;
+    return 0;
+}
+
 static bool cancelled(const struct run *j)
 {
     struct pollfd pfd = {.fd = j->o->cancel_fd, .events = POLLIN};
@@ -454,15 +499,18 @@ static int lease(struct run *j)
 
     if (res->gpus == 0)
         return 0;
-    while ((r = lease_pick(j)) == -EBUSY && j->o->wait_for_devices) {
-        if (!waited)
-            say(j, "waiting for devices: %s", j->e->msg);
-        waited = true;
-        if (cancelled(j))
-            return err_set(j->e, -ECANCELED, "cancelled while waiting "
-                                             "for devices");
-        usleep(100 * 1000);
-    }
+    if (j->o->device_ids != NULL)
+        r = lease_given(j);
+    else
+        while ((r = lease_pick(j)) == -EBUSY && j->o->wait_for_devices) {
+            if (!waited)
+                say(j, "waiting for devices: %s", j->e->msg);
+            waited = true;
+            if (cancelled(j))
+                return err_set(j->e, -ECANCELED, "cancelled while waiting "
+                                                 "for devices");
+            usleep(100 * 1000);
+        }
     if (r < 0)
         return r;
     j->lease_ids = calloc(j->n_picked, sizeof(*j->lease_ids));

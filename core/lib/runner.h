@@ -42,6 +42,11 @@ struct runner_opts {
     int cancel_fd;         /* readable: cancel the job; -1: none */
     bool wait_for_devices; /* devices that fit but are leased by someone
                               else are waited for (else -EBUSY) */
+    /* A scheduler's choice: lease exactly these devices of this plugin
+     * (n_device_ids must equal the manifest's gpus). */
+    struct plugin *accelerator;
+    const char *const *device_ids;
+    size_t n_device_ids;
     /* Called at each state change ("leased", "running", ...), for
      * progress lines; may be NULL. */
     void (*note)(void *arg, const char *fmt, ...)
