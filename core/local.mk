@@ -11,9 +11,13 @@ core_lib_libsurplus_la_SOURCES = \
 	core/lib/conform.c core/lib/conform.h \
 	core/lib/node.c core/lib/node.h \
 	core/lib/sandbox.c core/lib/sandbox.h core/lib/sandbox-proto.h \
-	core/lib/runner.c core/lib/runner.h
-core_lib_libsurplus_la_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) -pthread
-core_lib_libsurplus_la_LIBADD = $(LIBCONFIG_LIBS) -lm
+	core/lib/runner.c core/lib/runner.h \
+	core/lib/sha256.c core/lib/sha256.h \
+	core/lib/service.c core/lib/service.h \
+	core/lib/api.c core/lib/api.h
+core_lib_libsurplus_la_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) \
+	$(JANSSON_CFLAGS) $(MHD_CFLAGS) -pthread
+core_lib_libsurplus_la_LIBADD = $(LIBCONFIG_LIBS) $(JANSSON_LIBS) $(MHD_LIBS) -lm
 core_lib_libsurplus_la_LDFLAGS = -pthread
 
 # surplus: the CLI, one file per verb.
@@ -23,9 +27,12 @@ surplus_SOURCES = \
 	core/cli/cmd_plugins.c \
 	core/cli/cmd_usage.c \
 	core/cli/cmd_version.c \
-	core/cli/cmd_run.c
-surplus_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS)
-surplus_LDADD = core/lib/libsurplus.la $(JANSSON_LIBS)
+	core/cli/cmd_run.c \
+	core/cli/cmd_jobs.c \
+	core/cli/client.c core/cli/client.h
+surplus_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS) \
+	$(LIBCURL_CFLAGS)
+surplus_LDADD = core/lib/libsurplus.la $(JANSSON_LIBS) $(LIBCURL_LIBS)
 
 # surplus-sandbox-init: pid 1 of every job.  Small and, where the C library
 # allows, static, so that executing it costs little.
@@ -33,3 +40,10 @@ pkglibexec_PROGRAMS = surplus-sandbox-init
 surplus_sandbox_init_SOURCES = core/lib/sandbox-init.c core/lib/sandbox-proto.h
 surplus_sandbox_init_CFLAGS = -std=gnu11 $(WARN_CFLAGS)
 surplus_sandbox_init_LDFLAGS = $(INIT_LDFLAGS)
+
+# surplusd: the daemon; its service and HTTP API live in core/lib.
+sbin_PROGRAMS += surplusd
+surplusd_SOURCES = core/daemon/surplusd.c
+surplusd_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS) \
+	$(MHD_CFLAGS)
+surplusd_LDADD = core/lib/libsurplus.la $(JANSSON_LIBS) $(MHD_LIBS)

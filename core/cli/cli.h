@@ -16,6 +16,7 @@ enum {
     EXIT_USAGE = 64,
     EXIT_BUNDLE = 65,
     EXIT_NO_DEVICE = 69,
+    EXIT_TEMPFAIL = 75,     /* quota reached or node draining: try later */
     EXIT_INTERNAL = 70,
     EXIT_NOT_PERMITTED = 77,
     EXIT_CONFIG = 78,
@@ -41,6 +42,13 @@ void cli_error(const char *fmt, ...);
 
 int cmd_bundle(struct cli *cli, int argc, char **argv);
 int cmd_run(struct cli *cli, int argc, char **argv);
+int cmd_submit(struct cli *cli, int argc, char **argv);
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_logs(struct cli *cli, int argc, char **argv);
+int cmd_cancel(struct cli *cli, int argc, char **argv);
+int cmd_fetch(struct cli *cli, int argc, char **argv);
+int cmd_devices(struct cli *cli, int argc, char **argv);
 int cmd_plugins(struct cli *cli, int argc, char **argv);
 int cmd_usage(struct cli *cli, int argc, char **argv);
 int cmd_version(struct cli *cli, int argc, char **argv);

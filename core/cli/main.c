@@ -19,6 +19,13 @@ static const struct verb {
     {"bundle", cmd_bundle, "check a job bundle, or create one from a "
                            "directory"},
     {"run", cmd_run, "run a job bundle here and now, without a daemon"},
+    {"submit", cmd_submit, "send a bundle to surplusd [--wait]"},
+    {"list", cmd_list, "list jobs"},
+    {"status", cmd_status, "show one job"},
+    {"logs", cmd_logs, "show a job's log [-f]"},
+    {"cancel", cmd_cancel, "cancel a job"},
+    {"fetch", cmd_fetch, "download a job's outputs [-o DIR]"},
+    {"devices", cmd_devices, "list the node's devices and their state"},
     {"plugins", cmd_plugins, "list the configured plugins and what they "
                              "report [--check]"},
     {"usage", cmd_usage, "show usage records from the accounting ledger"},

@@ -1114,7 +1114,7 @@ static void record(struct run *j)
         devs[i].id = res->devices[i].id;
         devs[i].model = res->devices[i].model;
     }
-    rec.record_id = res->job_id;
+    rec.record_id = j->o->record_id ? j->o->record_id : res->job_id;
     rec.job_id = res->job_id;
     rec.tenant = j->o->tenant;
     rec.job_name = res->name;

@@ -36,6 +36,8 @@ struct runner_opts {
     const char *bundle;    /* path of the bundle file */
     const char *job_id;    /* NULL: a fresh random one */
     const char *tenant;    /* "local" for surplus run */
+    const char *record_id; /* of the usage record; NULL: the job id (a
+                              daemon names each attempt of a job) */
     const char *out_dir;   /* outputs and the log are copied here; NULL:
                               ./<name>-<id>; "" : not copied */
     int echo_fd;           /* the log is also copied here live; -1: not */

@@ -1,0 +1,220 @@
+/*
+ * client.c - HTTP requests to surplusd with libcurl.
+ */
+#include "client.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct sink {
+    struct reply *rep;
+    int fd;
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct sink *s = arg;
+    size_t len = size * n;
+
+    if (s->fd >= 0 && s->rep->status / 100 == 2) {
+        for (size_t off = 0; off < len;) {
+            ssize_t w = write(s->fd, data + off, len - off);
+            if (w <= 0)
+                return 0;
+            off += (size_t)w;
+        }
+        return len;
+    }
+    char *p = realloc(s->rep->body, s->rep->len + len + 1);
+    if (p == NULL)
+        return 0;
+    s->rep->body = p;
+    memcpy(p + s->rep->len, data, len);
+    s->rep->len += len;
+    p[s->rep->len] = '\0';
+    return len;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+    struct sink *s = arg;
+    long st;
+
+    if (sscanf(data, "HTTP/%*s %ld", &st) == 1)
+        s->rep->status = st;
+    return size * n;
+}
+
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+                       curl_off_t un)
+{
+    (void)arg;
+    (void)dt;
+    (void)dn;
+    if (ut > 0)
+        fprintf(stderr, "\ruploading: %3d%% (%lld of %lld bytes)",
+                (int)(100 * un / ut), (long long)un, (long long)ut);
+    return 0;
+}
+
+static char *read_token(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+
+    if (f == NULL)
+        return NULL;
+    n = getline(&line, &cap, f);
+    fclose(f);
+    if (n <= 0) {
+        free(line);
+        return NULL;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    return line;
+}
+
+int client_request(const struct cli *cli, const char *method,
+                   const char *path, int upload_fd, int sink_fd,
+                   struct reply *rep)
+{
+    struct sink s = {rep, sink_fd};
+    struct curl_slist *hdr = NULL;
+    struct config *cf = NULL;
+    char url[4096], *token = NULL, *auth = NULL;
+    const char *socket = cli->socket;
+    FILE *up = NULL;
+    CURLcode rc;
+    CURL *c;
+    int r = 0;
+
+    memset(rep, 0, sizeof *rep);
+    if (cli->url == NULL && socket == NULL) {
+        if ((r = cli_load_config(cli, &cf)) != 0)
+            return r;
+        socket = cf->api.socket;
+    }
+    if (cli->url != NULL) {
+        if (cli->token_file == NULL) {
+            cli_error("--url needs --token-file");
+            config_free(cf);
+            return EXIT_USAGE;
+        }
+        snprintf(url, sizeof url, "%s%s", cli->url, path);
+    } else {
+        snprintf(url, sizeof url, "http://localhost%s", path);
+    }
+    if (cli->token_file != NULL) {
+        if ((token = read_token(cli->token_file)) == NULL) {
+            cli_error("%s: cannot read a token: %s", cli->token_file,
+                      strerror(errno ? errno : EINVAL));
+            config_free(cf);
+            return EXIT_USAGE;
+        }
+        if (asprintf(&auth, "Authorization: Bearer %s", token) < 0)
+            auth = NULL;
+        hdr = curl_slist_append(hdr, auth);
+    }
+    if ((c = curl_easy_init()) == NULL) {
+        cli_error("cannot start an HTTP client");
+        r = EXIT_INTERNAL;
+        goto out;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (cli->url == NULL)
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &s);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (upload_fd >= 0) {
+        struct stat st;
+
+        if (fstat(upload_fd, &st) < 0 ||
+            (up = fdopen(dup(upload_fd), "rb")) == NULL) {
+            cli_error("cannot read the bundle: %s", strerror(errno));
+            r = EXIT_BUNDLE;
+            goto out;
+        }
+        hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
+        hdr = curl_slist_append(hdr, "Expect:");
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_READDATA, up);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+        if (isatty(2) && st.st_size > 1024 * 1024) {
+            curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+            curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        }
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    rc = curl_easy_perform(c);
+    if (upload_fd >= 0 && isatty(2))
+        fputc('\n', stderr);
+    if (rc != CURLE_OK && rep->status == 0) {
+        cli_error("cannot reach surplusd at %s: %s",
+                  cli->url ? cli->url : socket, curl_easy_strerror(rc));
+        r = EXIT_NO_DEVICE;
+    }
+    curl_easy_cleanup(c);
+out:
+    if (up)
+        fclose(up);
+    curl_slist_free_all(hdr);
+    free(auth);
+    free(token);
+    config_free(cf);
+    return r;
+}
+
+void reply_free(struct reply *rep)
+{
+    free(rep->body);
+    memset(rep, 0, sizeof *rep);
+}
+
+int client_fail(const struct reply *rep)
+{
+    json_t *j = rep->body ? json_loads(rep->body, 0, NULL) : NULL;
+    const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
+
+    cli_error("%s (HTTP %ld)", msg ? msg : "request failed", rep->status);
+    json_decref(j);
+    switch (rep->status) {
+    case 401:
+    case 403:
+        return EXIT_NOT_PERMITTED;
+    case 413:
+    case 422:
+        return EXIT_BUNDLE;
+    case 429:
+    case 503:
+        return EXIT_TEMPFAIL;
+    case 400:
+    case 404:
+    case 405:
+    case 409:
+        return EXIT_USAGE;
+    default:
+        return EXIT_INTERNAL;
+    }
+}
+
+json_t *client_json(const struct reply *rep)
+{
+    json_error_t err;
+    json_t *j = json_loads(rep->body ? rep->body : "", 0, &err);
+
+    if (j == NULL)
+        cli_error("surplusd answered something that is not JSON: %s",
+                  err.text);
+    return j;
+}

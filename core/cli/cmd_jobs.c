@@ -1,0 +1,485 @@
+/*
+ * The verbs that talk to surplusd:
+ *   surplus submit BUNDLE [--wait]   surplus list      surplus status ID
+ *   surplus logs ID [-f]             surplus cancel ID  surplus devices
+ *   surplus fetch ID [-o DIR]
+ * Tables on stdout (--json for the API's JSON as is), errors on stderr,
+ * exit codes as in surplus(1).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "fsafe.h"
+#include "node.h"
+
+static const char *str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "-";
+}
+
+static int id_arg(int argc, char **argv, const char *verb, const char **ret)
+{
+    if (optind + 1 != argc) {
+        fprintf(stderr, "Usage: surplus %s ID\n", verb);
+        return EXIT_USAGE;
+    }
+    *ret = argv[optind];
+    if (strlen(*ret) != 16 || strspn(*ret, "0123456789abcdef") != 16) {
+        cli_error("'%s' is not a job id (16 hex digits)", *ret);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int no_options(int argc, char **argv, const char *help)
+{
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        if (opt == 'h') {
+            printf("Usage: %s\n", help);
+            return -1;
+        }
+        fprintf(stderr, "Usage: %s\n", help);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* GET path, then print JSON or hand it to `table`. */
+static int get_and_show(struct cli *cli, const char *path,
+                        void (*table)(json_t *))
+{
+    struct reply rep;
+    json_t *j;
+    int r = client_request(cli, "GET", path, -1, -1, &rep);
+
+    if (r != 0)
+        return r;
+    if (rep.status / 100 != 2) {
+        r = client_fail(&rep);
+        reply_free(&rep);
+        return r;
+    }
+    if ((j = client_json(&rep)) == NULL) {
+        reply_free(&rep);
+        return EXIT_INTERNAL;
+    }
+    if (cli->json) {
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        putchar('\n');
+    } else {
+        table(j);
+    }
+    json_decref(j);
+    reply_free(&rep);
+    return 0;
+}
+
+static int term_width(void)
+{
+    struct winsize ws;
+
+    if (isatty(1) && ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
+        return ws.ws_col;
+    return 100;
+}
+
+static void job_line(json_t *j)
+{
+    json_t *ex = json_object_get(j, "exit_status");
+    char exit_s[16] = "-", when[32];
+    const char *t = str(j, "submitted_at");
+    int w = term_width();
+    int namew = w > 90 ? 20 : 12;
+
+    if (json_is_integer(ex))
+        snprintf(exit_s, sizeof exit_s, "%d", (int)json_integer_value(ex));
+    snprintf(when, sizeof when, "%.19s", t);
+    printf("%-16s  %-10.10s  %-*.*s  %-10s  %4s  %-19s  %zu\n",
+           str(j, "id"), str(j, "tenant"), namew, namew, str(j, "name"),
+           str(j, "state"), exit_s, when,
+           json_array_size(json_object_get(j, "devices")));
+}
+
+static void jobs_table(json_t *a)
+{
+    size_t i;
+    json_t *j;
+    int namew = term_width() > 90 ? 20 : 12;
+
+    printf("%-16s  %-10s  %-*s  %-10s  %4s  %-19s  %s\n", "JOB", "TENANT",
+           namew, "NAME", "STATE", "EXIT", "SUBMITTED (UTC)", "GPUS");
+    json_array_foreach(a, i, j) job_line(j);
+}
+
+static void job_detail(json_t *j)
+{
+    json_t *ex = json_object_get(j, "exit_status"), *d;
+    size_t i;
+
+    printf("job:        %s\nname:       %s\ntenant:     %s\nstate:      %s\n",
+           str(j, "id"), str(j, "name"), str(j, "tenant"), str(j, "state"));
+    if (json_is_integer(ex))
+        printf("exit:       %d\n", (int)json_integer_value(ex));
+    printf("submitted:  %s\nstarted:    %s\nended:      %s\n",
+           str(j, "submitted_at"), str(j, "started_at"), str(j, "ended_at"));
+    json_array_foreach(json_object_get(j, "devices"), i, d)
+        printf("device:     %s (%s, %s)\n", str(d, "id"), str(d, "model"),
+               str(d, "plugin"));
+    if (json_is_string(json_object_get(j, "reason")))
+        printf("reason:     %s\n", str(j, "reason"));
+}
+
+static void devices_table(json_t *a)
+{
+    size_t i;
+    json_t *d;
+
+    printf("%-24s  %-18s  %-20s  %10s  %-9s  %s\n", "DEVICE", "PLUGIN",
+           "MODEL", "MEMORY", "STATE", "JOB / REASON");
+    json_array_foreach(a, i, d) {
+        double gib = (double)json_integer_value(json_object_get(d,
+                                                                "memory_bytes")) /
+                     (1024.0 * 1024 * 1024);
+        const char *extra = json_is_string(json_object_get(d, "job"))
+                                ? str(d, "job")
+                                : json_is_string(json_object_get(d, "reason"))
+                                      ? str(d, "reason")
+                                      : "";
+        printf("%-24.24s  %-18.18s  %-20.20s  %7.1f GiB  %-9s  %s\n",
+               str(d, "id"), str(d, "plugin"), str(d, "model"), gib,
+               str(d, "state"), extra);
+    }
+}
+
+int cmd_list(struct cli *cli, int argc, char **argv)
+{
+    int r = no_options(argc, argv, "surplus list");
+
+    if (r)
+        return r < 0 ? 0 : r;
+    return get_and_show(cli, "/v1/jobs", jobs_table);
+}
+
+int cmd_devices(struct cli *cli, int argc, char **argv)
+{
+    int r = no_options(argc, argv, "surplus devices");
+
+    if (r)
+        return r < 0 ? 0 : r;
+    return get_and_show(cli, "/v1/devices", devices_table);
+}
+
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+    const char *id;
+    char path[64];
+    int r = no_options(argc, argv, "surplus status ID");
+
+    if (r)
+        return r < 0 ? 0 : r;
+    if ((r = id_arg(argc, argv, "status", &id)) != 0)
+        return r;
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    return get_and_show(cli, path, job_detail);
+}
+
+/* The job's exit code for `submit --wait`: its own status, 124 after its
+ * walltime. */
+static int job_exit(json_t *j)
+{
+    json_t *ex = json_object_get(j, "exit_status");
+    const char *st = str(j, "state");
+
+    if (strcmp(st, "timeout") == 0)
+        return 124;
+    if (json_is_integer(ex))
+        return (int)json_integer_value(ex);
+    return strcmp(st, "succeeded") == 0 ? 0 : EXIT_INTERNAL;
+}
+
+static int fetch_job(struct cli *cli, const char *id, json_t **ret)
+{
+    struct reply rep;
+    char path[64];
+    int r;
+
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    if ((r = client_request(cli, "GET", path, -1, -1, &rep)) != 0)
+        return r;
+    if (rep.status != 200) {
+        r = client_fail(&rep);
+        reply_free(&rep);
+        return r;
+    }
+    *ret = client_json(&rep);
+    reply_free(&rep);
+    return *ret ? 0 : EXIT_INTERNAL;
+}
+
+static bool terminal(const char *state)
+{
+    return strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 ||
+           strcmp(state, "timeout") == 0 || strcmp(state, "cancelled") == 0 ||
+           strcmp(state, "rejected") == 0;
+}
+
+int cmd_submit(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {{"wait", no_argument, NULL, 'w'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    bool wait = false;
+    struct reply rep;
+    json_t *j = NULL;
+    char id[17];
+    int opt, fd, r;
+
+    while ((opt = getopt_long(argc, argv, "wh", opts, NULL)) != -1) {
+        if (opt == 'w') {
+            wait = true;
+        } else {
+            fprintf(opt == 'h' ? stdout : stderr,
+                    "Usage: surplus submit BUNDLE [--wait]\n");
+            return opt == 'h' ? 0 : EXIT_USAGE;
+        }
+    }
+    if (optind + 1 != argc) {
+        fprintf(stderr, "Usage: surplus submit BUNDLE [--wait]\n");
+        return EXIT_USAGE;
+    }
+    if ((fd = open(argv[optind], O_RDONLY | O_CLOEXEC)) < 0) {
+        cli_error("%s: %s", argv[optind], strerror(errno));
+        return EXIT_BUNDLE;
+    }
+    r = client_request(cli, "POST", "/v1/jobs", fd, -1, &rep);
+    close(fd);
+    if (r != 0)
+        return r;
+    if (rep.status != 201) {
+        r = client_fail(&rep);
+        reply_free(&rep);
+        return r;
+    }
+    j = client_json(&rep);
+    reply_free(&rep);
+    if (j == NULL)
+        return EXIT_INTERNAL;
+    snprintf(id, sizeof id, "%s", str(j, "id"));
+    if (!wait) {
+        if (cli->json) {
+            json_dumpf(j, stdout, JSON_INDENT(2));
+            putchar('\n');
+        } else {
+            printf("%s\n", id);
+        }
+        json_decref(j);
+        return 0;
+    }
+    fprintf(stderr, "surplus: job %s submitted, waiting\n", id);
+    for (int delay = 20;; delay = delay < 500 ? delay * 2 : 500) {
+        json_decref(j);
+        j = NULL;
+        if ((r = fetch_job(cli, id, &j)) != 0)
+            return r;
+        if (terminal(str(j, "state")))
+            break;
+        usleep((useconds_t)delay * 1000);
+    }
+    if (cli->json) {
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        putchar('\n');
+    } else {
+        fprintf(stderr, "surplus: job %s %s\n", id, str(j, "state"));
+    }
+    r = job_exit(j);
+    json_decref(j);
+    return r;
+}
+
+int cmd_cancel(struct cli *cli, int argc, char **argv)
+{
+    struct reply rep;
+    const char *id;
+    char path[64];
+    json_t *j;
+    int r = no_options(argc, argv, "surplus cancel ID");
+
+    if (r)
+        return r < 0 ? 0 : r;
+    if ((r = id_arg(argc, argv, "cancel", &id)) != 0)
+        return r;
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    if ((r = client_request(cli, "DELETE", path, -1, -1, &rep)) != 0)
+        return r;
+    if (rep.status != 200) {
+        r = client_fail(&rep);
+        reply_free(&rep);
+        return r;
+    }
+    if ((j = client_json(&rep)) != NULL) {
+        if (cli->json) {
+            json_dumpf(j, stdout, JSON_INDENT(2));
+            putchar('\n');
+        } else {
+            printf("%s %s\n", id, str(j, "state"));
+        }
+        json_decref(j);
+    }
+    reply_free(&rep);
+    return 0;
+}
+
+int cmd_logs(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {{"follow", no_argument, NULL, 'f'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    bool follow = false;
+    const char *id;
+    struct reply rep;
+    char path[64];
+    size_t shown = 0;
+    int opt, r;
+
+    while ((opt = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+        if (opt == 'f') {
+            follow = true;
+        } else {
+            fprintf(opt == 'h' ? stdout : stderr,
+                    "Usage: surplus logs ID [-f]\n");
+            return opt == 'h' ? 0 : EXIT_USAGE;
+        }
+    }
+    if ((r = id_arg(argc, argv, "logs", &id)) != 0)
+        return r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/log", id);
+    /* -f: the log is fetched again until the job is over, and only what
+     * is new is printed. */
+    for (;;) {
+        json_t *j = NULL;
+        bool over = true;
+
+        if (follow) {
+            if ((r = fetch_job(cli, id, &j)) != 0)
+                return r;
+            over = terminal(str(j, "state"));
+            json_decref(j);
+        }
+        if ((r = client_request(cli, "GET", path, -1, -1, &rep)) != 0)
+            return r;
+        if (rep.status != 200) {
+            r = client_fail(&rep);
+            reply_free(&rep);
+            return r;
+        }
+        if (rep.len > shown) {
+            fwrite(rep.body + shown, 1, rep.len - shown, stdout);
+            fflush(stdout);
+            shown = rep.len;
+        }
+        reply_free(&rep);
+        if (over)
+            return 0;
+        usleep(250 * 1000);
+    }
+}
+
+int cmd_fetch(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *id, *dir = NULL;
+    char path[4200], def[64];
+    struct reply rep;
+    json_t *list, *o;
+    size_t i;
+    int opt, r, dfd;
+
+    while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        if (opt == 'o') {
+            dir = optarg;
+        } else {
+            fprintf(opt == 'h' ? stdout : stderr,
+                    "Usage: surplus fetch ID [-o DIR]\n");
+            return opt == 'h' ? 0 : EXIT_USAGE;
+        }
+    }
+    if ((r = id_arg(argc, argv, "fetch", &id)) != 0)
+        return r;
+    if (dir == NULL) {
+        snprintf(def, sizeof def, "%s", id);
+        dir = def;
+    }
+    snprintf(path, sizeof path, "/v1/jobs/%s/outputs", id);
+    if ((r = client_request(cli, "GET", path, -1, -1, &rep)) != 0)
+        return r;
+    if (rep.status != 200) {
+        r = client_fail(&rep);
+        reply_free(&rep);
+        return r;
+    }
+    list = client_json(&rep);
+    reply_free(&rep);
+    if (list == NULL)
+        return EXIT_INTERNAL;
+    if ((r = node_mkdirs(dir, 0755)) < 0 ||
+        (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        cli_error("%s: %s", dir, strerror(r < 0 ? -r : errno));
+        json_decref(list);
+        return EXIT_INTERNAL;
+    }
+    r = 0;
+    json_array_foreach(list, i, o) {
+        const char *rel = str(o, "path");
+        char sub[4200];
+        int fd;
+
+        /* Parents first, then the file: names come from the server, and
+         * nothing is written through a symlink. */
+        snprintf(sub, sizeof sub, "%s", rel);
+        for (char *s = sub; (s = strchr(s, '/')) != NULL; s++) {
+            *s = '\0';
+            mkdirat(dfd, sub, 0755);
+            *s = '/';
+        }
+        fd = fsafe_open_beneath(dfd, rel, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) {
+            cli_error("%s/%s: %s", dir, rel, strerror(-fd));
+            r = EXIT_INTERNAL;
+            continue;
+        }
+        snprintf(path, sizeof path, "/v1/jobs/%s/outputs/%s", id, rel);
+        if (client_request(cli, "GET", path, -1, fd, &rep) != 0 ||
+            rep.status != 200) {
+            if (rep.status)
+                r = client_fail(&rep);
+            else
+                r = EXIT_INTERNAL;
+        }
+        reply_free(&rep);
+        close(fd);
+    }
+    close(dfd);
+    json_decref(list);
+    if (r == 0)
+        fprintf(stderr, "surplus: %zu output file(s) in %s/\n",
+                json_array_size(list), dir);
+    return r;
+}

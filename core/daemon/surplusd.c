@@ -1,0 +1,173 @@
+/*
+ * surplusd [-c FILE] [--foreground] [--drain-timeout DURATION]
+ *
+ * The node daemon: loads the configuration and plugins, inventories the
+ * devices, serves the API on api.socket (and api.listen with TLS) and runs
+ * jobs.  SIGTERM or SIGINT drain it (no new jobs; running ones get the
+ * drain timeout, then are stopped and requeued); SIGHUP reloads tenants
+ * and limits.  Logs go to stderr, one line each with a level (journald
+ * reads them).  See surplusd(8).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "log.h"
+#include "service.h"
+#include "units.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: surplusd [-c FILE] [--foreground] "
+               "[--drain-timeout DURATION]\n");
+}
+
+/* Without --foreground: a child serves; the parent exits 0 once the
+ * socket is ready, or with the child's status if it fails first. */
+static int detach(int *ready_fd)
+{
+    int p[2];
+    pid_t pid;
+    char c;
+
+    if (pipe(p) < 0)
+        return -errno;
+    if ((pid = fork()) < 0)
+        return -errno;
+    if (pid > 0) {
+        close(p[1]);
+        if (read(p[0], &c, 1) == 1)
+            _exit(0);
+        _exit(70);
+    }
+    close(p[0]);
+    setsid();
+    *ready_fd = p[1];
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"drain-timeout", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    bool foreground = false;
+    uint64_t drain_ms = 30000;
+    struct config *cf = NULL;
+    struct service *s = NULL;
+    struct api *a = NULL;
+    struct err e = {0};
+    sigset_t set;
+    int opt, ready = -1, rc = 0;
+
+    log_setup("surplusd", SURPLUS_LOG_INFO);
+    while ((opt = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'f':
+            foreground = true;
+            break;
+        case 'd':
+            if (units_parse_duration_ms(optarg, &drain_ms) < 0) {
+                fprintf(stderr, "surplusd: --drain-timeout: '%s' is not a "
+                                "duration\n",
+                        optarg);
+                return 64;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 64;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 64;
+    }
+    if (geteuid() != 0) {
+        fprintf(stderr, "surplusd: needs root: each job gets an "
+                        "unprivileged uid and namespaces of its own\n");
+        return 77;
+    }
+    if (config_load(path, &cf, &e) < 0) {
+        fprintf(stderr, "surplusd: %s\n", e.msg);
+        return 78;
+    }
+    log_setup("surplusd", cf->log_level);
+    if (!foreground && detach(&ready) < 0) {
+        fprintf(stderr, "surplusd: cannot detach: %s\n", strerror(errno));
+        return 70;
+    }
+    /* Signals are taken by this thread only; every other thread (HTTP,
+     * scheduler, jobs) inherits the mask. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    umask(022);
+
+    if (service_open(cf, &s, &e) < 0 || service_start(s, &e) < 0 ||
+        api_start(s, cf, &a, &e) < 0) {
+        log_msg(SURPLUS_LOG_ERR, "%s", e.msg);
+        rc = e.code == -ENOMEM ? 70 : 78;
+        goto out;
+    }
+    log_msg(SURPLUS_LOG_INFO, "serving on %s%s%s", cf->api.socket,
+            cf->api.listen[0] ? " and https://" : "", cf->api.listen);
+    if (ready >= 0) {
+        ssize_t w = write(ready, "1", 1);
+        (void)w;
+        close(ready);
+        ready = -1;
+    }
+    for (;;) {
+        int sig;
+
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            struct config *fresh = NULL;
+            struct err re = {0};
+
+            if (config_load(path, &fresh, &re) < 0) {
+                log_msg(SURPLUS_LOG_ERR, "reload refused: %s", re.msg);
+                continue;
+            }
+            /* Tenants and limits only; the old configuration stays
+             * alive, since plugins and paths still use it. */
+            if (service_reload(s, fresh, &re) < 0)
+                log_msg(SURPLUS_LOG_ERR, "reload: %s", re.msg);
+            config_free(fresh);
+            continue;
+        }
+        log_msg(SURPLUS_LOG_INFO, "%s: draining",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        api_quiesce(a);
+        service_drain(s, drain_ms);
+        break;
+    }
+out:
+    api_stop(a);
+    service_close(s);
+    config_free(cf);
+    log_msg(SURPLUS_LOG_INFO, "stopped");
+    return rc;
+}

@@ -1,0 +1,597 @@
+/*
+ * api.c - the HTTP side of surplusd: routing, identity, uploads, JSON
+ * errors.  Everything else is the service's (service.h).
+ */
+#include "api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "node.h"
+
+#define JOB_ID_LEN 16
+
+struct endpoint {
+    struct api *a;
+    bool unix_socket;
+};
+
+struct api {
+    struct service *svc;
+    struct endpoint on_unix, on_tcp;
+    struct MHD_Daemon *unix_d;
+    struct MHD_Daemon *tcp_d;
+    int unix_fd;
+    char *socket_path;
+    char *tls_cert, *tls_key;
+};
+
+/* One request's state across the handler's calls. */
+struct req {
+    bool unix_socket;
+    bool authed;
+    struct caller caller;
+    char tenant[128];
+    /* POST /v1/jobs */
+    int fd;
+    uint64_t bytes;
+    bool over;
+    bool answered;
+};
+
+/* ---- responses ---------------------------------------------------------- */
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status,
+                                 const char *type, const char *body,
+                                 size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+
+    if (r == NULL)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status,
+                                 json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    enum MHD_Result r;
+
+    json_decref(j);
+    if (s == NULL)
+        return MHD_NO;
+    r = send_text(c, status, "application/json", s, strlen(s));
+    free(s);
+    return r;
+}
+
+static unsigned status_for(int r)
+{
+    switch (r) {
+    case -EINVAL:
+        return MHD_HTTP_BAD_REQUEST;
+    case -EACCES:
+        return MHD_HTTP_UNAUTHORIZED;
+    case -ENOENT:
+        return MHD_HTTP_NOT_FOUND;
+    case -EALREADY:
+        return MHD_HTTP_CONFLICT;
+    case -EFBIG:
+        return MHD_HTTP_CONTENT_TOO_LARGE;
+    case -EBADMSG:
+        return MHD_HTTP_UNPROCESSABLE_CONTENT;
+    case -EDQUOT:
+        return MHD_HTTP_TOO_MANY_REQUESTS;
+    case -ESHUTDOWN:
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    case -ENOSYS:
+        return MHD_HTTP_METHOD_NOT_ALLOWED;
+    default:
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, int r,
+                                  const char *msg)
+{
+    unsigned st = status_for(r);
+
+    return send_json(c, st, json_pack("{s:s, s:i}", "error", msg, "status",
+                                      (int)st));
+}
+
+static enum MHD_Result send_result(struct MHD_Connection *c, int r,
+                                   unsigned ok, json_t *j, struct err *e)
+{
+    if (r < 0)
+        return send_error(c, r, e->msg[0] ? e->msg : strerror(-r));
+    return send_json(c, ok, j);
+}
+
+/* ---- identity ------------------------------------------------------------ */
+
+static int peer_uid(struct MHD_Connection *c, uid_t *uid)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+
+    if (ci == NULL ||
+        getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return -errno;
+    *uid = cred.uid;
+    return 0;
+}
+
+/* Sets rq->caller from the socket's peer and the Authorization header;
+ * -EACCES (401) when neither says who this is. */
+static int authenticate(struct api *a, struct MHD_Connection *c,
+                        struct req *rq, struct err *e)
+{
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *as = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 "X-Surplus-Tenant");
+    uid_t uid = (uid_t)-1;
+
+    /* A token names its tenant, whoever presents it. */
+    if (auth != NULL) {
+        const char *t = strncasecmp(auth, "Bearer ", 7) == 0
+                            ? service_tenant_for_token(a->svc, auth + 7)
+                            : NULL;
+
+        if (t == NULL)
+            return err_set(e, -EACCES, "the bearer token is not valid");
+        snprintf(rq->tenant, sizeof rq->tenant, "%s", t);
+        rq->caller.admin = false;
+        rq->caller.tenant = rq->tenant;
+        return 0;
+    }
+    if (rq->unix_socket && peer_uid(c, &uid) == 0 && uid == 0) {
+        rq->caller.admin = true;
+        rq->caller.tenant = NULL;
+        if (as != NULL && *as) {
+            if (!service_tenant_exists(a->svc, as))
+                return err_set(e, -ENOENT, "no tenant '%.64s'", as);
+            snprintf(rq->tenant, sizeof rq->tenant, "%s", as);
+            rq->caller.tenant = rq->tenant;
+        }
+        return 0;
+    }
+    return err_set(e, -EACCES, "a bearer token is needed (Authorization: "
+                               "Bearer TOKEN)");
+}
+
+/* ---- routes ------------------------------------------------------------- */
+
+/* "/v1/jobs/<id>[/<rest>]": copies the id and points *rest past it. */
+static bool job_path(const char *url, char id[JOB_ID_LEN + 1],
+                     const char **rest)
+{
+    const char *p = url + strlen("/v1/jobs/");
+    size_t n = strcspn(p, "/");
+
+    if (strncmp(url, "/v1/jobs/", 9) != 0 || n != JOB_ID_LEN ||
+        strspn(p, "0123456789abcdef") < JOB_ID_LEN)
+        return false;
+    memcpy(id, p, JOB_ID_LEN);
+    id[JOB_ID_LEN] = '\0';
+    *rest = p + n;
+    return true;
+}
+
+static int64_t query_time(struct MHD_Connection *c, const char *key,
+                          int64_t def, bool *bad)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+    char *end;
+    long long x;
+
+    if (v == NULL || *v == '\0')
+        return def;
+    errno = 0;
+    x = strtoll(v, &end, 10);
+    if (errno || *end != '\0') {
+        *bad = true;
+        return def;
+    }
+    return (int64_t)x;
+}
+
+static ssize_t log_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    int fd = (int)(intptr_t)cls;
+    ssize_t n = pread(fd, buf, max, (off_t)pos);
+
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
+}
+
+static void log_reader_free(void *cls)
+{
+    close((int)(intptr_t)cls);
+}
+
+static enum MHD_Result get_file(struct api *a, struct MHD_Connection *c,
+                                struct req *rq, const char *id,
+                                const char *output)
+{
+    struct err e = {0};
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    bool done = true;
+    int fd, r;
+
+    if (output != NULL)
+        r = service_output(a->svc, &rq->caller, id, output, &fd, &e);
+    else
+        r = service_log(a->svc, &rq->caller, id, &fd, &done, &e);
+    if (r < 0)
+        return send_error(c, r, e.msg);
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+                                             log_reader, (void *)(intptr_t)fd,
+                                             log_reader_free);
+    if (resp == NULL) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            output ? "application/octet-stream"
+                                   : "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, "X-Surplus-Job-Done", done ? "1" : "0");
+    ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result route(struct api *a, struct MHD_Connection *c,
+                             struct req *rq, const char *url,
+                             const char *method)
+{
+    struct err e = {0};
+    json_t *j = NULL;
+    char id[JOB_ID_LEN + 1];
+    const char *rest;
+    bool get = strcmp(method, "GET") == 0;
+    int r;
+
+    if (strcmp(url, "/v1/jobs") == 0 && get) {
+        r = service_jobs(a->svc, &rq->caller, &j, &e);
+        return send_result(c, r, MHD_HTTP_OK, j, &e);
+    }
+    if (strcmp(url, "/v1/devices") == 0 && get) {
+        r = service_devices(a->svc, &j, &e);
+        return send_result(c, r, MHD_HTTP_OK, j, &e);
+    }
+    if (strcmp(url, "/v1/usage") == 0 && get) {
+        bool bad = false;
+        int64_t since = query_time(c, "since", INT64_MIN, &bad);
+        int64_t until = query_time(c, "until", INT64_MAX, &bad);
+
+        if (bad)
+            return send_error(c, -EINVAL, "since and until are "
+                                          "microseconds since the epoch");
+        r = service_usage(a->svc, &rq->caller, since, until, &j, &e);
+        return send_result(c, r, MHD_HTTP_OK, j, &e);
+    }
+    if (strcmp(url, "/metrics") == 0 && get) {
+        char *m = service_metrics(a->svc);
+        enum MHD_Result ret;
+
+        if (m == NULL)
+            return send_error(c, -ENOMEM, "out of memory");
+        ret = send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", m,
+                        strlen(m));
+        free(m);
+        return ret;
+    }
+    if (job_path(url, id, &rest)) {
+        if (*rest == '\0' && get) {
+            r = service_job(a->svc, &rq->caller, id, &j, &e);
+            return send_result(c, r, MHD_HTTP_OK, j, &e);
+        }
+        if (*rest == '\0' && strcmp(method, "DELETE") == 0) {
+            r = service_cancel(a->svc, &rq->caller, id, &j, &e);
+            return send_result(c, r, MHD_HTTP_OK, j, &e);
+        }
+        if (strcmp(rest, "/log") == 0 && get)
+            return get_file(a, c, rq, id, NULL);
+        if (strncmp(rest, "/outputs/", 9) == 0 && rest[9] && get)
+            return get_file(a, c, rq, id, rest + 9);
+        if (strcmp(rest, "/outputs") == 0 && get) {
+            r = service_outputs(a->svc, &rq->caller, id, &j, &e);
+            return send_result(c, r, MHD_HTTP_OK, j, &e);
+        }
+    }
+    /* A known path with another method is 405; anything else 404. */
+    if (strcmp(url, "/v1/jobs") == 0 || strcmp(url, "/v1/devices") == 0 ||
+        strcmp(url, "/v1/usage") == 0 || strcmp(url, "/metrics") == 0 ||
+        (job_path(url, id, &rest) &&
+         (*rest == '\0' || strcmp(rest, "/log") == 0 ||
+          strcmp(rest, "/outputs") == 0)))
+        return send_error(c, -ENOSYS, "method not allowed");
+    return send_error(c, -ENOENT, "no such route");
+}
+
+/* POST /v1/jobs: the body streams into an unnamed file in the spool
+ * directory, refused as soon as it passes limits.max_bundle_bytes. */
+static enum MHD_Result upload(struct api *a, struct MHD_Connection *c,
+                              struct req *rq, const char *data, size_t *size)
+{
+    struct err e = {0};
+    json_t *j = NULL;
+    int r;
+
+    if (rq->fd < 0 && !rq->over) {
+        if (service_draining(a->svc))
+            return send_error(c, -ESHUTDOWN, "the node is draining");
+        rq->fd = open(service_spool_dir(a->svc), O_TMPFILE | O_RDWR | O_CLOEXEC,
+                      0600);
+        if (rq->fd < 0)
+            return send_error(c, -EIO, "cannot spool the upload");
+    }
+    if (*size > 0) {
+        if (!rq->over) {
+            rq->bytes += *size;
+            if (rq->bytes > service_max_bundle_bytes(a->svc)) {
+                char msg[160];
+                rq->over = true;
+                close(rq->fd);
+                rq->fd = -1;
+                snprintf(msg, sizeof msg,
+                         "the bundle exceeds limits.max_bundle_bytes (%llu "
+                         "bytes)",
+                         (unsigned long long)service_max_bundle_bytes(a->svc));
+                *size = 0;
+                rq->answered = true;
+                return send_error(c, -EFBIG, msg);
+            }
+            for (size_t off = 0; off < *size;) {
+                ssize_t n = write(rq->fd, data + off, *size - off);
+                if (n < 0) {
+                    *size = 0;
+                    rq->answered = true;
+                    return send_error(c, -EIO, "cannot spool the upload");
+                }
+                off += (size_t)n;
+            }
+        }
+        *size = 0;
+        return MHD_YES;
+    }
+    if (rq->answered || rq->over)
+        return MHD_YES;
+    rq->answered = true;
+    r = service_submit(a->svc, &rq->caller, rq->fd, rq->bytes, &j, &e);
+    rq->fd = -1; /* the service took it over */
+    return send_result(c, r, MHD_HTTP_CREATED, j, &e);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
+                               const char *url, const char *method,
+                               const char *version, const char *data,
+                               size_t *size, void **state)
+{
+    const struct endpoint *ep = cls;
+    struct api *a = ep->a;
+    bool unix_socket = ep->unix_socket;
+    struct req *rq = *state;
+    struct err e = {0};
+
+    (void)version;
+    if (rq == NULL) {
+        if ((rq = calloc(1, sizeof *rq)) == NULL)
+            return MHD_NO;
+        rq->fd = -1;
+        rq->unix_socket = unix_socket;
+        *state = rq;
+        if (strcmp(url, "/healthz") == 0) {
+            rq->answered = true;
+            return send_json(c, service_draining(a->svc) ? 503 : 200,
+                             json_pack("{s:s}", "status",
+                                       service_draining(a->svc) ? "draining"
+                                                                : "ok"));
+        }
+        if (authenticate(a, c, rq, &e) < 0) {
+            rq->answered = true;
+            return send_error(c, e.code, e.msg);
+        }
+        rq->authed = true;
+        if (strcmp(url, "/v1/jobs") == 0 && strcmp(method, "POST") == 0)
+            return MHD_YES; /* the body follows */
+    }
+    if (rq->answered) {
+        *size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(url, "/v1/jobs") == 0 && strcmp(method, "POST") == 0)
+        return upload(a, c, rq, data, size);
+    rq->answered = true;
+    return route(a, c, rq, url, method);
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **state,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct req *rq = *state;
+
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (rq == NULL)
+        return;
+    if (rq->fd >= 0)
+        close(rq->fd);
+    free(rq);
+    *state = NULL;
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+static char *slurp(const char *path, struct err *e)
+{
+    FILE *f = fopen(path, "re");
+    char *buf = NULL;
+    size_t len = 0;
+
+    if (f == NULL) {
+        err_set(e, -errno, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (getdelim(&buf, &len, '\0', f) < 0) {
+        err_set(e, -EIO, "%s: cannot read", path);
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+static int unix_listen(struct api *a, const char *path, struct err *e)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char dir[sizeof sa.sun_path];
+    char *slash;
+    int fd, r;
+
+    if (strlen(path) >= sizeof sa.sun_path)
+        return err_set(e, -ENAMETOOLONG, "api.socket '%s' is too long", path);
+    snprintf(dir, sizeof dir, "%s", path);
+    if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+        *slash = '\0';
+        if ((r = node_mkdirs(dir, 0755)) < 0)
+            return err_set(e, r, "%s: %s", dir, strerror(-r));
+    }
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return err_set(e, -errno, "socket: %s", strerror(errno));
+    /* A socket left by a daemon that died is replaced; a live one is
+     * not (connect succeeds). */
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        close(fd);
+        return err_set(e, -EADDRINUSE, "%s: another surplusd is listening",
+                       path);
+    }
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        chmod(path, 0666) < 0 || listen(fd, 128) < 0) {
+        r = -errno;
+        close(fd);
+        return err_set(e, r, "%s: %s", path, strerror(-r));
+    }
+    a->unix_fd = fd;
+    a->socket_path = strdup(path);
+    return 0;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    log_vmsg(SURPLUS_LOG_WARNING, "http: ", fmt, ap);
+}
+
+int api_start(struct service *s, const struct config *cf, struct api **ret,
+              struct err *e)
+{
+    struct api *a = calloc(1, sizeof *a);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_USE_ERROR_LOG;
+    int r;
+
+    if (a == NULL)
+        return err_set(e, -ENOMEM, "out of memory");
+    a->svc = s;
+    a->unix_fd = -1;
+    a->on_unix = (struct endpoint){a, true};
+    a->on_tcp = (struct endpoint){a, false};
+    if ((r = unix_listen(a, cf->api.socket, e)) < 0)
+        goto fail;
+    a->unix_d = MHD_start_daemon(
+        flags, 0, NULL, NULL, handler, &a->on_unix,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+        a->unix_fd, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+        MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
+    if (a->unix_d == NULL) {
+        r = err_set(e, -EIO, "cannot serve HTTP on %s", cf->api.socket);
+        goto fail;
+    }
+    if (cf->api.listen && cf->api.listen[0]) {
+        const char *colon = strrchr(cf->api.listen, ':');
+        long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+
+        if (port <= 0 || port > 65535) {
+            r = err_set(e, -EINVAL, "api.listen '%s': not HOST:PORT",
+                        cf->api.listen);
+            goto fail;
+        }
+        if ((a->tls_cert = slurp(cf->api.tls_cert, e)) == NULL ||
+            (a->tls_key = slurp(cf->api.tls_key, e)) == NULL) {
+            r = e->code;
+            goto fail;
+        }
+        a->tcp_d = MHD_start_daemon(
+            flags | MHD_USE_TLS | MHD_USE_DUAL_STACK, (uint16_t)port, NULL,
+            NULL, handler, &a->on_tcp, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+            NULL, MHD_OPTION_HTTPS_MEM_CERT, a->tls_cert,
+            MHD_OPTION_HTTPS_MEM_KEY, a->tls_key, MHD_OPTION_THREAD_POOL_SIZE,
+            2u, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+            MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
+        if (a->tcp_d == NULL) {
+            r = err_set(e, -EIO, "cannot serve HTTPS on %s",
+                        cf->api.listen);
+            goto fail;
+        }
+    }
+    *ret = a;
+    return 0;
+fail:
+    api_stop(a);
+    return r;
+}
+
+void api_quiesce(struct api *a)
+{
+    if (a->unix_d)
+        MHD_quiesce_daemon(a->unix_d);
+    if (a->tcp_d)
+        MHD_quiesce_daemon(a->tcp_d);
+}
+
+void api_stop(struct api *a)
+{
+    if (a == NULL)
+        return;
+    if (a->unix_d)
+        MHD_stop_daemon(a->unix_d);
+    if (a->tcp_d)
+        MHD_stop_daemon(a->tcp_d);
+    if (a->unix_fd >= 0)
+        close(a->unix_fd);
+    if (a->socket_path) {
+        unlink(a->socket_path);
+        free(a->socket_path);
+    }
+    free(a->tls_cert);
+    free(a->tls_key);
+    free(a);
+}

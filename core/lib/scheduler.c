@@ -1,0 +1,782 @@
+/*
+ * sched.c - FIFO with EASY backfill over one node's devices (see sched.h
+ * for the policy).  No I/O: everything here reads the input and builds the
+ * result.
+ */
+#include "scheduler.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "units.h"
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static const char *glob_of(const struct sched_job *job)
+{
+    return job->model != NULL ? job->model : "*";
+}
+
+bool sched_device_fits(const struct sched_job *job,
+                       const struct sched_device *dev)
+{
+    /* A device that reports no model can still be asked for by "*". */
+    const char *model = dev->model != NULL ? dev->model : "";
+
+    return dev->memory >= job->gpu_memory &&
+           fnmatch(glob_of(job), model, 0) == 0;
+}
+
+/* --- a string-keyed hash map ---------------------------------------------
+ * Open addressing over (string, integer) keys: tenant names, running job
+ * ids, and job shapes (model glob, gpu_memory).  It starts small and
+ * doubles, because a planning pass must not pay for zeroing a table sized
+ * for the whole queue when the queue holds a handful of shapes. */
+
+struct smap_slot {
+    const char *s;  /* NULL: empty */
+    uint64_t x;
+    uint64_t hash;
+    size_t v;
+};
+
+struct smap {
+    struct smap_slot *slot;
+    size_t cap;  /* a power of two */
+    size_t n;
+};
+
+static uint64_t smap_hash(const char *s, uint64_t x)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);  /* FNV-1a */
+
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * UINT64_C(0x100000001b3);
+    h ^= x + UINT64_C(0x9e3779b97f4a7c15) + (h << 6) + (h >> 2);
+    return h;
+}
+
+static struct smap_slot *smap_probe(const struct smap *m, const char *s,
+                                    uint64_t x, uint64_t h)
+{
+    size_t i = (size_t)h & (m->cap - 1);
+
+    for (;; i = (i + 1) & (m->cap - 1)) {
+        struct smap_slot *e = &m->slot[i];
+
+        if (e->s == NULL ||
+            (e->hash == h && e->x == x && strcmp(e->s, s) == 0))
+            return e;
+    }
+}
+
+/* The value stored under (s, x), or NULL. */
+static const size_t *smap_get(const struct smap *m, const char *s, uint64_t x)
+{
+    const struct smap_slot *e;
+
+    if (m->cap == 0)
+        return NULL;
+    e = smap_probe(m, s, x, smap_hash(s, x));
+    return e->s != NULL ? &e->v : NULL;
+}
+
+static int smap_grow(struct smap *m)
+{
+    size_t cap = m->cap != 0 ? m->cap * 2 : 16;
+    struct smap old = *m;
+
+    m->slot = calloc(cap, sizeof *m->slot);
+    if (m->slot == NULL) {
+        m->slot = old.slot;
+        return -ENOMEM;
+    }
+    m->cap = cap;
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.slot[i].s != NULL)
+            *smap_probe(m, old.slot[i].s, old.slot[i].x, old.slot[i].hash) =
+                old.slot[i];
+    free(old.slot);
+    return 0;
+}
+
+/* Stores v under (s, x) unless the key is there already (first one wins). */
+static int smap_add(struct smap *m, const char *s, uint64_t x, size_t v)
+{
+    struct smap_slot *e;
+    uint64_t h = smap_hash(s, x);
+    int r;
+
+    /* At most half full keeps probe sequences short. */
+    if ((m->n + 1) * 2 > m->cap && (r = smap_grow(m)) < 0)
+        return r;
+    e = smap_probe(m, s, x, h);
+    if (e->s == NULL) {
+        *e = (struct smap_slot){.s = s, .x = x, .hash = h, .v = v};
+        m->n++;
+    }
+    return 0;
+}
+
+/* --- planning state -------------------------------------------------------- */
+
+/* The result and the device lists it points into, freed together. */
+struct result_block {
+    struct sched_result r;
+    size_t pool[];  /* 2*D: start device lists, then the head's */
+};
+
+/* What jobs with one (model glob, gpu_memory) have in common.  Computing
+ * it once per shape keeps fnmatch(3) off the per-job path. */
+struct shape {
+    const char *model;
+    uint64_t gpu_memory;
+    size_t fit;             /* offset in plan.fitbuf: D flags, 1 = the
+                               device fits and is not drained */
+    uint32_t best_group;    /* most such devices in one group */
+    uint32_t drained_fit;   /* devices that fit but are drained */
+    /* Free devices only disappear during a pass (jobs start, none end),
+     * and the reservation is made once, so a width that failed to fit
+     * fails again: the smallest failed width, per mode, answers later
+     * jobs of the same shape in O(1).  UINT32_MAX: none failed yet. */
+    uint32_t fail_any;      /* any free device */
+    uint32_t fail_unres;    /* free devices not reserved for the head */
+};
+
+struct tenant_state {
+    uint32_t max_gpus;
+    uint64_t used;          /* GPUs held by its running and started jobs */
+    bool blocked;           /* a GPU job waits for quota: later ones too */
+};
+
+/* A device's sort key: devices are visited group by group. */
+struct dkey {
+    int group;
+    uint64_t free_at;
+    uint64_t memory;
+    size_t idx;
+};
+
+struct plan {
+    const struct sched_input *in;
+    struct sched_result *res;
+    size_t cap_starts, cap_impossible;
+
+    uint8_t *avail;         /* per device: free now, not drained, not
+                               taken by this pass */
+    uint8_t *reserved;      /* per device: in the head's reservation */
+    uint64_t *free_at;      /* per device: when free, SCHED_NEVER unknown */
+    size_t n_avail, n_avail_unres;
+    struct dkey *order;     /* non-drained devices by group, memory, index */
+    size_t n_order;
+    size_t *pool;           /* the result block's */
+    size_t pool_used;
+    size_t *pick;           /* D: scratch for one job's devices */
+
+    struct smap tenant_ix;
+    struct tenant_state *tenants;
+    struct smap running_ix;
+
+    struct smap shape_ix;
+    struct shape *shapes;
+    size_t n_shapes, cap_shapes;
+    uint8_t *fitbuf;
+    size_t cap_fitbuf;
+
+    uint64_t running;       /* jobs running, this pass's starts included */
+    bool full;              /* max_running reached */
+
+    /* The head, once there is one. */
+    uint32_t head_gpus;
+    struct tenant_state *head_tenant;
+    uint64_t shadow;
+    uint64_t head_tenant_at_shadow;  /* its tenant's GPUs held then */
+};
+
+static int by_group_memory(const void *a, const void *b)
+{
+    const struct dkey *x = a, *y = b;
+
+    if (x->group != y->group)
+        return x->group < y->group ? -1 : 1;
+    if (x->memory != y->memory)
+        return x->memory < y->memory ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int by_group_free_at(const void *a, const void *b)
+{
+    const struct dkey *x = a, *y = b;
+
+    if (x->group != y->group)
+        return x->group < y->group ? -1 : 1;
+    if (x->free_at != y->free_at)
+        return x->free_at < y->free_at ? -1 : 1;
+    if (x->memory != y->memory)
+        return x->memory < y->memory ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int by_index(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static struct tenant_state *tenant_of(const struct plan *p, const char *name)
+{
+    const size_t *v = name != NULL ? smap_get(&p->tenant_ix, name, 0) : NULL;
+
+    return v != NULL ? &p->tenants[*v] : NULL;
+}
+
+static int setup_tenants(struct plan *p)
+{
+    const struct sched_input *in = p->in;
+    int r;
+
+    p->tenants = calloc(in->n_tenants + 1, sizeof *p->tenants);
+    if (p->tenants == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < in->n_tenants; i++) {
+        if (in->tenants[i].name == NULL)
+            continue;
+        p->tenants[i].max_gpus = in->tenants[i].max_gpus;
+        if ((r = smap_add(&p->tenant_ix, in->tenants[i].name, 0, i)) < 0)
+            return r;
+    }
+    for (size_t i = 0; i < in->n_running; i++) {
+        const struct sched_running *rj = &in->running[i];
+        struct tenant_state *t = tenant_of(p, rj->tenant);
+
+        if (t != NULL)
+            t->used += rj->gpus;
+        if (rj->id != NULL && (r = smap_add(&p->running_ix, rj->id, 0, i)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+static uint64_t running_end(const struct plan *p, const struct sched_running *rj)
+{
+    /* Past its end it is being killed: its devices come back any moment. */
+    return rj->end_ms > p->in->now_ms ? rj->end_ms : p->in->now_ms;
+}
+
+static int setup_devices(struct plan *p)
+{
+    const struct sched_input *in = p->in;
+    size_t nd = in->n_devices;
+
+    p->avail = calloc(nd + 1, 1);
+    p->reserved = calloc(nd + 1, 1);
+    p->free_at = calloc(nd + 1, sizeof *p->free_at);
+    p->order = calloc(nd + 1, sizeof *p->order);
+    p->pick = calloc(nd + 1, sizeof *p->pick);
+    if (!p->avail || !p->reserved || !p->free_at || !p->order || !p->pick)
+        return -ENOMEM;
+    for (size_t d = 0; d < nd; d++) {
+        const struct sched_device *dev = &in->devices[d];
+
+        if (dev->drained)
+            continue;
+        if (!dev->busy) {
+            p->free_at[d] = in->now_ms;
+            p->avail[d] = 1;
+            p->n_avail++;
+        } else {
+            const size_t *v =
+                dev->holder != NULL ? smap_get(&p->running_ix, dev->holder, 0)
+                                    : NULL;
+
+            p->free_at[d] =
+                v != NULL ? running_end(p, &in->running[*v]) : SCHED_NEVER;
+        }
+        p->order[p->n_order++] = (struct dkey){
+            .group = dev->group, .memory = dev->memory, .idx = d};
+    }
+    p->n_avail_unres = p->n_avail;
+    qsort(p->order, p->n_order, sizeof *p->order, by_group_memory);
+    return 0;
+}
+
+/* The shape of a GPU job, made on first sight. */
+static struct shape *shape_of(struct plan *p, const struct sched_job *job)
+{
+    const struct sched_input *in = p->in;
+    const char *glob = glob_of(job);
+    const size_t *v = smap_get(&p->shape_ix, glob, job->gpu_memory);
+    struct shape *s;
+    uint32_t in_group = 0;
+    int group = 0;
+
+    if (v != NULL)
+        return &p->shapes[*v];
+    if (p->n_shapes == p->cap_shapes) {
+        size_t cap = p->cap_shapes ? 2 * p->cap_shapes : 8;
+        struct shape *ns = realloc(p->shapes, cap * sizeof *ns);
+
+        if (ns == NULL)
+            return NULL;
+        p->shapes = ns;
+        p->cap_shapes = cap;
+    }
+    if ((p->n_shapes + 1) * in->n_devices > p->cap_fitbuf) {
+        size_t cap = 2 * (p->n_shapes + 1) * in->n_devices;
+        uint8_t *nb = realloc(p->fitbuf, cap);
+
+        if (nb == NULL)
+            return NULL;
+        p->fitbuf = nb;
+        p->cap_fitbuf = cap;
+    }
+    if (smap_add(&p->shape_ix, glob, job->gpu_memory, p->n_shapes) < 0)
+        return NULL;
+    s = &p->shapes[p->n_shapes];
+    *s = (struct shape){.model = glob, .gpu_memory = job->gpu_memory,
+                        .fit = p->n_shapes * in->n_devices,
+                        .fail_any = UINT32_MAX, .fail_unres = UINT32_MAX};
+    p->n_shapes++;
+    memset(p->fitbuf + s->fit, 0, in->n_devices);
+    for (size_t d = 0; d < in->n_devices; d++)
+        if (in->devices[d].drained && sched_device_fits(job, &in->devices[d]))
+            s->drained_fit++;
+    /* p->order holds the non-drained devices, group by group. */
+    for (size_t k = 0; k < p->n_order; k++) {
+        const struct dkey *o = &p->order[k];
+
+        if (k == 0 || o->group != group) {
+            group = o->group;
+            in_group = 0;
+        }
+        if (sched_device_fits(job, &in->devices[o->idx])) {
+            p->fitbuf[s->fit + o->idx] = 1;
+            if (++in_group > s->best_group)
+                s->best_group = in_group;
+        }
+    }
+    return s;
+}
+
+/* Is candidate (n_res, mem, low) better than the best so far? */
+static bool better(size_t n_res, uint64_t mem, size_t low, size_t b_res,
+                   uint64_t b_mem, size_t b_low)
+{
+    if (n_res != b_res)
+        return n_res < b_res;
+    if (mem != b_mem)
+        return mem < b_mem;
+    return low < b_low;
+}
+
+/*
+ * Chooses `gpus` free devices for a job of shape `s` in one group, into
+ * p->pick (ascending).  `may_use_reserved`: the job ends by the shadow
+ * time, so the head's devices are lent to it; they are still taken last.
+ */
+static bool pick_now(struct plan *p, struct shape *s, uint32_t gpus,
+                     bool may_use_reserved)
+{
+    const uint8_t *fit = p->fitbuf + s->fit;
+    uint32_t *fail = may_use_reserved ? &s->fail_any : &s->fail_unres;
+    size_t best_b = 0, best_e = 0, b_res = SIZE_MAX, b_low = SIZE_MAX;
+    uint64_t b_mem = UINT64_MAX;
+    size_t n = 0;
+
+    if (gpus >= *fail ||
+        gpus > (may_use_reserved ? p->n_avail : p->n_avail_unres))
+        goto none;
+    for (size_t b = 0, e; b < p->n_order; b = e) {
+        size_t n_unres = 0, n_res = 0, low = SIZE_MAX, need, take_res;
+        uint64_t mem = 0;
+
+        for (e = b; e < p->n_order && p->order[e].group == p->order[b].group;
+             e++) {
+            size_t d = p->order[e].idx;
+
+            if (!p->avail[d] || !fit[d])
+                continue;
+            if (p->reserved[d])
+                n_res++;
+            else
+                n_unres++;
+        }
+        if (n_unres + (may_use_reserved ? n_res : 0) < gpus)
+            continue;
+        /* Score the set pick_from() would take: unreserved first, each
+         * kind smallest memory first. */
+        take_res = gpus > n_unres ? gpus - n_unres : 0;
+        need = gpus - take_res;
+        n_res = take_res;  /* the score; take_res counts down below */
+        for (size_t k = b; k < e && (need > 0 || take_res > 0); k++) {
+            size_t d = p->order[k].idx;
+
+            if (!p->avail[d] || !fit[d])
+                continue;
+            if (p->reserved[d] ? take_res == 0 : need == 0)
+                continue;
+            if (p->reserved[d])
+                take_res--;
+            else
+                need--;
+            mem = add_sat(mem, p->order[k].memory);
+            if (d < low)
+                low = d;
+        }
+        if (better(n_res, mem, low, b_res, b_mem, b_low)) {
+            best_b = b;
+            best_e = e;
+            b_res = n_res;
+            b_mem = mem;
+            b_low = low;
+        }
+    }
+    if (b_res == SIZE_MAX)
+        goto none;
+    {
+        size_t need = gpus - b_res, take_res = b_res;
+
+        for (size_t k = best_b; k < best_e && n < gpus; k++) {
+            size_t d = p->order[k].idx;
+
+            if (!p->avail[d] || !fit[d])
+                continue;
+            if (p->reserved[d] ? take_res == 0 : need == 0)
+                continue;
+            if (p->reserved[d])
+                take_res--;
+            else
+                need--;
+            p->pick[n++] = d;
+        }
+    }
+    qsort(p->pick, n, sizeof *p->pick, by_index);
+    return true;
+
+none:
+    if (gpus < *fail)
+        *fail = gpus;
+    return false;
+}
+
+static int add_start(struct plan *p, size_t job, uint32_t gpus)
+{
+    struct sched_result *res = p->res;
+    struct sched_start *st;
+
+    if (res->n_starts == p->cap_starts) {
+        size_t cap = p->cap_starts ? 2 * p->cap_starts : 16;
+        struct sched_start *ns = realloc(res->starts, cap * sizeof *ns);
+
+        if (ns == NULL)
+            return -ENOMEM;
+        res->starts = ns;
+        p->cap_starts = cap;
+    }
+    st = &res->starts[res->n_starts++];
+    st->job = job;
+    st->devices = p->pool + p->pool_used;
+    st->n_devices = gpus;
+    memcpy(p->pool + p->pool_used, p->pick, gpus * sizeof *p->pick);
+    p->pool_used += gpus;
+    return 0;
+}
+
+static int add_impossible(struct plan *p, size_t job, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int add_impossible(struct plan *p, size_t job, const char *fmt, ...)
+{
+    struct sched_result *res = p->res;
+    struct sched_impossible *im;
+    va_list ap;
+
+    if (res->n_impossible == p->cap_impossible) {
+        size_t cap = p->cap_impossible ? 2 * p->cap_impossible : 8;
+        struct sched_impossible *ni = realloc(res->impossible, cap * sizeof *ni);
+
+        if (ni == NULL)
+            return -ENOMEM;
+        res->impossible = ni;
+        p->cap_impossible = cap;
+    }
+    im = &res->impossible[res->n_impossible++];
+    im->job = job;
+    va_start(ap, fmt);
+    vsnprintf(im->reason, sizeof im->reason, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+static const char *plural(uint32_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
+static int no_devices(struct plan *p, size_t i, const struct shape *s)
+{
+    const struct sched_job *job = &p->in->queued[i];
+    char model[96], mem[32], with[64] = "", drained[48] = "";
+
+    err_escape(s->model, model, sizeof model);
+    if (s->gpu_memory > 0)
+        snprintf(with, sizeof with, " with at least %s",
+                 units_format_size(s->gpu_memory, mem, sizeof mem));
+    if (s->drained_fit > 0)
+        snprintf(drained, sizeof drained, ", not counting %u drained",
+                 (unsigned)s->drained_fit);
+    if (s->best_group == 0)
+        return add_impossible(p, i, "asks for %u GPU%s, but no device "
+                              "matches model '%s'%s%s",
+                              (unsigned)job->gpus, plural(job->gpus), model,
+                              with, drained);
+    return add_impossible(p, i, "asks for %u GPUs, but only %u device%s in "
+                          "one group match%s model '%s'%s%s",
+                          (unsigned)job->gpus, (unsigned)s->best_group,
+                          plural(s->best_group),
+                          s->best_group == 1 ? "es" : "", model, with,
+                          drained);
+}
+
+/*
+ * queued[i] fits nowhere now: reserve for it the devices, in one group,
+ * that are free soonest, and remember what the node looks like at that
+ * (shadow) time so that backfill cannot push it back.
+ */
+static void make_head(struct plan *p, size_t i, const struct shape *s)
+{
+    const struct sched_input *in = p->in;
+    const struct sched_job *job = &in->queued[i];
+    const uint8_t *fit = p->fitbuf + s->fit;
+    struct sched_result *res = p->res;
+    struct dkey *keys = p->order;  /* re-sorted here, restored below */
+    size_t best_b = 0, b_low = SIZE_MAX;
+    uint64_t b_shadow = UINT64_MAX, b_mem = UINT64_MAX;
+    bool found = false;
+    size_t *head = p->pool + in->n_devices;
+
+    for (size_t k = 0; k < p->n_order; k++)
+        keys[k].free_at = p->free_at[keys[k].idx];
+    qsort(keys, p->n_order, sizeof *keys, by_group_free_at);
+    for (size_t b = 0, e; b < p->n_order; b = e) {
+        uint64_t shadow = 0, mem = 0;
+        size_t low = SIZE_MAX, n = 0;
+
+        for (e = b; e < p->n_order && keys[e].group == keys[b].group; e++) {
+            if (n == job->gpus || !fit[keys[e].idx])
+                continue;
+            n++;
+            shadow = keys[e].free_at;  /* ascending: the last one taken */
+            mem = add_sat(mem, keys[e].memory);
+            if (keys[e].idx < low)
+                low = keys[e].idx;
+        }
+        if (n < job->gpus)
+            continue;
+        if (!found || shadow < b_shadow ||
+            (shadow == b_shadow && better(0, mem, low, 0, b_mem, b_low))) {
+            found = true;
+            best_b = b;
+            b_shadow = shadow;
+            b_mem = mem;
+            b_low = low;
+        }
+    }
+    /* Not impossible, so some group has enough fitting devices. */
+    if (!found)
+        return;
+    res->has_head = true;
+    res->head = i;
+    res->head_start_ms = b_shadow;
+    res->head_devices = head;
+    for (size_t k = best_b; k < p->n_order && res->n_head_devices < job->gpus;
+         k++) {
+        size_t d = keys[k].idx;
+
+        if (!fit[d])
+            continue;
+        head[res->n_head_devices++] = d;
+        p->reserved[d] = 1;
+        if (p->avail[d])
+            p->n_avail_unres--;
+    }
+    qsort(head, res->n_head_devices, sizeof *head, by_index);
+    qsort(keys, p->n_order, sizeof *keys, by_group_memory);
+
+    p->shadow = b_shadow;
+    p->head_gpus = job->gpus;
+    p->head_tenant = tenant_of(p, job->tenant);
+    if (p->head_tenant == NULL)
+        return;
+    /* What its tenant still holds at the shadow time: the input's running
+     * jobs and this pass's starts that end after it. */
+    for (size_t k = 0; k < in->n_running; k++) {
+        const struct sched_running *rj = &in->running[k];
+
+        if (running_end(p, rj) > p->shadow &&
+            tenant_of(p, rj->tenant) == p->head_tenant)
+            p->head_tenant_at_shadow += rj->gpus;
+    }
+    for (size_t k = 0; k < res->n_starts; k++) {
+        const struct sched_job *sj = &in->queued[res->starts[k].job];
+
+        if (add_sat(in->now_ms, sj->walltime_ms) > p->shadow &&
+            tenant_of(p, sj->tenant) == p->head_tenant)
+            p->head_tenant_at_shadow += sj->gpus;
+    }
+}
+
+/*
+ * Whether a job that would still run at the shadow time leaves the head
+ * its tenant's quota then.  Devices are handled by pick_now().  A running
+ * slot (max_running) needs no check: the job that frees the head's last
+ * device ends by the shadow time and so frees a slot too, and every job
+ * started now is counted against max_running already.
+ */
+static bool leaves_head_quota(const struct plan *p,
+                              const struct sched_job *job,
+                              const struct tenant_state *t)
+{
+    return job->gpus == 0 || t == NULL || t != p->head_tenant ||
+           p->head_tenant_at_shadow + job->gpus + p->head_gpus <= t->max_gpus;
+}
+
+static void took(struct plan *p, size_t i, struct tenant_state *t,
+                 bool outlasts)
+{
+    const struct sched_job *job = &p->in->queued[i];
+    uint64_t end = add_sat(p->in->now_ms, job->walltime_ms);
+
+    for (uint32_t k = 0; k < job->gpus; k++) {
+        size_t d = p->pick[k];
+
+        p->avail[d] = 0;
+        p->free_at[d] = end;
+        p->n_avail--;
+        if (!p->reserved[d])
+            p->n_avail_unres--;
+    }
+    if (t != NULL)
+        t->used += job->gpus;
+    p->running++;
+    if (p->in->max_running != 0 && p->running >= p->in->max_running)
+        p->full = true;
+    if (outlasts && t != NULL && t == p->head_tenant)
+        p->head_tenant_at_shadow += job->gpus;
+}
+
+/* One queued job: impossible, skipped, started, or made the head. */
+static int consider(struct plan *p, size_t i)
+{
+    const struct sched_job *job = &p->in->queued[i];
+    struct sched_result *res = p->res;
+    struct shape *s = NULL;
+    struct tenant_state *t = NULL;
+    bool outlasts;
+
+    if (job->gpus > 0) {
+        char name[96];
+
+        if ((s = shape_of(p, job)) == NULL)
+            return -ENOMEM;
+        t = tenant_of(p, job->tenant);
+        if (t != NULL && job->gpus > t->max_gpus)
+            return add_impossible(p, i, "asks for %u GPU%s, but tenant '%s' "
+                                  "may lease at most %u at once",
+                                  (unsigned)job->gpus, plural(job->gpus),
+                                  err_escape(job->tenant, name, sizeof name),
+                                  (unsigned)t->max_gpus);
+        if (job->gpus > s->best_group)
+            return no_devices(p, i, s);
+    }
+    /* Past here only impossible jobs are still reported. */
+    if (p->full)
+        return 0;
+    if (t != NULL) {
+        if (t->blocked)
+            return 0;
+        if (t->used + job->gpus > t->max_gpus) {
+            t->blocked = true;
+            return 0;
+        }
+    }
+    outlasts = res->has_head &&
+               add_sat(p->in->now_ms, job->walltime_ms) > p->shadow;
+    if (outlasts && !leaves_head_quota(p, job, t))
+        return 0;
+    if (job->gpus > 0 && !pick_now(p, s, job->gpus, !outlasts)) {
+        if (!res->has_head)
+            make_head(p, i, s);
+        return 0;
+    }
+    took(p, i, t, outlasts);
+    return add_start(p, i, job->gpus);
+}
+
+static void plan_free(struct plan *p)
+{
+    free(p->avail);
+    free(p->reserved);
+    free(p->free_at);
+    free(p->order);
+    free(p->pick);
+    free(p->tenant_ix.slot);
+    free(p->tenants);
+    free(p->running_ix.slot);
+    free(p->shape_ix.slot);
+    free(p->shapes);
+    free(p->fitbuf);
+}
+
+void sched_result_free(struct sched_result *r)
+{
+    if (r == NULL)
+        return;
+    free(r->starts);
+    free(r->impossible);
+    /* r is the first member of its result_block. */
+    free(r);
+}
+
+int sched_plan(const struct sched_input *in, struct sched_result **ret_result)
+{
+    struct plan p = {.in = in};
+    struct result_block *rb;
+    int r;
+
+    if (in == NULL || ret_result == NULL ||
+        (in->n_devices > 0 && in->devices == NULL) ||
+        (in->n_running > 0 && in->running == NULL) ||
+        (in->n_queued > 0 && in->queued == NULL) ||
+        (in->n_tenants > 0 && in->tenants == NULL))
+        return -EINVAL;
+    if (in->n_devices > (SIZE_MAX - sizeof *rb) / (2 * sizeof(size_t)))
+        return -ENOMEM;
+    rb = calloc(1, sizeof *rb + 2 * in->n_devices * sizeof(size_t));
+    if (rb == NULL)
+        return -ENOMEM;
+    p.res = &rb->r;
+    p.pool = rb->pool;
+    p.running = in->n_running;
+    p.full = in->max_running != 0 && p.running >= in->max_running;
+    if ((r = setup_tenants(&p)) < 0 || (r = setup_devices(&p)) < 0)
+        goto out;
+    for (size_t i = 0; i < in->n_queued; i++)
+        if ((r = consider(&p, i)) < 0)
+            goto out;
+    *ret_result = p.res;
+    p.res = NULL;
+out:
+    sched_result_free(p.res);
+    plan_free(&p);
+    return r;
+}

@@ -1,0 +1,162 @@
+/*
+ * sched.h - the daemon's scheduler: which queued jobs start now, and on
+ * which devices.
+ *
+ * A pure function of its input (no I/O, no clock, no globals, no
+ * randomness): the daemon describes the node as it is at `now_ms` and gets
+ * back decisions to apply in order.  The same input always gives the same
+ * output, so every policy question can be answered with a hand-built
+ * scenario in a unit test, and a decision the daemon logs can be replayed.
+ *
+ * Policy: FIFO with EASY backfill (Lifka 1995; Slurm's sched/backfill is
+ * the same idea with more knobs).
+ *
+ *   - Queued jobs are walked in submission order.  While jobs fit, they
+ *     start, in that order.
+ *   - A job that can never run on this node is reported in `impossible`
+ *     with a reason, so the daemon can fail it; it blocks nothing.  "Never"
+ *     means: it asks for more GPUs than its tenant's max_gpus, or no
+ *     accelerator group has that many devices matching its model and
+ *     gpu_memory, drained devices counted as absent (a drained device failed
+ *     health or scrub and is never leased again).
+ *   - The first job that fits nowhere right now becomes the head.  It gets
+ *     the one reservation: the devices it will take (in one group, those
+ *     free soonest by the running jobs' expected ends) and the shadow time
+ *     when the last of them is free.
+ *   - Every later job is a backfill candidate: it starts now only if it fits
+ *     now and cannot delay the head, that is, it ends (now + walltime) no
+ *     later than the shadow time, or it leaves the head's devices and the
+ *     head tenant's quota free at the shadow time.  (A running slot under
+ *     max_running is always left: the job that frees the head's last device
+ *     frees one.)  Walltime is enforced by the runner, so "ends by" is a
+ *     promise, not an estimate.
+ *   - Only the head is protected.  Its reservation is recomputed on every
+ *     pass from the jobs running then; backfill never pushes it later.
+ *
+ * Tenant quotas: max_gpus bounds the devices leased at once by a tenant's
+ * running jobs.  A job that would exceed it only because of the tenant's
+ * running jobs is skipped without a reservation: a tenant at its quota
+ * holds up no one else.  Its later GPU jobs also wait for the rest of the
+ * pass, so that a tenant's wide job is not starved by the same tenant's
+ * narrow ones (FIFO within a tenant).  Its CPU-only jobs still run: they
+ * take no quota.  A tenant that is not listed has no quota.
+ *
+ * Device choice, among free devices that fit, in one group: first those not
+ * reserved for the head, then the smallest memory (best fit: large devices
+ * stay free for jobs that need them), then the lowest index.  When several
+ * groups can take the job, the one that takes the fewest reserved devices,
+ * then the least memory in total, then the lowest device index wins.
+ *
+ * Cost: O(D log D + R + T + G*D + Q*D) time with D devices, R running jobs,
+ * T tenants, Q queued jobs and G distinct (model, gpu_memory) pairs among
+ * them; fnmatch(3) runs G*D times, not Q*D.  A job whose shape already
+ * failed to fit in this pass costs O(1), so a queue of 10,000 jobs on 8
+ * devices plans in well under a millisecond (tests/unit/test_sched.c
+ * prints the time).  Memory is O(Q + D*G + R + T).
+ */
+#ifndef SURPLUS_SCHEDULER_H
+#define SURPLUS_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Means "not known": a device held by a job the input does not list, and
+ * so a shadow time that cannot be predicted. */
+#define SCHED_NEVER UINT64_MAX
+
+struct sched_device {
+    const char *id;        /* for messages only */
+    const char *model;     /* matched against a job's model glob */
+    uint64_t memory;       /* bytes */
+    int group;             /* the accelerator plugin instance it belongs to:
+                              a job's devices all come from one group */
+    bool drained;          /* failed health or scrub: never leased again */
+    bool busy;             /* leased by a running job */
+    const char *holder;    /* busy: the id of the running job holding it */
+};
+
+struct sched_running {
+    const char *id;
+    const char *tenant;    /* NULL: counts against no quota */
+    uint32_t gpus;         /* devices it holds, for its tenant's quota */
+    uint64_t end_ms;       /* start + walltime: when its devices are free
+                              at the latest; in the past while it is being
+                              killed, treated as "now" */
+};
+
+struct sched_job {
+    const char *id;
+    const char *tenant;    /* NULL: no quota */
+    uint32_t gpus;         /* 0: CPU only, needs no device */
+    const char *model;     /* fnmatch(3) glob on the device model; NULL = "*" */
+    uint64_t gpu_memory;   /* minimum bytes per device; 0 = any */
+    uint64_t walltime_ms;
+};
+
+struct sched_tenant {
+    const char *name;
+    uint32_t max_gpus;     /* devices leased at once; 0: CPU-only jobs */
+};
+
+struct sched_input {
+    uint64_t now_ms;                    /* monotonic, same clock as end_ms */
+    const struct sched_device *devices; /* indexes used in the output */
+    size_t n_devices;
+    const struct sched_running *running;
+    size_t n_running;
+    const struct sched_job *queued;     /* FIFO: submission order */
+    size_t n_queued;
+    const struct sched_tenant *tenants; /* names unique */
+    size_t n_tenants;
+    uint32_t max_running;               /* running jobs node-wide, CPU-only
+                                           ones included; 0: unlimited */
+};
+
+/* Start queued[job] now on devices[devices[0..n_devices-1]]. */
+struct sched_start {
+    size_t job;          /* index into sched_input.queued */
+    const size_t *devices;  /* ascending; n_devices == that job's gpus */
+    size_t n_devices;
+};
+
+/* queued[job] can never run on this node: fail it with `reason`. */
+struct sched_impossible {
+    size_t job;
+    char reason[256];    /* one line; tenant text in it is escaped */
+};
+
+struct sched_result {
+    struct sched_start *starts;  /* in the order to apply them */
+    size_t n_starts;
+    struct sched_impossible *impossible;  /* in queue order */
+    size_t n_impossible;
+    /* The head's reservation, for status output ("expected to start at")
+     * and tests; the daemon need not act on it. */
+    bool has_head;
+    size_t head;                 /* index into sched_input.queued */
+    uint64_t head_start_ms;      /* the shadow time, or SCHED_NEVER */
+    const size_t *head_devices;  /* ascending, n_head_devices == its gpus */
+    size_t n_head_devices;
+};
+
+/*
+ * Plans one pass.  Returns 0 with *ret_result set (free it with
+ * sched_result_free), -EINVAL when an array is NULL with a non-zero count,
+ * or -ENOMEM; *ret_result is untouched on failure.  The input is only read
+ * and may be freed once this returns; the result refers to it by index.
+ */
+int sched_plan(const struct sched_input *in, struct sched_result **ret_result);
+
+/* Accepts NULL. */
+void sched_result_free(struct sched_result *r);
+
+/*
+ * Whether `dev` can serve `job` by its model and memory: the job's model
+ * glob matches the device model and the device has at least gpu_memory.
+ * Capability only: drained and busy are availability, judged by sched_plan.
+ */
+bool sched_device_fits(const struct sched_job *job,
+                       const struct sched_device *dev);
+
+#endif

@@ -1,0 +1,1236 @@
+/*
+ * service.c - surplusd's jobs: submission, the queue, the scheduler
+ * thread, one thread per running job (each calls runner_run), cancel,
+ * drain and queries.
+ *
+ * The job store is the truth: every state change is written there before
+ * it is acted on.  In memory are only what the scheduler needs between
+ * rounds (the queue in submission order, the running jobs and the device
+ * inventory), rebuilt from the store at start.
+ */
+#include "service.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <surplus/surplus.h>
+
+#include "bundle.h"
+#include "jobstore.h"
+#include "log.h"
+#include "node.h"
+#include "runner.h"
+#include "scheduler.h"
+#include "sha256.h"
+
+#define LATENCY_BUCKETS 12
+static const double latency_le[LATENCY_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30};
+
+struct dev {
+    int group;          /* index of the accelerator plugin */
+    char *id, *model;
+    uint64_t memory;
+    bool healthy;
+    char *reason;
+    char *holder;       /* job id while leased */
+};
+
+struct active {
+    struct active *next;
+    struct service *s;
+    char id[JOBSTORE_ID_LEN + 1];
+    char record_id[64];  /* <id>-<start time>: one record per attempt */
+    char *tenant;
+    uint32_t gpus;
+    uint64_t end_ms;
+    int64_t submitted_us;
+    int cancel_fd;
+    bool requeue;       /* stopped by a drain: back to the queue */
+    int group;
+    char **dev_ids;
+    size_t n_dev;
+    pthread_t thread;
+};
+
+struct qjob {
+    char id[JOBSTORE_ID_LEN + 1];
+    char *tenant, *model;
+    uint32_t gpus;
+    uint64_t gpu_memory, walltime_ms;
+    int64_t submitted_us;
+};
+
+struct tenant {
+    char *name;
+    char token[65];     /* token_sha256, or "" */
+    uint32_t max_gpus;
+    uint64_t max_queued;
+};
+
+struct service {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct config *cf;       /* a private copy of what is used */
+    const struct config *cf_in;
+    struct node *node;
+    struct jobstore *js;
+    char spool[4200];
+    struct dev *devs;
+    size_t n_devs;
+    struct qjob *queue;
+    size_t n_queue;
+    struct active *running;
+    size_t n_running;
+    struct tenant *tenants;
+    size_t n_tenants;
+    bool draining, stopping, started;
+    pthread_t sched;
+    /* metrics */
+    uint64_t bundle_bytes, submitted, finished[JOB_STATE_COUNT];
+    uint64_t lat_count, lat_bucket[LATENCY_BUCKETS];
+    double lat_sum, scrub_seconds;
+};
+
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- tenants ------------------------------------------------------------- */
+
+static void tenants_free(struct tenant *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(t[i].name);
+    free(t);
+}
+
+static int tenants_load(struct service *s, const struct config *cf)
+{
+    struct tenant *t = calloc(cf->n_tenants + 1, sizeof *t);
+
+    if (t == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < cf->n_tenants; i++) {
+        t[i].name = strdup(cf->tenants[i].name);
+        if (cf->tenants[i].token_sha256)
+            snprintf(t[i].token, sizeof t[i].token, "%s",
+                     cf->tenants[i].token_sha256);
+        t[i].max_gpus = (uint32_t)cf->tenants[i].max_gpus;
+        t[i].max_queued = (uint64_t)cf->tenants[i].max_queued;
+    }
+    pthread_mutex_lock(&s->mu);
+    tenants_free(s->tenants, s->n_tenants);
+    s->tenants = t;
+    s->n_tenants = cf->n_tenants;
+    s->cf->limits = cf->limits;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+static const struct tenant *tenant_find(struct service *s, const char *name)
+{
+    for (size_t i = 0; name && i < s->n_tenants; i++)
+        if (strcmp(s->tenants[i].name, name) == 0)
+            return &s->tenants[i];
+    return NULL;
+}
+
+/* Returns a pointer into the tenant table, stable until a reload; the
+ * caller copies it. */
+const char *service_tenant_for_token(struct service *s, const char *token)
+{
+    char hex[65];
+    const char *found = NULL;
+
+    sha256_hex(token, strlen(token), hex);
+    pthread_mutex_lock(&s->mu);
+    /* Every tenant is compared, each in constant time. */
+    for (size_t i = 0; i < s->n_tenants; i++)
+        if (s->tenants[i].token[0] &&
+            const_time_eq(s->tenants[i].token, hex, 64))
+            found = s->tenants[i].name;
+    pthread_mutex_unlock(&s->mu);
+    return found;
+}
+
+bool service_tenant_exists(struct service *s, const char *name)
+{
+    bool r;
+
+    pthread_mutex_lock(&s->mu);
+    r = tenant_find(s, name) != NULL;
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+uint64_t service_max_bundle_bytes(struct service *s)
+{
+    return s->cf->limits.max_bundle_bytes;
+}
+
+const char *service_spool_dir(struct service *s)
+{
+    return s->spool;
+}
+
+bool service_draining(struct service *s)
+{
+    return __atomic_load_n(&s->draining, __ATOMIC_RELAXED);
+}
+
+/* ---- devices --------------------------------------------------------------- */
+
+struct disc {
+    struct service *s;
+    int group;
+};
+
+static int on_device(void *arg, const struct surplus_device *d)
+{
+    struct disc *w = arg;
+    struct service *s = w->s;
+    struct dev *n = realloc(s->devs, (s->n_devs + 1) * sizeof *n);
+
+    if (n == NULL)
+        return -ENOMEM;
+    s->devs = n;
+    n = &s->devs[s->n_devs++];
+    memset(n, 0, sizeof *n);
+    n->group = w->group;
+    n->id = strdup(d->id ? d->id : "?");
+    n->model = strdup(d->model ? d->model : "?");
+    n->memory = d->memory_bytes;
+    n->healthy = d->healthy;
+    n->reason = d->reason ? strdup(d->reason) : NULL;
+    return 0;
+}
+
+static void inventory(struct service *s)
+{
+    for (size_t i = 0; i < s->node->n_accelerators; i++) {
+        struct plugin *p = s->node->accelerators[i];
+        struct disc w = {s, (int)i};
+        int r = plugin_accelerator(p)->discover(p->state, on_device, &w);
+
+        if (r < 0) {
+            struct err pe = {0};
+            plugin_error(p, r, &pe, "discover");
+            log_msg(SURPLUS_LOG_WARNING, "%s", pe.msg);
+        }
+    }
+    log_msg(SURPLUS_LOG_INFO, "%zu device(s) from %zu accelerator plugin(s)",
+            s->n_devs, s->node->n_accelerators);
+}
+
+/* state_dir/drained/<plugin>-<id> marks a device that failed its scrub
+ * (the runner writes it). */
+static bool drained(struct service *s, const struct dev *d, char *why,
+                    size_t len)
+{
+    const char *label = node_plugin_label(s->node->accelerators[d->group]);
+    char name[512], path[4800];
+    size_t k = 0;
+    ssize_t n;
+    int fd;
+
+    for (const char *c = label; *c && k + 1 < sizeof name; c++)
+        name[k++] = *c == '/' ? '_' : *c;
+    if (k + 1 < sizeof name)
+        name[k++] = '-';
+    for (const char *c = d->id; *c && k + 1 < sizeof name; c++)
+        name[k++] = ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                     (*c >= '0' && *c <= '9') || *c == '.' || *c == '-')
+                        ? *c
+                        : '_';
+    name[k] = '\0';
+    snprintf(path, sizeof path, "%s/drained/%s", s->cf->state_dir, name);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        return false;
+    n = read(fd, why, len - 1);
+    close(fd);
+    why[n > 0 ? n : 0] = '\0';
+    why[strcspn(why, "\n")] = '\0';
+    return true;
+}
+
+int service_devices(struct service *s, json_t **ret, struct err *e)
+{
+    json_t *a = json_array();
+    char why[512];
+
+    (void)e;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_devs; i++) {
+        struct dev *d = &s->devs[i];
+        bool dr = drained(s, d, why, sizeof why);
+        const char *state = dr            ? "drained"
+                            : !d->healthy ? "unhealthy"
+                            : d->holder   ? "leased"
+                                          : "free";
+
+        json_array_append_new(
+            a, json_pack("{s:s, s:s, s:s, s:I, s:s, s:s?, s:s?}", "id", d->id,
+                         "plugin",
+                         node_plugin_label(s->node->accelerators[d->group]),
+                         "model", d->model, "memory_bytes",
+                         (json_int_t)d->memory, "state", state, "job",
+                         d->holder, "reason",
+                         dr ? why : (d->healthy ? NULL : d->reason)));
+    }
+    pthread_mutex_unlock(&s->mu);
+    *ret = a;
+    return 0;
+}
+
+/* ---- jobs as JSON ---------------------------------------------------------- */
+
+static json_t *time_json(int64_t us)
+{
+    char buf[64];
+    time_t t = (time_t)(us / 1000000);
+    struct tm tm;
+
+    if (us <= 0)
+        return json_null();
+    gmtime_r(&t, &tm);
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, (int)(us % 1000000));
+    return json_string(buf);
+}
+
+static json_t *job_json(const struct job_row *r)
+{
+    json_t *devs = json_loads(r->devices ? r->devices : "[]", 0, NULL);
+
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s?, s:i, s:I, "
+        "s:{s:i, s:s, s:I, s:I}}",
+        "id", r->id, "tenant", r->tenant, "name", r->name, "state",
+        job_state_name(r->state), "exit_status",
+        r->exit_status >= 0 ? json_integer(r->exit_status) : json_null(),
+        "submitted_at", time_json(r->submitted_us), "started_at",
+        time_json(r->started_us), "ended_at", time_json(r->ended_us),
+        "devices", devs ? devs : json_array(), "reason", r->reason, "seq",
+        (int)r->seq, "bundle_bytes", (json_int_t)r->bundle_bytes,
+        "resources", "gpus", (int)r->gpus, "model",
+        r->model ? r->model : "*", "gpu_memory_bytes",
+        (json_int_t)r->gpu_memory, "walltime_ms",
+        (json_int_t)r->walltime_ms);
+}
+
+/* The job, if the caller may see it: -ENOENT otherwise, as if absent. */
+static int job_visible(struct service *s, const struct caller *c,
+                       const char *id, struct job_row *row, struct err *e)
+{
+    int r = jobstore_get(s->js, id, row, e);
+
+    if (r == -ENOENT || (r == 0 && c->tenant && !c->admin &&
+                         strcmp(row->tenant, c->tenant) != 0) ||
+        (r == 0 && c->admin && c->tenant &&
+         strcmp(row->tenant, c->tenant) != 0)) {
+        if (r == 0)
+            job_row_free(row);
+        return err_set(e, -ENOENT, "no job %s", id);
+    }
+    return r;
+}
+
+int service_job(struct service *s, const struct caller *c, const char *id,
+                json_t **ret, struct err *e)
+{
+    struct job_row row = {0};
+    int r = job_visible(s, c, id, &row, e);
+
+    if (r < 0)
+        return r;
+    *ret = job_json(&row);
+    job_row_free(&row);
+    return 0;
+}
+
+static int on_row(void *arg, const struct job_row *row)
+{
+    json_array_append_new(arg, job_json(row));
+    return 0;
+}
+
+int service_jobs(struct service *s, const struct caller *c, json_t **ret,
+                 struct err *e)
+{
+    struct job_filter f = {.tenant = c->tenant};
+    json_t *a = json_array();
+    int r = jobstore_list(s->js, &f, on_row, a, e);
+
+    if (r < 0) {
+        json_decref(a);
+        return r;
+    }
+    *ret = a;
+    return 0;
+}
+
+/* ---- submit ----------------------------------------------------------------- */
+
+static void wake(struct service *s)
+{
+    pthread_cond_broadcast(&s->cv);
+}
+
+int service_submit(struct service *s, const struct caller *c, int fd,
+                   uint64_t bytes, json_t **ret, struct err *e)
+{
+    const char *tenant = c->tenant ? c->tenant : "local";
+    struct bundle_summary sum = {0};
+    struct job_row row = {0};
+    char path[64], key[64];
+    const struct tenant *t;
+    uint64_t queued = 0, max_queued = 0;
+    uint32_t max_gpus = 0;
+    bool quota = false;
+    int r;
+
+    if (service_draining(s)) {
+        close(fd);
+        return err_set(e, -ESHUTDOWN, "the node is draining");
+    }
+    pthread_mutex_lock(&s->mu);
+    if ((t = tenant_find(s, tenant)) != NULL) {
+        quota = true;
+        max_queued = t->max_queued;
+        max_gpus = t->max_gpus;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (quota) {
+        if ((r = jobstore_count(s->js, tenant, JOB_STATE_BIT(JOB_QUEUED),
+                                &queued, e)) < 0)
+            goto out;
+        if (queued >= max_queued) {
+            r = err_set(e, -EDQUOT, "tenant '%s' has %llu job(s) queued, "
+                                    "its max_queued",
+                        tenant, (unsigned long long)queued);
+            goto out;
+        }
+    }
+    /* Checked from the spooled copy: every rule of surplus-bundle(5). */
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    if ((r = bundle_check(path, s->cf, &sum, e)) < 0) {
+        if (r != -ENOMEM && r != -EIO)
+            r = -EBADMSG;
+        goto out;
+    }
+    if (quota && sum.spec->resources.gpus > max_gpus) {
+        r = err_set(e, -EDQUOT, "job '%s' asks for %u GPU(s); tenant '%s' "
+                                "may lease %u at once (max_gpus)",
+                    sum.spec->name, sum.spec->resources.gpus, tenant,
+                    max_gpus);
+        goto out;
+    }
+    runner_new_id(row.id);
+    snprintf(key, sizeof key, "jobs/%s/bundle", row.id);
+    if (lseek(fd, 0, SEEK_SET) < 0 ||
+        (r = plugin_storage(s->node->storage)->put(s->node->storage->state,
+                                                   key, fd)) < 0) {
+        r = plugin_error(s->node->storage, r < 0 ? r : -errno, e,
+                         "put the bundle");
+        goto out;
+    }
+    row.tenant = (char *)tenant;
+    row.name = sum.spec->name;
+    row.state = JOB_QUEUED;
+    row.exit_status = -1;
+    row.submitted_us = wall_us();
+    row.devices = (char *)"[]";
+    row.bundle_key = key;
+    row.bundle_bytes = bytes;
+    row.gpus = sum.spec->resources.gpus;
+    row.model = sum.spec->resources.model;
+    row.gpu_memory = sum.spec->resources.gpu_memory;
+    row.cpus = sum.spec->resources.cpus;
+    row.memory = sum.spec->resources.memory;
+    row.walltime_ms = sum.spec->resources.walltime_ms;
+    if ((r = jobstore_insert(s->js, &row, e)) < 0)
+        goto out;
+
+    pthread_mutex_lock(&s->mu);
+    struct qjob *q = realloc(s->queue, (s->n_queue + 1) * sizeof *q);
+    if (q != NULL) {
+        s->queue = q;
+        q = &s->queue[s->n_queue++];
+        memcpy(q->id, row.id, sizeof q->id);
+        q->tenant = strdup(tenant);
+        q->model = strdup(row.model ? row.model : "*");
+        q->gpus = row.gpus;
+        q->gpu_memory = row.gpu_memory;
+        q->walltime_ms = row.walltime_ms;
+        q->submitted_us = row.submitted_us;
+    }
+    s->bundle_bytes += bytes;
+    s->submitted++;
+    wake(s);
+    pthread_mutex_unlock(&s->mu);
+    r = service_job(s, &(struct caller){.admin = true}, row.id, ret, e);
+out:
+    close(fd);
+    bundle_summary_free(&sum);
+    return r;
+}
+
+/* ---- running a job ------------------------------------------------------------- */
+
+static void *job_thread(void *arg)
+{
+    struct active *a = arg;
+    struct service *s = a->s;
+    struct runner_opts o = {.tenant = a->tenant, .out_dir = "",
+                            .echo_fd = -1, .cancel_fd = a->cancel_fd,
+                            .job_id = a->id, .record_id = a->record_id};
+    struct runner_result res;
+    struct job_update u = {0};
+    struct err e = {0};
+    char key[64], bundle[64];
+    enum job_state final;
+    int fd, r;
+
+    /* The bundle comes back from storage into an unnamed file. */
+    snprintf(key, sizeof key, "jobs/%s/bundle", a->id);
+    fd = open(s->spool, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    r = fd < 0 ? -errno
+               : plugin_storage(s->node->storage)->get(s->node->storage->state,
+                                                       key, fd);
+    if (r < 0) {
+        plugin_error(s->node->storage, r, &e, "get the bundle");
+    } else {
+        snprintf(bundle, sizeof bundle, "/proc/self/fd/%d", fd);
+        o.bundle = bundle;
+        if (a->n_dev) {
+            o.accelerator = s->node->accelerators[a->group];
+            o.device_ids = (const char *const *)a->dev_ids;
+            o.n_device_ids = a->n_dev;
+        }
+        r = runner_run(s->node, &o, &res, &e);
+    }
+    if (fd >= 0)
+        close(fd);
+
+    u.set = JOB_UPDATE_ENDED_US | JOB_UPDATE_REASON;
+    u.ended_us = wall_us();
+    if (r < 0) {
+        final = r == -ECANCELED ? JOB_CANCELLED : JOB_FAILED;
+        u.reason = e.msg;
+        memset(&res, 0, sizeof res);
+    } else {
+        json_t *devs = json_array();
+        char *devtext;
+
+        final = strcmp(res.state, "succeeded") == 0   ? JOB_SUCCEEDED
+                : strcmp(res.state, "timeout") == 0   ? JOB_TIMEOUT
+                : strcmp(res.state, "cancelled") == 0 ? JOB_CANCELLED
+                                                      : JOB_FAILED;
+        for (size_t i = 0; i < res.n_devices; i++)
+            json_array_append_new(devs, json_pack("{s:s, s:s, s:s}", "id",
+                                                  res.devices[i].id, "model",
+                                                  res.devices[i].model,
+                                                  "plugin",
+                                                  res.devices[i].plugin));
+        devtext = json_dumps(devs, JSON_COMPACT);
+        json_decref(devs);
+        u.set |= JOB_UPDATE_EXIT_STATUS | JOB_UPDATE_DEVICES |
+                 JOB_UPDATE_RECORDED;
+        u.exit_status = res.exit_status;
+        u.devices = devtext;
+        u.recorded = res.recorded;
+        u.reason = final == JOB_TIMEOUT ? "walltime exceeded"
+                   : final == JOB_CANCELLED ? "cancelled"
+                                             : NULL;
+        if (a->requeue && final == JOB_CANCELLED) {
+            /* Stopped by a drain: back in the queue for the next start
+             * (this attempt is billed under its own record id). */
+            struct job_update q = {.set = JOB_UPDATE_STARTED_US |
+                                          JOB_UPDATE_REASON,
+                                   .started_us = 0,
+                                   .reason = "requeued: the node was "
+                                             "draining"};
+            if (jobstore_transition(s->js, a->id, JOB_RUNNING, JOB_QUEUED, &q,
+                                    &e) < 0)
+                log_msg(SURPLUS_LOG_ERR, "job %s: %s", a->id, e.msg);
+            free(devtext);
+            final = JOB_QUEUED;
+            goto done;
+        }
+        if (jobstore_transition(s->js, a->id, JOB_RUNNING, JOB_COMPLETING,
+                                NULL, &e) < 0)
+            log_msg(SURPLUS_LOG_ERR, "job %s: %s", a->id, e.msg);
+        if (jobstore_transition(s->js, a->id, JOB_COMPLETING, final, &u,
+                                &e) < 0)
+            log_msg(SURPLUS_LOG_ERR, "job %s: %s", a->id, e.msg);
+        free(devtext);
+        goto done;
+    }
+    if (jobstore_transition(s->js, a->id, JOB_RUNNING, final, &u, &e) < 0)
+        log_msg(SURPLUS_LOG_ERR, "job %s: %s", a->id, e.msg);
+done:
+    log_msg(SURPLUS_LOG_INFO, "job %s (%s) %s", a->id, a->tenant,
+            job_state_name(final));
+    pthread_mutex_lock(&s->mu);
+    if (final != JOB_QUEUED)
+        s->finished[final]++;
+    s->n_running--;
+    for (struct active **pp = &s->running; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    for (size_t i = 0; i < s->n_devs; i++)
+        if (s->devs[i].holder && strcmp(s->devs[i].holder, a->id) == 0) {
+            free(s->devs[i].holder);
+            s->devs[i].holder = NULL;
+        }
+    wake(s);
+    pthread_mutex_unlock(&s->mu);
+    runner_result_free(&res);
+    close(a->cancel_fd);
+    for (size_t i = 0; i < a->n_dev; i++)
+        free(a->dev_ids[i]);
+    free(a->dev_ids);
+    free(a->tenant);
+    free(a);
+    return NULL;
+}
+
+/* Called with the lock held: starts queue[qi] on `devs`, removing it from
+ * the queue.  The store says running before the job starts. */
+static void start_job(struct service *s, size_t qi, const size_t *devs,
+                      size_t n)
+{
+    struct qjob q = s->queue[qi];
+    struct job_update u = {.set = JOB_UPDATE_STARTED_US};
+    struct active *a = calloc(1, sizeof *a);
+    struct err e = {0};
+    pthread_attr_t attr;
+    double lat;
+
+    memmove(&s->queue[qi], &s->queue[qi + 1],
+            (s->n_queue - qi - 1) * sizeof *s->queue);
+    s->n_queue--;
+    u.started_us = wall_us();
+    if (a == NULL ||
+        jobstore_transition(s->js, q.id, JOB_QUEUED, JOB_RUNNING, &u, &e) <
+            0) {
+        log_msg(SURPLUS_LOG_ERR, "job %s: not started: %s", q.id,
+                a ? e.msg : "out of memory");
+        free(a);
+        goto out;
+    }
+    a->s = s;
+    memcpy(a->id, q.id, sizeof a->id);
+    snprintf(a->record_id, sizeof a->record_id, "%s-%lld", q.id,
+             (long long)u.started_us);
+    a->tenant = q.tenant;
+    q.tenant = NULL;
+    a->gpus = q.gpus;
+    a->end_ms = mono_ms() + q.walltime_ms;
+    a->submitted_us = q.submitted_us;
+    a->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    a->group = n ? s->devs[devs[0]].group : 0;
+    a->dev_ids = calloc(n + 1, sizeof *a->dev_ids);
+    for (size_t i = 0; i < n; i++) {
+        a->dev_ids[i] = strdup(s->devs[devs[i]].id);
+        s->devs[devs[i]].holder = strdup(q.id);
+    }
+    a->n_dev = n;
+    lat = (double)(u.started_us - q.submitted_us) / 1e6;
+    s->lat_count++;
+    s->lat_sum += lat;
+    for (int b = 0; b < LATENCY_BUCKETS; b++)
+        if (lat <= latency_le[b])
+            s->lat_bucket[b]++;
+    a->next = s->running;
+    s->running = a;
+    s->n_running++;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    if (pthread_create(&a->thread, &attr, job_thread, a) != 0) {
+        log_msg(SURPLUS_LOG_ERR, "job %s: cannot start a thread", q.id);
+        s->running = a->next;
+        s->n_running--;
+    }
+    pthread_attr_destroy(&attr);
+out:
+    free(q.tenant);
+    free(q.model);
+}
+
+static void fail_queued(struct service *s, size_t qi, const char *why)
+{
+    struct job_update u = {.set = JOB_UPDATE_REASON | JOB_UPDATE_ENDED_US,
+                           .reason = why, .ended_us = wall_us()};
+    struct err e = {0};
+
+    if (jobstore_transition(s->js, s->queue[qi].id, JOB_QUEUED, JOB_FAILED,
+                            &u, &e) < 0)
+        log_msg(SURPLUS_LOG_ERR, "job %s: %s", s->queue[qi].id, e.msg);
+    s->finished[JOB_FAILED]++;
+    free(s->queue[qi].tenant);
+    free(s->queue[qi].model);
+    memmove(&s->queue[qi], &s->queue[qi + 1],
+            (s->n_queue - qi - 1) * sizeof *s->queue);
+    s->n_queue--;
+}
+
+/* One scheduling round, with the lock held. */
+static void schedule(struct service *s)
+{
+    struct sched_device *dv = calloc(s->n_devs + 1, sizeof *dv);
+    struct sched_running *rn = calloc(s->n_running + 1, sizeof *rn);
+    struct sched_job *qj = calloc(s->n_queue + 1, sizeof *qj);
+    struct sched_tenant *tn = calloc(s->n_tenants + 1, sizeof *tn);
+    struct sched_input in = {.now_ms = mono_ms()};
+    struct sched_result *res = NULL;
+    char why[256];
+    size_t i = 0;
+
+    if (!dv || !rn || !qj || !tn)
+        goto out;
+    for (i = 0; i < s->n_devs; i++)
+        dv[i] = (struct sched_device){
+            .id = s->devs[i].id, .model = s->devs[i].model,
+            .memory = s->devs[i].memory, .group = s->devs[i].group,
+            .drained = !s->devs[i].healthy ||
+                       drained(s, &s->devs[i], why, sizeof why),
+            .busy = s->devs[i].holder != NULL,
+            .holder = s->devs[i].holder};
+    i = 0;
+    for (struct active *a = s->running; a; a = a->next, i++)
+        rn[i] = (struct sched_running){.id = a->id, .tenant = a->tenant,
+                                       .gpus = a->gpus, .end_ms = a->end_ms};
+    for (i = 0; i < s->n_queue; i++)
+        qj[i] = (struct sched_job){.id = s->queue[i].id,
+                                   .tenant = s->queue[i].tenant,
+                                   .gpus = s->queue[i].gpus,
+                                   .model = s->queue[i].model,
+                                   .gpu_memory = s->queue[i].gpu_memory,
+                                   .walltime_ms = s->queue[i].walltime_ms};
+    for (i = 0; i < s->n_tenants; i++)
+        tn[i] = (struct sched_tenant){.name = s->tenants[i].name,
+                                      .max_gpus = s->tenants[i].max_gpus};
+    in.devices = dv;
+    in.n_devices = s->n_devs;
+    in.running = rn;
+    in.n_running = s->n_running;
+    in.queued = qj;
+    in.n_queued = s->n_queue;
+    in.tenants = tn;
+    in.n_tenants = s->n_tenants;
+    /* Jobs without devices are bounded by the CPUs: one each at least. */
+    in.max_running = (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0
+                                    ? sysconf(_SC_NPROCESSORS_ONLN)
+                                    : 1);
+    if (in.max_running < s->n_devs)
+        in.max_running = (uint32_t)s->n_devs;
+    if (sched_plan(&in, &res) < 0 || res == NULL)
+        goto out;
+    /* Queue indexes shift as jobs leave: apply from the back. */
+    {
+        size_t n = res->n_starts + res->n_impossible, k = 0;
+        struct act { size_t job; int kind; size_t idx; } *acts =
+            calloc(n + 1, sizeof *acts);
+
+        for (i = 0; acts && i < res->n_starts; i++)
+            acts[k++] = (struct act){res->starts[i].job, 0, i};
+        for (i = 0; acts && i < res->n_impossible; i++)
+            acts[k++] = (struct act){res->impossible[i].job, 1, i};
+        for (size_t a = 0; acts && a < k; a++)
+            for (size_t b = a + 1; b < k; b++)
+                if (acts[b].job > acts[a].job) {
+                    struct act t = acts[a];
+                    acts[a] = acts[b];
+                    acts[b] = t;
+                }
+        for (i = 0; acts && i < k; i++) {
+            if (acts[i].kind == 0)
+                start_job(s, acts[i].job, res->starts[acts[i].idx].devices,
+                          res->starts[acts[i].idx].n_devices);
+            else
+                fail_queued(s, acts[i].job,
+                            res->impossible[acts[i].idx].reason);
+        }
+        free(acts);
+    }
+out:
+    sched_result_free(res);
+    free(dv);
+    free(rn);
+    free(qj);
+    free(tn);
+}
+
+static void *sched_thread(void *arg)
+{
+    struct service *s = arg;
+
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        if (!s->draining)
+            schedule(s);
+        /* Woken by submit, job end, cancel and reload; the timeout only
+         * re-reads drained devices. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 5;
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- cancel, log, outputs, usage ------------------------------------------------ */
+
+int service_cancel(struct service *s, const struct caller *c, const char *id,
+                   json_t **ret, struct err *e)
+{
+    struct job_row row = {0};
+    int r = job_visible(s, c, id, &row, e);
+
+    if (r < 0)
+        return r;
+    if (job_state_terminal(row.state)) {
+        r = err_set(e, -EALREADY, "job %s is already %s", id,
+                    job_state_name(row.state));
+        job_row_free(&row);
+        return r;
+    }
+    job_row_free(&row);
+    jobstore_set_flag(s->js, id, "cancel_requested", true, e);
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_queue; i++)
+        if (strcmp(s->queue[i].id, id) == 0) {
+            struct job_update u = {.set = JOB_UPDATE_REASON |
+                                          JOB_UPDATE_ENDED_US,
+                                   .reason = "cancelled while queued",
+                                   .ended_us = wall_us()};
+            r = jobstore_transition(s->js, id, JOB_QUEUED, JOB_CANCELLED, &u,
+                                    e);
+            if (r == 0) {
+                s->finished[JOB_CANCELLED]++;
+                free(s->queue[i].tenant);
+                free(s->queue[i].model);
+                memmove(&s->queue[i], &s->queue[i + 1],
+                        (s->n_queue - i - 1) * sizeof *s->queue);
+                s->n_queue--;
+            }
+            break;
+        }
+    for (struct active *a = s->running; a; a = a->next)
+        if (strcmp(a->id, id) == 0) {
+            uint64_t one = 1;
+            ssize_t w = write(a->cancel_fd, &one, sizeof one);
+            (void)w;
+        }
+    wake(s);
+    pthread_mutex_unlock(&s->mu);
+    if (r < 0)
+        return r;
+    return service_job(s, c, id, ret, e);
+}
+
+int service_log(struct service *s, const struct caller *c, const char *id,
+                int *ret_fd, bool *ret_done, struct err *e)
+{
+    struct job_row row = {0};
+    char path[4200], key[64];
+    int r = job_visible(s, c, id, &row, e), fd;
+
+    if (r < 0)
+        return r;
+    *ret_done = job_state_terminal(row.state);
+    job_row_free(&row);
+    if (!*ret_done) {
+        /* While it runs the log is the runner's file. */
+        snprintf(path, sizeof path, "%s/jobs/%s/log", s->cf->state_dir, id);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+            *ret_fd = fd;
+            return 0;
+        }
+    }
+    snprintf(key, sizeof key, "jobs/%s/log", id);
+    fd = open(s->spool, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_set(e, -errno, "spool: %s", strerror(errno));
+    r = plugin_storage(s->node->storage)->get(s->node->storage->state, key,
+                                              fd);
+    if (r == -ENOENT) {
+        r = 0; /* not started yet, or nothing written */
+    } else if (r < 0) {
+        close(fd);
+        return plugin_error(s->node->storage, r, e, "get the log");
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
+struct out_walk {
+    json_t *a;
+    size_t prefix;
+};
+
+static int on_object(void *arg, const char *key,
+                     const struct surplus_object_info *info)
+{
+    struct out_walk *w = arg;
+
+    json_array_append_new(w->a, json_pack("{s:s, s:I}", "path",
+                                          key + w->prefix, "bytes",
+                                          (json_int_t)info->size));
+    return 0;
+}
+
+int service_outputs(struct service *s, const struct caller *c,
+                    const char *id, json_t **ret, struct err *e)
+{
+    struct job_row row = {0};
+    char prefix[64];
+    struct out_walk w = {json_array(), 0};
+    int r = job_visible(s, c, id, &row, e);
+
+    if (r < 0) {
+        json_decref(w.a);
+        return r;
+    }
+    job_row_free(&row);
+    snprintf(prefix, sizeof prefix, "jobs/%s/outputs/", id);
+    w.prefix = strlen(prefix);
+    r = plugin_storage(s->node->storage)->list(s->node->storage->state,
+                                               prefix, on_object, &w);
+    if (r < 0 && r != -ENOENT) {
+        json_decref(w.a);
+        return plugin_error(s->node->storage, r, e, "list the outputs");
+    }
+    *ret = w.a;
+    return 0;
+}
+
+int service_output(struct service *s, const struct caller *c, const char *id,
+                   const char *path, int *ret_fd, struct err *e)
+{
+    struct job_row row = {0};
+    char key[SURPLUS_KEY_MAX + 64];
+    int r = job_visible(s, c, id, &row, e), fd;
+
+    if (r < 0)
+        return r;
+    job_row_free(&row);
+    snprintf(key, sizeof key, "jobs/%s/outputs/%s", id, path);
+    if (!surplus_key_valid(key))
+        return err_set(e, -ENOENT, "job %s has no output '%.200s'", id, path);
+    fd = open(s->spool, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_set(e, -errno, "spool: %s", strerror(errno));
+    r = plugin_storage(s->node->storage)->get(s->node->storage->state, key,
+                                              fd);
+    if (r < 0) {
+        close(fd);
+        if (r == -ENOENT)
+            return err_set(e, -ENOENT, "job %s has no output '%.200s'", id,
+                           path);
+        return plugin_error(s->node->storage, r, e, "get an output");
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
+static int on_record(void *arg, const struct surplus_usage_record *rec)
+{
+    json_t *devs = json_array();
+
+    for (size_t i = 0; i < rec->n_devices; i++)
+        json_array_append_new(devs, json_pack("{s:s, s:s}", "id",
+                                              rec->devices[i].id, "model",
+                                              rec->devices[i].model));
+    json_array_append_new(
+        arg,
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:f, s:f, "
+                  "s:I, s:i, s:s, s:I, s:I, s:I, s:s}",
+                  "record_id", rec->record_id, "job_id", rec->job_id,
+                  "tenant", rec->tenant, "job_name", rec->job_name, "node",
+                  rec->node, "devices", devs, "start_us",
+                  (json_int_t)rec->start_us, "end_us",
+                  (json_int_t)rec->end_us, "duration_us",
+                  (json_int_t)rec->duration_us, "device_seconds",
+                  rec->device_seconds, "cpu_seconds", rec->cpu_seconds,
+                  "max_rss_bytes", (json_int_t)rec->max_rss_bytes,
+                  "exit_status", rec->exit_status, "state", rec->state,
+                  "bytes_in", (json_int_t)rec->bytes_in, "bytes_out",
+                  (json_int_t)rec->bytes_out, "cost_micros",
+                  (json_int_t)rec->cost_micros, "currency",
+                  rec->currency ? rec->currency : ""));
+    return 0;
+}
+
+int service_usage(struct service *s, const struct caller *c, int64_t since_us,
+                  int64_t until_us, json_t **ret, struct err *e)
+{
+    struct surplus_usage_query q = {.tenant = c->tenant, .since_us = since_us,
+                                    .until_us = until_us};
+    struct plugin *a = s->node->accounting;
+    json_t *arr = json_array();
+    int r;
+
+    pthread_mutex_lock(&s->mu);
+    r = plugin_accounting(a)->query(a->state, &q, on_record, arr);
+    pthread_mutex_unlock(&s->mu);
+    if (r < 0) {
+        json_decref(arr);
+        return plugin_error(a, r, e, "query");
+    }
+    *ret = arr;
+    return 0;
+}
+
+char *service_metrics(struct service *s)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    size_t leased = 0, drained_n = 0, freed = 0;
+    char why[256];
+
+    if (f == NULL)
+        return NULL;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_devs; i++) {
+        if (!s->devs[i].healthy || drained(s, &s->devs[i], why, sizeof why))
+            drained_n++;
+        else if (s->devs[i].holder)
+            leased++;
+        else
+            freed++;
+    }
+    fprintf(f, "# HELP surplus_jobs Jobs by state: queued and running now, "
+               "the others finished since the daemon started.\n"
+               "# TYPE surplus_jobs gauge\n");
+    fprintf(f, "surplus_jobs{state=\"queued\"} %zu\n", s->n_queue);
+    fprintf(f, "surplus_jobs{state=\"running\"} %zu\n", s->n_running);
+    for (int st = JOB_SUCCEEDED; st < JOB_STATE_COUNT; st++)
+        fprintf(f, "surplus_jobs{state=\"%s\"} %llu\n", job_state_name(st),
+                (unsigned long long)s->finished[st]);
+    fprintf(f, "# HELP surplus_queue_length Jobs waiting to start.\n"
+               "# TYPE surplus_queue_length gauge\n"
+               "surplus_queue_length %zu\n",
+            s->n_queue);
+    fprintf(f, "# HELP surplus_devices Accelerator devices by state.\n"
+               "# TYPE surplus_devices gauge\n"
+               "surplus_devices{state=\"leased\"} %zu\n"
+               "surplus_devices{state=\"free\"} %zu\n"
+               "surplus_devices{state=\"drained\"} %zu\n",
+            leased, freed, drained_n);
+    fprintf(f, "# HELP surplus_submit_to_start_seconds From submission to "
+               "start.\n# TYPE surplus_submit_to_start_seconds histogram\n");
+    for (int b = 0; b < LATENCY_BUCKETS; b++)
+        fprintf(f, "surplus_submit_to_start_seconds_bucket{le=\"%g\"} %llu\n",
+                latency_le[b], (unsigned long long)s->lat_bucket[b]);
+    fprintf(f,
+            "surplus_submit_to_start_seconds_bucket{le=\"+Inf\"} %llu\n"
+            "surplus_submit_to_start_seconds_sum %.6f\n"
+            "surplus_submit_to_start_seconds_count %llu\n",
+            (unsigned long long)s->lat_count, s->lat_sum,
+            (unsigned long long)s->lat_count);
+    fprintf(f, "# HELP surplus_bundle_bytes_received_total Bytes of accepted "
+               "bundles.\n# TYPE surplus_bundle_bytes_received_total counter\n"
+               "surplus_bundle_bytes_received_total %llu\n",
+            (unsigned long long)s->bundle_bytes);
+    fprintf(f, "# HELP surplus_jobs_submitted_total Jobs accepted.\n"
+               "# TYPE surplus_jobs_submitted_total counter\n"
+               "surplus_jobs_submitted_total %llu\n",
+            (unsigned long long)s->submitted);
+    fprintf(f, "# HELP surplus_scrub_seconds_total Time spent scrubbing "
+               "devices.\n# TYPE surplus_scrub_seconds_total counter\n"
+               "surplus_scrub_seconds_total %.6f\n",
+            s->scrub_seconds);
+    pthread_mutex_unlock(&s->mu);
+    fclose(f);
+    return buf;
+}
+
+/* ---- life cycle ----------------------------------------------------------------- */
+
+static int on_queued(void *arg, const struct job_row *row)
+{
+    struct service *s = arg;
+    struct qjob *q = realloc(s->queue, (s->n_queue + 1) * sizeof *q);
+
+    if (q == NULL)
+        return -ENOMEM;
+    s->queue = q;
+    q = &s->queue[s->n_queue++];
+    memcpy(q->id, row->id, sizeof q->id);
+    q->tenant = strdup(row->tenant);
+    q->model = strdup(row->model ? row->model : "*");
+    q->gpus = row->gpus;
+    q->gpu_memory = row->gpu_memory;
+    q->walltime_ms = row->walltime_ms;
+    q->submitted_us = row->submitted_us;
+    return 0;
+}
+
+int service_open(const struct config *cf, struct service **ret,
+                 struct err *e)
+{
+    struct service *s = calloc(1, sizeof *s);
+    char path[4200];
+    int r;
+
+    if (s == NULL || (s->cf = calloc(1, sizeof *s->cf)) == NULL) {
+        free(s);
+        return err_set(e, -ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    *s->cf = *cf; /* shallow: strings stay the caller's, limits are ours */
+    s->cf_in = cf;
+    if ((r = node_open(cf, &s->node, e)) < 0)
+        goto fail;
+    snprintf(s->spool, sizeof s->spool, "%s/spool", cf->state_dir);
+    if ((r = node_mkdirs(s->spool, 0700)) < 0) {
+        err_set(e, r, "%s: %s", s->spool, strerror(-r));
+        goto fail;
+    }
+    snprintf(path, sizeof path, "%s/jobs.db", cf->state_dir);
+    if ((r = jobstore_open(path, &s->js, e)) < 0)
+        goto fail;
+    if ((r = tenants_load(s, cf)) < 0) {
+        err_set(e, r, "out of memory");
+        goto fail;
+    }
+    inventory(s);
+    *ret = s;
+    return 0;
+fail:
+    service_close(s);
+    return r;
+}
+
+int service_start(struct service *s, struct err *e)
+{
+    struct job_filter f = {.states = JOB_STATE_BIT(JOB_QUEUED)};
+    uint64_t requeued = 0, failed = 0;
+    int r;
+
+    /* Jobs that were running when the daemon stopped have no process any
+     * more (each died with its init when its runner did). */
+    if ((r = jobstore_reconcile(s->js, wall_us(), &requeued, &failed, e)) < 0)
+        return r;
+    if (requeued || failed)
+        log_msg(SURPLUS_LOG_WARNING, "after a restart: %llu job(s) requeued, "
+                                     "%llu failed (node restarted)",
+                (unsigned long long)requeued, (unsigned long long)failed);
+    if ((r = jobstore_list(s->js, &f, on_queued, s, e)) < 0)
+        return r;
+    if (s->n_queue)
+        log_msg(SURPLUS_LOG_INFO, "%zu queued job(s) picked up", s->n_queue);
+    if (pthread_create(&s->sched, NULL, sched_thread, s) != 0)
+        return err_set(e, -EAGAIN, "cannot start the scheduler thread");
+    s->started = true;
+    return 0;
+}
+
+void service_drain(struct service *s, uint64_t grace_ms)
+{
+    uint64_t until = mono_ms() + grace_ms;
+
+    __atomic_store_n(&s->draining, true, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&s->mu);
+    log_msg(SURPLUS_LOG_INFO, "draining: %zu job(s) running, %zu queued",
+            s->n_running, s->n_queue);
+    while (s->n_running > 0 && mono_ms() < until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    /* Past the grace period the rest are stopped; they end cancelled with
+     * a reason saying why. */
+    for (struct active *a = s->running; a; a = a->next) {
+        uint64_t one = 1;
+        ssize_t w = write(a->cancel_fd, &one, sizeof one);
+        (void)w;
+        a->requeue = true;
+    }
+    while (s->n_running > 0)
+        pthread_cond_wait(&s->cv, &s->mu);
+    s->stopping = true;
+    wake(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int service_reload(struct service *s, const struct config *cf, struct err *e)
+{
+    int r = tenants_load(s, cf);
+
+    if (r < 0)
+        return err_set(e, r, "out of memory");
+    pthread_mutex_lock(&s->mu);
+    wake(s);
+    pthread_mutex_unlock(&s->mu);
+    log_msg(SURPLUS_LOG_INFO, "reloaded: %zu tenant(s)", cf->n_tenants);
+    return 0;
+}
+
+void service_close(struct service *s)
+{
+    if (s == NULL)
+        return;
+    if (s->started) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = true;
+        wake(s);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->sched, NULL);
+    }
+    for (size_t i = 0; i < s->n_queue; i++) {
+        free(s->queue[i].tenant);
+        free(s->queue[i].model);
+    }
+    free(s->queue);
+    for (size_t i = 0; i < s->n_devs; i++) {
+        free(s->devs[i].id);
+        free(s->devs[i].model);
+        free(s->devs[i].reason);
+        free(s->devs[i].holder);
+    }
+    free(s->devs);
+    tenants_free(s->tenants, s->n_tenants);
+    jobstore_close(s->js);
+    node_close(s->node);
+    free(s->cf);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}

@@ -1,0 +1,74 @@
+/*
+ * service.h - what surplusd does, behind its HTTP API: accepts bundles,
+ * keeps jobs in the job store, schedules and runs them through the runner,
+ * and answers queries.  One instance per daemon; every function is safe to
+ * call from the HTTP server's threads.
+ */
+#ifndef SURPLUS_SERVICE_H
+#define SURPLUS_SERVICE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+
+struct service;
+
+/* Who is asking: root on the Unix socket is the admin, who sees every
+ * tenant's jobs and may act for one; anyone else is a tenant. */
+struct caller {
+    bool admin;
+    const char *tenant; /* the tenant acted as; NULL for the admin alone */
+};
+
+/* Errors map onto HTTP statuses (api.c):
+ *   -EINVAL 400, -EACCES 401, -ENOENT 404, -EALREADY 409, -EFBIG 413,
+ *   -EBADMSG 422, -EDQUOT 429, -ESHUTDOWN 503, others 500. */
+
+int service_open(const struct config *cf, struct service **ret,
+                 struct err *e);
+/* Starts the scheduler; jobs found queued (or running, after a crash:
+ * reconciled first) are picked up. */
+int service_start(struct service *s, struct err *e);
+/* Stops accepting jobs, waits up to `grace_ms` for running ones, then
+ * stops them and puts them back in the queue. */
+void service_drain(struct service *s, uint64_t grace_ms);
+void service_close(struct service *s);
+/* SIGHUP: tenants and limits from a fresh read of the configuration. */
+int service_reload(struct service *s, const struct config *cf,
+                   struct err *e);
+
+/* The tenant whose token this is, or NULL. */
+const char *service_tenant_for_token(struct service *s, const char *token);
+bool service_tenant_exists(struct service *s, const char *name);
+uint64_t service_max_bundle_bytes(struct service *s);
+const char *service_spool_dir(struct service *s);
+
+/* Takes over `fd`, a complete bundle of `bytes` bytes; *ret is the job. */
+int service_submit(struct service *s, const struct caller *c, int fd,
+                   uint64_t bytes, json_t **ret, struct err *e);
+int service_job(struct service *s, const struct caller *c, const char *id,
+                json_t **ret, struct err *e);
+int service_jobs(struct service *s, const struct caller *c, json_t **ret,
+                 struct err *e);
+int service_cancel(struct service *s, const struct caller *c,
+                   const char *id, json_t **ret, struct err *e);
+/* The job's log so far: an fd to read from (a snapshot), and whether the
+ * job is over (no more will come). */
+int service_log(struct service *s, const struct caller *c, const char *id,
+                int *ret_fd, bool *ret_done, struct err *e);
+int service_outputs(struct service *s, const struct caller *c,
+                    const char *id, json_t **ret, struct err *e);
+/* One output file: an fd to read it from. */
+int service_output(struct service *s, const struct caller *c, const char *id,
+                   const char *path, int *ret_fd, struct err *e);
+int service_devices(struct service *s, json_t **ret, struct err *e);
+int service_usage(struct service *s, const struct caller *c, int64_t since_us,
+                  int64_t until_us, json_t **ret, struct err *e);
+/* Prometheus text exposition; the caller frees it. */
+char *service_metrics(struct service *s);
+bool service_draining(struct service *s);
+
+#endif
