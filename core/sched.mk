@@ -1,4 +1,7 @@
-# The scheduler: which queued jobs start now, and on which devices.
+# The scheduler: which queued jobs start now, and on which devices.  Not
+# named sched.h: core/lib is on the include path, and a sched.h there would
+# stand in for the C library's <sched.h> (which <pthread.h> and <spawn.h>
+# include).
 core_lib_libsurplus_la_SOURCES += core/lib/scheduler.c core/lib/scheduler.h
 
 UNIT_TESTS += tests/unit/test_sched

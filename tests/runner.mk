@@ -1,4 +1,4 @@
 # The runner: surplus run end to end and the sandbox it builds.
-RUNNER_TESTS = tests/run-job.sh tests/run-sandbox.sh
+RUNNER_TESTS = tests/run-job.sh tests/run-sandbox.sh tests/daemon.sh
 TESTS += $(RUNNER_TESTS)
 EXTRA_DIST += $(RUNNER_TESTS)

@@ -312,7 +312,8 @@ static int sqlite_errno(int rc)
 }
 
 static int db_error(struct jobstore *js, struct err *e, int rc,
-                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                    const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /*
  * Sets *e for a failed SQLite call, with SQLite's message.  Called with the
@@ -1021,18 +1022,17 @@ out:
 
 /* --- reading ----------------------------------------------------------- */
 
-/* Copies a text column; a NULL column gives NULL (not an error) unless
- * `required`. */
+/* Copies a text column.  A NULL column gives NULL where allowed; a NULL
+ * from sqlite3_column_text() for a column that is not NULL means that
+ * SQLite ran out of memory converting it. */
 static int column_dup(sqlite3_stmt *s, int col, bool required, char **ret)
 {
+    bool is_null = sqlite3_column_type(s, col) == SQLITE_NULL;
     const char *v = (const char *)sqlite3_column_text(s, col);
 
     *ret = NULL;
-    if (!v) {
-        if (required || sqlite3_errcode(sqlite3_db_handle(s)) == SQLITE_NOMEM)
-            return -ENOMEM;
-        return 0;
-    }
+    if (!v)
+        return is_null && !required ? 0 : -ENOMEM;
     *ret = strdup(v);
     return *ret ? 0 : -ENOMEM;
 }
@@ -1374,8 +1374,9 @@ static int read_active(struct jobstore *js, struct active **ret, size_t *ret_n,
     return 0;
 }
 
-int jobstore_reconcile(struct jobstore *js, int64_t now, uint64_t *ret_requeued,
-                       uint64_t *ret_failed, struct err *e)
+int jobstore_reconcile(struct jobstore *js, int64_t now,
+                       uint64_t *ret_requeued, uint64_t *ret_failed,
+                       struct err *e)
 {
     struct active *v = NULL;
     uint64_t requeued = 0, failed = 0;

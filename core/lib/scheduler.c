@@ -1,7 +1,7 @@
 /*
- * sched.c - FIFO with EASY backfill over one node's devices (see sched.h
- * for the policy).  No I/O: everything here reads the input and builds the
- * result.
+ * scheduler.c - FIFO with EASY backfill over one node's devices (see
+ * scheduler.h for the policy).  No I/O: everything here reads the input and
+ * builds the result.
  */
 #include "scheduler.h"
 
@@ -72,8 +72,10 @@ static struct smap_slot *smap_probe(const struct smap *m, const char *s,
     for (;; i = (i + 1) & (m->cap - 1)) {
         struct smap_slot *e = &m->slot[i];
 
-        if (e->s == NULL ||
-            (e->hash == h && e->x == x && strcmp(e->s, s) == 0))
+        /* Callers often pass the same string object (a tenant name from
+         * the configuration): compare pointers before bytes. */
+        if (e->s == NULL || (e->hash == h && e->x == x &&
+                             (e->s == s || strcmp(e->s, s) == 0)))
             return e;
     }
 }
@@ -126,12 +128,15 @@ static int smap_add(struct smap *m, const char *s, uint64_t x, size_t v)
     return 0;
 }
 
-/* --- planning state -------------------------------------------------------- */
+/* --- planning state ------------------------------------------------------ */
 
-/* The result and the device lists it points into, freed together. */
+/* The result, the reasons and the device lists it points into, freed
+ * together. */
 struct result_block {
     struct sched_result r;
-    size_t pool[];  /* 2*D: start device lists, then the head's */
+    char **reasons;  /* each distinct reason once */
+    size_t n_reasons;
+    size_t pool[];   /* 2*D: start device lists, then the head's */
 };
 
 /* What jobs with one (model glob, gpu_memory) have in common.  Computing
@@ -177,6 +182,11 @@ struct plan {
     size_t n_avail, n_avail_unres;
     struct dkey *order;     /* non-drained devices by group, memory, index */
     size_t n_order;
+    struct result_block *rb;
+    size_t cap_reasons;
+    /* A queue often holds many copies of one job: a reason is formatted
+     * once per (shape, width) or (tenant, width), then shared. */
+    struct smap reason_ix;
     size_t *pool;           /* the result block's */
     size_t pool_used;
     size_t *pick;           /* D: scratch for one job's devices */
@@ -266,7 +276,8 @@ static int setup_tenants(struct plan *p)
     return 0;
 }
 
-static uint64_t running_end(const struct plan *p, const struct sched_running *rj)
+static uint64_t running_end(const struct plan *p,
+                            const struct sched_running *rj)
 {
     /* Past its end it is being killed: its devices come back any moment. */
     return rj->end_ms > p->in->now_ms ? rj->end_ms : p->in->now_ms;
@@ -330,8 +341,10 @@ static struct shape *shape_of(struct plan *p, const struct sched_job *job)
         p->shapes = ns;
         p->cap_shapes = cap;
     }
-    if ((p->n_shapes + 1) * in->n_devices > p->cap_fitbuf) {
-        size_t cap = 2 * (p->n_shapes + 1) * in->n_devices;
+    /* Allocated even with no devices: memset() wants a real pointer. */
+    if (p->fitbuf == NULL ||
+        (p->n_shapes + 1) * in->n_devices > p->cap_fitbuf) {
+        size_t cap = 2 * (p->n_shapes + 1) * in->n_devices + 1;
         uint8_t *nb = realloc(p->fitbuf, cap);
 
         if (nb == NULL)
@@ -379,9 +392,41 @@ static bool better(size_t n_res, uint64_t mem, size_t low, size_t b_res,
 }
 
 /*
+ * Walks the free fitting devices of one group, order[b..e), and takes
+ * `unres` of those not reserved for the head and `res` of those reserved,
+ * each kind smallest memory first (the order is by memory).  Writes them to
+ * out[] unless out is NULL; *mem and *low get their total memory and lowest
+ * index, the tie-breaks between groups.
+ */
+static void take_in_group(const struct plan *p, const uint8_t *fit, size_t b,
+                          size_t e, size_t unres, size_t res, size_t *out,
+                          uint64_t *mem, size_t *low)
+{
+    size_t n = 0;
+
+    *mem = 0;
+    *low = SIZE_MAX;
+    for (size_t k = b; k < e && (unres > 0 || res > 0); k++) {
+        size_t d = p->order[k].idx;
+        size_t *left = p->reserved[d] ? &res : &unres;
+
+        if (!p->avail[d] || !fit[d] || *left == 0)
+            continue;
+        --*left;
+        *mem = add_sat(*mem, p->order[k].memory);
+        if (d < *low)
+            *low = d;
+        if (out != NULL)
+            out[n++] = d;
+    }
+}
+
+/*
  * Chooses `gpus` free devices for a job of shape `s` in one group, into
  * p->pick (ascending).  `may_use_reserved`: the job ends by the shadow
- * time, so the head's devices are lent to it; they are still taken last.
+ * time, so the head's devices may be lent to it; they are still taken
+ * last, so that the head can start early when the jobs it waits for end
+ * before their walltime.
  */
 static bool pick_now(struct plan *p, struct shape *s, uint32_t gpus,
                      bool may_use_reserved)
@@ -390,48 +435,25 @@ static bool pick_now(struct plan *p, struct shape *s, uint32_t gpus,
     uint32_t *fail = may_use_reserved ? &s->fail_any : &s->fail_unres;
     size_t best_b = 0, best_e = 0, b_res = SIZE_MAX, b_low = SIZE_MAX;
     uint64_t b_mem = UINT64_MAX;
-    size_t n = 0;
 
     if (gpus >= *fail ||
         gpus > (may_use_reserved ? p->n_avail : p->n_avail_unres))
         goto none;
     for (size_t b = 0, e; b < p->n_order; b = e) {
-        size_t n_unres = 0, n_res = 0, low = SIZE_MAX, need, take_res;
-        uint64_t mem = 0;
+        size_t n_unres = 0, n_res = 0, low;
+        uint64_t mem;
 
         for (e = b; e < p->n_order && p->order[e].group == p->order[b].group;
              e++) {
             size_t d = p->order[e].idx;
 
-            if (!p->avail[d] || !fit[d])
-                continue;
-            if (p->reserved[d])
-                n_res++;
-            else
-                n_unres++;
+            if (p->avail[d] && fit[d])
+                ++*(p->reserved[d] ? &n_res : &n_unres);
         }
         if (n_unres + (may_use_reserved ? n_res : 0) < gpus)
             continue;
-        /* Score the set pick_from() would take: unreserved first, each
-         * kind smallest memory first. */
-        take_res = gpus > n_unres ? gpus - n_unres : 0;
-        need = gpus - take_res;
-        n_res = take_res;  /* the score; take_res counts down below */
-        for (size_t k = b; k < e && (need > 0 || take_res > 0); k++) {
-            size_t d = p->order[k].idx;
-
-            if (!p->avail[d] || !fit[d])
-                continue;
-            if (p->reserved[d] ? take_res == 0 : need == 0)
-                continue;
-            if (p->reserved[d])
-                take_res--;
-            else
-                need--;
-            mem = add_sat(mem, p->order[k].memory);
-            if (d < low)
-                low = d;
-        }
+        n_res = gpus > n_unres ? gpus - n_unres : 0;
+        take_in_group(p, fit, b, e, gpus - n_res, n_res, NULL, &mem, &low);
         if (better(n_res, mem, low, b_res, b_mem, b_low)) {
             best_b = b;
             best_e = e;
@@ -442,24 +464,9 @@ static bool pick_now(struct plan *p, struct shape *s, uint32_t gpus,
     }
     if (b_res == SIZE_MAX)
         goto none;
-    {
-        size_t need = gpus - b_res, take_res = b_res;
-
-        for (size_t k = best_b; k < best_e && n < gpus; k++) {
-            size_t d = p->order[k].idx;
-
-            if (!p->avail[d] || !fit[d])
-                continue;
-            if (p->reserved[d] ? take_res == 0 : need == 0)
-                continue;
-            if (p->reserved[d])
-                take_res--;
-            else
-                need--;
-            p->pick[n++] = d;
-        }
-    }
-    qsort(p->pick, n, sizeof *p->pick, by_index);
+    take_in_group(p, fit, best_b, best_e, gpus - b_res, b_res, p->pick,
+                  &b_mem, &b_low);
+    qsort(p->pick, gpus, sizeof *p->pick, by_index);
     return true;
 
 none:
@@ -491,30 +498,66 @@ static int add_start(struct plan *p, size_t job, uint32_t gpus)
     return 0;
 }
 
-static int add_impossible(struct plan *p, size_t job, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int add_impossible(struct plan *p, size_t job, const char *fmt, ...)
+static int add_impossible(struct plan *p, size_t job, const char *reason)
 {
     struct sched_result *res = p->res;
-    struct sched_impossible *im;
-    va_list ap;
 
     if (res->n_impossible == p->cap_impossible) {
         size_t cap = p->cap_impossible ? 2 * p->cap_impossible : 8;
-        struct sched_impossible *ni = realloc(res->impossible, cap * sizeof *ni);
+        struct sched_impossible *ni =
+            realloc(res->impossible, cap * sizeof *ni);
 
         if (ni == NULL)
             return -ENOMEM;
         res->impossible = ni;
         p->cap_impossible = cap;
     }
-    im = &res->impossible[res->n_impossible++];
-    im->job = job;
-    va_start(ap, fmt);
-    vsnprintf(im->reason, sizeof im->reason, fmt, ap);
-    va_end(ap);
+    res->impossible[res->n_impossible++] =
+        (struct sched_impossible){.job = job, .reason = reason};
     return 0;
+}
+
+/* The reason filed under (key, x), or NULL. */
+static const char *known_reason(const struct plan *p, const char *key,
+                                uint64_t x)
+{
+    const size_t *v = smap_get(&p->reason_ix, key, x);
+
+    return v != NULL ? p->rb->reasons[*v] : NULL;
+}
+
+/* Formats a reason, hands it to the result and files it under (key, x);
+ * returns it, or NULL when out of memory. */
+static const char *new_reason(struct plan *p, const char *key, uint64_t x,
+                              const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static const char *new_reason(struct plan *p, const char *key, uint64_t x,
+                              const char *fmt, ...)
+{
+    struct result_block *rb = p->rb;
+    char buf[256], *reason;
+    va_list ap;
+
+    if (rb->n_reasons == p->cap_reasons) {
+        size_t cap = p->cap_reasons ? 2 * p->cap_reasons : 8;
+        char **nr = realloc(rb->reasons, cap * sizeof *nr);
+
+        if (nr == NULL)
+            return NULL;
+        rb->reasons = nr;
+        p->cap_reasons = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if ((reason = strdup(buf)) == NULL)
+        return NULL;
+    /* The result owns it from here, even if filing it fails. */
+    rb->reasons[rb->n_reasons++] = reason;
+    if (smap_add(&p->reason_ix, key, x, rb->n_reasons - 1) < 0)
+        return NULL;
+    return reason;
 }
 
 static const char *plural(uint32_t n)
@@ -522,11 +565,19 @@ static const char *plural(uint32_t n)
     return n == 1 ? "" : "s";
 }
 
+/* Reasons are filed by (glob, shape index and width) for device refusals
+ * and (tenant, top bit and width) for quota ones: distinct keys. */
+#define QUOTA_KEY (UINT64_C(1) << 63)
+
 static int no_devices(struct plan *p, size_t i, const struct shape *s)
 {
-    const struct sched_job *job = &p->in->queued[i];
+    uint32_t gpus = p->in->queued[i].gpus;
+    uint64_t key = (uint64_t)(s - p->shapes) << 32 | gpus;
+    const char *reason = known_reason(p, s->model, key);
     char model[96], mem[32], with[64] = "", drained[48] = "";
 
+    if (reason != NULL)
+        return add_impossible(p, i, reason);
     err_escape(s->model, model, sizeof model);
     if (s->gpu_memory > 0)
         snprintf(with, sizeof with, " with at least %s",
@@ -535,16 +586,33 @@ static int no_devices(struct plan *p, size_t i, const struct shape *s)
         snprintf(drained, sizeof drained, ", not counting %u drained",
                  (unsigned)s->drained_fit);
     if (s->best_group == 0)
-        return add_impossible(p, i, "asks for %u GPU%s, but no device "
-                              "matches model '%s'%s%s",
-                              (unsigned)job->gpus, plural(job->gpus), model,
-                              with, drained);
-    return add_impossible(p, i, "asks for %u GPUs, but only %u device%s in "
-                          "one group match%s model '%s'%s%s",
-                          (unsigned)job->gpus, (unsigned)s->best_group,
-                          plural(s->best_group),
-                          s->best_group == 1 ? "es" : "", model, with,
-                          drained);
+        reason = new_reason(p, s->model, key, "asks for %u GPU%s, but no "
+                            "device matches model '%s'%s%s", (unsigned)gpus,
+                            plural(gpus), model, with, drained);
+    else
+        reason = new_reason(p, s->model, key, "asks for %u GPUs, but only %u "
+                            "device%s in one group match%s model '%s'%s%s",
+                            (unsigned)gpus, (unsigned)s->best_group,
+                            plural(s->best_group),
+                            s->best_group == 1 ? "es" : "", model, with,
+                            drained);
+    return reason != NULL ? add_impossible(p, i, reason) : -ENOMEM;
+}
+
+static int over_quota(struct plan *p, size_t i, const struct tenant_state *t)
+{
+    const struct sched_job *job = &p->in->queued[i];
+    const char *reason = known_reason(p, job->tenant, QUOTA_KEY | job->gpus);
+    char name[96];
+
+    if (reason == NULL)
+        reason = new_reason(p, job->tenant, QUOTA_KEY | job->gpus,
+                            "asks for %u GPU%s, but tenant '%s' may lease at "
+                            "most %u at once", (unsigned)job->gpus,
+                            plural(job->gpus),
+                            err_escape(job->tenant, name, sizeof name),
+                            (unsigned)t->max_gpus);
+    return reason != NULL ? add_impossible(p, i, reason) : -ENOMEM;
 }
 
 /*
@@ -684,17 +752,11 @@ static int consider(struct plan *p, size_t i)
     bool outlasts;
 
     if (job->gpus > 0) {
-        char name[96];
-
         if ((s = shape_of(p, job)) == NULL)
             return -ENOMEM;
         t = tenant_of(p, job->tenant);
         if (t != NULL && job->gpus > t->max_gpus)
-            return add_impossible(p, i, "asks for %u GPU%s, but tenant '%s' "
-                                  "may lease at most %u at once",
-                                  (unsigned)job->gpus, plural(job->gpus),
-                                  err_escape(job->tenant, name, sizeof name),
-                                  (unsigned)t->max_gpus);
+            return over_quota(p, i, t);
         if (job->gpus > s->best_group)
             return no_devices(p, i, s);
     }
@@ -733,18 +795,24 @@ static void plan_free(struct plan *p)
     free(p->tenants);
     free(p->running_ix.slot);
     free(p->shape_ix.slot);
+    free(p->reason_ix.slot);
     free(p->shapes);
     free(p->fitbuf);
 }
 
 void sched_result_free(struct sched_result *r)
 {
+    /* r is the first member of its result_block. */
+    struct result_block *rb = (struct result_block *)r;
+
     if (r == NULL)
         return;
     free(r->starts);
     free(r->impossible);
-    /* r is the first member of its result_block. */
-    free(r);
+    for (size_t i = 0; i < rb->n_reasons; i++)
+        free(rb->reasons[i]);
+    free(rb->reasons);
+    free(rb);
 }
 
 int sched_plan(const struct sched_input *in, struct sched_result **ret_result)
@@ -764,6 +832,7 @@ int sched_plan(const struct sched_input *in, struct sched_result **ret_result)
     rb = calloc(1, sizeof *rb + 2 * in->n_devices * sizeof(size_t));
     if (rb == NULL)
         return -ENOMEM;
+    p.rb = rb;
     p.res = &rb->r;
     p.pool = rb->pool;
     p.running = in->n_running;

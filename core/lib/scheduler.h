@@ -1,5 +1,5 @@
 /*
- * sched.h - the daemon's scheduler: which queued jobs start now, and on
+ * scheduler.h - the daemon's scheduler: which queued jobs start now, and on
  * which devices.
  *
  * A pure function of its input (no I/O, no clock, no globals, no
@@ -31,15 +31,22 @@
  *     frees one.)  Walltime is enforced by the runner, so "ends by" is a
  *     promise, not an estimate.
  *   - Only the head is protected.  Its reservation is recomputed on every
- *     pass from the jobs running then; backfill never pushes it later.
+ *     pass from the jobs running then; backfill never pushes it later.  A
+ *     device held by a job the input does not list has no known end: a
+ *     reservation that needs it has shadow time SCHED_NEVER, and protects
+ *     nothing until the device comes back.
+ *   - Once max_running jobs run, nothing more starts in the pass, but
+ *     impossible jobs are still reported.  A CPU-only job (gpus 0) needs
+ *     only a slot, so it is never the head.
  *
  * Tenant quotas: max_gpus bounds the devices leased at once by a tenant's
- * running jobs.  A job that would exceed it only because of the tenant's
- * running jobs is skipped without a reservation: a tenant at its quota
- * holds up no one else.  Its later GPU jobs also wait for the rest of the
- * pass, so that a tenant's wide job is not starved by the same tenant's
- * narrow ones (FIFO within a tenant).  Its CPU-only jobs still run: they
- * take no quota.  A tenant that is not listed has no quota.
+ * running jobs (their `gpus`, plus this pass's starts).  A job that would
+ * exceed it only because of what the tenant holds now is skipped without a
+ * reservation: a tenant at its quota holds up no one else.  Its later GPU
+ * jobs also wait for the rest of the pass, so that a tenant's wide job is
+ * not starved by the same tenant's narrow ones (FIFO within a tenant).  Its
+ * CPU-only jobs still run: they take no quota.  A tenant that is not listed
+ * has no quota.
  *
  * Device choice, among free devices that fit, in one group: first those not
  * reserved for the head, then the smallest memory (best fit: large devices
@@ -49,10 +56,12 @@
  *
  * Cost: O(D log D + R + T + G*D + Q*D) time with D devices, R running jobs,
  * T tenants, Q queued jobs and G distinct (model, gpu_memory) pairs among
- * them; fnmatch(3) runs G*D times, not Q*D.  A job whose shape already
- * failed to fit in this pass costs O(1), so a queue of 10,000 jobs on 8
- * devices plans in well under a millisecond (tests/unit/test_sched.c
- * prints the time).  Memory is O(Q + D*G + R + T).
+ * them; fnmatch(3) runs G*D times, not Q*D.  Per job it is two hash
+ * lookups (shape and tenant) and, unless a job of the same shape and no
+ * more GPUs already failed to fit in this pass, one O(D) look at the free
+ * devices; refusal reasons are formatted once per distinct reason.  A
+ * queue of 10,000 jobs on 8 devices plans in about half a millisecond
+ * (tests/unit/test_sched.c prints the time).  Memory is O(Q + D*G + R + T).
  */
 #ifndef SURPLUS_SCHEDULER_H
 #define SURPLUS_SCHEDULER_H
@@ -66,7 +75,7 @@
 #define SCHED_NEVER UINT64_MAX
 
 struct sched_device {
-    const char *id;        /* for messages only */
+    const char *id;        /* the caller's; not read here */
     const char *model;     /* matched against a job's model glob */
     uint64_t memory;       /* bytes */
     int group;             /* the accelerator plugin instance it belongs to:
@@ -123,7 +132,8 @@ struct sched_start {
 /* queued[job] can never run on this node: fail it with `reason`. */
 struct sched_impossible {
     size_t job;
-    char reason[256];    /* one line; tenant text in it is escaped */
+    const char *reason;  /* one line, tenant text in it escaped; owned by
+                            the result, shared by jobs refused alike */
 };
 
 struct sched_result {

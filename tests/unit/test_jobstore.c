@@ -5,7 +5,8 @@
  * told about must be there with a state its history explains.
  *
  * SURPLUS_TEST_SEED=N repeats the random kill points of a run (the seed is
- * printed as a diagnostic).
+ * printed as a diagnostic); SURPLUS_JOBSTORE_BENCH_JOBS=N sets the size of
+ * the timing run (2000 jobs, 200 under valgrind).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -83,7 +84,7 @@ static int insert_n(struct jobstore *js, uint64_t n, const char *tenant,
 static struct jobstore *open_or_bail(const char *path)
 {
     struct jobstore *js = NULL;
-    struct err e;
+    struct err e = { 0, "" };
 
     err_clear(&e);
     if (jobstore_open(path, &js, &e) != 0) {
@@ -97,7 +98,7 @@ static struct jobstore *open_or_bail(const char *path)
 static enum job_state state_of(struct jobstore *js, const char *id)
 {
     struct job_row row;
-    struct err e;
+    struct err e = { 0, "" };
     enum job_state st;
 
     if (jobstore_get(js, id, &row, &e) != 0)
@@ -132,7 +133,7 @@ static int hist_add(void *arg, const struct job_transition *t)
 
 static int history(struct jobstore *js, const char *id, struct hist *h)
 {
-    struct err e;
+    struct err e = { 0, "" };
 
     memset(h, 0, sizeof *h);
     return jobstore_transitions(js, id, hist_add, h, &e);
@@ -290,7 +291,7 @@ static void test_open(void)
 {
     char path[600], bad[600];
     struct jobstore *js = NULL;
-    struct err e;
+    struct err e = { 0, "" };
     int v = -1, r, fd;
 
     db_path(path, sizeof path, "open");
@@ -302,7 +303,8 @@ static void test_open(void)
                v == JOBSTORE_SCHEMA_VERSION,
            "user_version is %d (got %d)", JOBSTORE_SCHEMA_VERSION, v);
     v = -1;
-    sql_int(path, "SELECT count(*) FROM pragma_foreign_key_list('transitions')",
+    sql_int(path,
+            "SELECT count(*) FROM pragma_foreign_key_list('transitions')",
             &v);
     tap_is_int(v, 1, "the history refers to jobs by a foreign key");
     {
@@ -364,7 +366,7 @@ static void test_version(void)
 {
     char path[600];
     struct jobstore *js = NULL;
-    struct err e;
+    struct err e = { 0, "" };
     int r;
 
     db_path(path, sizeof path, "version");
@@ -390,7 +392,7 @@ static void test_insert_get(struct jobstore *js)
 {
     struct job_row row, got, untouched;
     struct hist h;
-    struct err e;
+    struct err e = { 0, "" };
     int r;
 
     row = mkrow(0x1001, "acme");
@@ -530,7 +532,7 @@ static void test_strings(struct jobstore *js)
     char devices[512];
     struct job_row row, got;
     struct hist h;
-    struct err e;
+    struct err e = { 0, "" };
     size_t i;
     int r;
 
@@ -573,7 +575,7 @@ static void test_every_transition(struct jobstore *js)
 {
     uint64_t n = 0x3000;
     int from, to, r;
-    struct err e;
+    struct err e = { 0, "" };
     struct hist h;
     char id[JOBSTORE_ID_LEN + 1];
     int n_allowed = 0, n_refused = 0;
@@ -636,11 +638,12 @@ static void test_update_fields(struct jobstore *js)
 {
     char id[JOBSTORE_ID_LEN + 1];
     static const char devs[] =
-        "[{\"id\":\"sim-1\",\"model\":\"SIM-80G\",\"plugin\":\"accelerator/sim\"}]";
+        "[{\"id\":\"sim-1\",\"model\":\"SIM-80G\","
+        "\"plugin\":\"accelerator/sim\"}]";
     struct job_update u;
     struct job_row got;
     struct hist h;
-    struct err e;
+    struct err e = { 0, "" };
     int r;
 
     make_id(id, 0x4001);
@@ -725,7 +728,7 @@ static void test_stale(struct jobstore *js)
 {
     char id[JOBSTORE_ID_LEN + 1];
     struct hist h;
-    struct err e;
+    struct err e = { 0, "" };
     int r;
 
     make_id(id, 0x5001);
@@ -770,7 +773,7 @@ static void test_cas_race(const char *path)
     int rounds = under_valgrind ? 10 : 50, i, good = 0, a_won = 0;
     char id[JOBSTORE_ID_LEN + 1];
     char msg[ERR_MSG_MAX] = "";
-    struct err e;
+    struct err e = { 0, "" };
 
     pthread_barrier_init(&barrier, NULL, 2);
     for (i = 0; i < rounds; i++) {
@@ -859,7 +862,7 @@ static void test_threads(struct jobstore *js)
     int per = under_valgrind ? 10 : 50, i, failures = 0, bad = 0;
     struct job_filter f = { .tenant = "shared" };
     uint64_t n = 0;
-    struct err e;
+    struct err e = { 0, "" };
 
     for (i = 0; i < THREADS; i++) {
         w[i] = (struct worker){ js, 0x7000 + 0x100 * (uint64_t)i, per, 0,
@@ -884,7 +887,7 @@ static void test_flags(struct jobstore *js)
     char id[JOBSTORE_ID_LEN + 1];
     struct job_row got;
     struct hist h;
-    struct err e;
+    struct err e = { 0, "" };
     int r;
 
     make_id(id, 0x8001);
@@ -939,7 +942,7 @@ static int collect(void *arg, const struct job_row *row)
     /* The store may be called from a callback. */
     if (l->js) {
         struct job_row again;
-        struct err e;
+        struct err e = { 0, "" };
 
         if (jobstore_get(l->js, row->id, &again, &e) != 0 ||
             jobstore_set_flag(l->js, row->id, "cancel_requested",
@@ -974,7 +977,7 @@ static void test_list_count(const char *path)
     struct job_filter f;
     struct listed l, page, all;
     uint64_t n, want;
-    struct err e;
+    struct err e = { 0, "" };
     int i, r, pages = 0, made = 0;
 
     /* 30 jobs: tenant i % 3, state states[i % 10]. */
@@ -1102,7 +1105,7 @@ static void test_fifo(const char *path)
     struct jobstore *js = open_or_bail(path);
     struct listed l;
     int i, n = 100, ok = 1;
-    struct err e;
+    struct err e = { 0, "" };
 
     for (i = 0; i < n; i++) {
         /* Ids descending, all submitted in the same microsecond. */
@@ -1119,7 +1122,8 @@ static void test_fifo(const char *path)
         char want[JOBSTORE_ID_LEN + 1];
 
         make_id(want, 0xa000 + (uint64_t)(n - i));
-        if (strcmp(l.id[i], want) != 0 || (i > 0 && l.seq[i] != l.seq[i - 1] + 1))
+        if (strcmp(l.id[i], want) != 0 ||
+            (i > 0 && l.seq[i] != l.seq[i - 1] + 1))
             ok = 0;
     }
     tap_ok(ok && l.n == (size_t)n,
@@ -1138,7 +1142,7 @@ static void test_reconcile(const char *path)
     struct job_row got;
     uint64_t requeued = 99, failed = 99, n;
     struct hist h;
-    struct err e;
+    struct err e = { 0, "" };
     int i, r;
 
     for (i = 0; i < 9; i++)
@@ -1251,7 +1255,7 @@ static uint64_t kill_job_n(int iter, int k)
 static void kill_child(const char *path, int iter, int fd)
 {
     struct jobstore *js = NULL;
-    struct err e;
+    struct err e = { 0, "" };
     int k;
 
     if (jobstore_open(path, &js, &e) != 0) {
@@ -1306,13 +1310,14 @@ static void test_sigkill(unsigned seed)
     long total_jobs = 0, total_steps = 0;
     static struct reported rep[KILL_JOBS_MAX];
     char path[600], msg[ERR_MSG_MAX + 256] = "";
-    struct err e;
+    struct err e = { 0, "" };
 
     db_path(path, sizeof path, "sigkill");
     srand(seed);
     for (iter = 0; iter < iters; iter++) {
-        int fds[2], status, max_ms, k;
-        int64_t deadline;
+        int fds[2], status, target, lines, k;
+        int64_t deadline, extra_us;
+        bool dead;
         char *buf = NULL;
         size_t len = 0, cap = 0;
         struct jobstore *js;
@@ -1329,23 +1334,30 @@ static void test_sigkill(unsigned seed)
             kill_child(path, iter, fds[1]);
         }
         close(fds[1]);
-        /* Some kills land during open (the first one while the schema is
-         * created), most among commits. */
-        max_ms = under_valgrind ? 600 : 60;
-        deadline = mono_us() + (int64_t)(rand() % (max_ms + 1)) * 1000 +
-                   rand() % 1000;
+        /*
+         * The kill point is counted in reports, not in time, so that it
+         * falls anywhere in the child's work however loaded the machine
+         * is: after `target` lines, plus up to 2 ms.  A target of 0 kills
+         * during open (the first time, while the schema is created).
+         */
+        target = rand() % 64;
+        extra_us = rand() % 2000;
+        deadline = target == 0 ? mono_us() + extra_us : INT64_MAX;
+        lines = 0;
+        dead = false;
         for (;;) {
             struct pollfd p = { fds[0], POLLIN, 0 };
             int64_t left = deadline - mono_us();
-            ssize_t got;
+            ssize_t got, i;
 
-            if (left <= 0) {
+            if (!dead && left <= 0) {
                 if (kill(pid, SIGKILL) == 0)
                     killed++;
-                deadline = INT64_MAX;
-                left = -1;
+                dead = true;
             }
-            if (poll(&p, 1, left < 0 ? -1 : (int)((left + 999) / 1000)) <= 0)
+            if (poll(&p, 1, dead || deadline == INT64_MAX
+                                ? -1
+                                : (int)((left + 999) / 1000)) <= 0)
                 continue;
             if (cap - len < 4096) {
                 cap = cap ? 2 * cap : 65536;
@@ -1356,7 +1368,11 @@ static void test_sigkill(unsigned seed)
             got = read(fds[0], buf + len, cap - len - 1);
             if (got <= 0)
                 break; /* EOF: the child is gone */
+            for (i = 0; i < got; i++)
+                lines += buf[len + (size_t)i] == '\n';
             len += (size_t)got;
+            if (deadline == INT64_MAX && lines >= target)
+                deadline = mono_us() + extra_us;
         }
         close(fds[0]);
         waitpid(pid, &status, 0);
@@ -1474,11 +1490,13 @@ static void test_sigkill(unsigned seed)
 
 static void test_bench(void)
 {
-    int jobs = under_valgrind ? 200 : 2000, i, failures = 0;
+    const char *env = getenv("SURPLUS_JOBSTORE_BENCH_JOBS");
+    int jobs = env && atoi(env) > 0 ? atoi(env) : under_valgrind ? 200 : 2000;
+    int i, failures = 0;
     struct jobstore *js;
     char path[600];
     int64_t t0, t1;
-    struct err e;
+    struct err e = { 0, "" };
 
     db_path(path, sizeof path, "bench");
     js = open_or_bail(path);
@@ -1507,7 +1525,7 @@ static void test_bench(void)
     jobstore_close(js);
 }
 
-/* --- main ------------------------------------------------------------------ */
+/* --- main ----------------------------------------------------------- */
 
 static void rm_rf(const char *path)
 {

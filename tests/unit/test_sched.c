@@ -101,7 +101,8 @@ static const char *render(const struct sched_input *in,
     if (r->n_starts == 0)
         put(buf, len, &o, "-");
     for (size_t i = 0; i < r->n_starts; i++) {
-        put(buf, len, &o, "%s%s", i ? " " : "", in->queued[r->starts[i].job].id);
+        put(buf, len, &o, "%s%s", i ? " " : "",
+            in->queued[r->starts[i].job].id);
         put_devices(buf, len, &o, r->starts[i].devices, r->starts[i].n_devices);
     }
     if (r->has_head) {
@@ -229,14 +230,15 @@ static const char *broken(const struct sched_input *in,
             bad = "reservation does not fit the head";
         for (size_t i = 0; i < r->n_starts && !bad; i++) {
             const struct sched_start *st = &r->starts[i];
+            uint64_t end = in->now_ms + in->queued[st->job].walltime_ms;
 
-            if (st->job < r->head ||
-                in->now_ms + in->queued[st->job].walltime_ms <= r->head_start_ms)
+            if (st->job < r->head || end <= r->head_start_ms)
                 continue;
             for (size_t k = 0; k < st->n_devices; k++)
                 for (size_t m = 0; m < r->n_head_devices; m++)
                     if (st->devices[k] == r->head_devices[m])
-                        bad = "a job outlasting the shadow took a reserved device";
+                        bad = "a job outlasting the shadow time took a "
+                              "reserved device";
         }
         if (!bad && r->head_start_ms != SCHED_NEVER &&
             held_by(in, r, h->tenant, r->head_start_ms) + h->gpus >
@@ -274,7 +276,7 @@ static void check(const char *what, const struct scenario *s, const char *want)
     sched_result_free(expect(what, s, want));
 }
 
-/* --- scenarios ------------------------------------------------------------- */
+/* --- scenarios ------------------------------------------------------------ */
 
 static void test_fits(void)
 {
@@ -290,7 +292,8 @@ static void test_fits(void)
     tap_ok(sched_device_fits(&h, &h100), "fits: glob, memory exactly enough");
     tap_ok(!sched_device_fits(&big, &h100), "fits: one GiB short is no fit");
     tap_ok(!sched_device_fits(&a100, &h100), "fits: other model is no fit");
-    tap_ok(sched_device_fits(&star, &nomodel), "fits: '*' takes a device with no model");
+    tap_ok(sched_device_fits(&star, &nomodel),
+           "fits: '*' takes a device with no model");
     tap_ok(!sched_device_fits(&a100, &nomodel), "fits: a named model does not");
 }
 
@@ -354,7 +357,8 @@ static void test_model_and_memory(void)
     struct sched_job by_count[] = {JOB("two60G", NULL, 2, "*", 60, 10),
                                    JOB("two30G", NULL, 2, "*", 30, 10),
                                    JOB("one", NULL, 1, "*", 0, 10)};
-    struct scenario s = {dev, N(dev), NULL, 0, by_model, N(by_model), NULL, 0, 0};
+    struct scenario s = {dev, N(dev), NULL, 0, by_model, N(by_model),
+                         NULL, 0, 0};
 
     check("fit: model glob picks the matching device", &s, "h[1] a[0] l[2]");
     s.dev = same;
@@ -373,9 +377,12 @@ static void test_groups(void)
 {
     struct sched_device dev[] = {FREE("H100", 80, 0), HELD("H100", 80, 0, "r0"),
                                  FREE("H100", 80, 1), FREE("H100", 80, 1)};
-    struct sched_device split[] = {FREE("H100", 80, 0), HELD("H100", 80, 0, "r0"),
-                                   FREE("H100", 80, 1), HELD("H100", 80, 1, "r1")};
-    struct sched_running run[] = {RUN("r0", NULL, 1, 300), RUN("r1", NULL, 1, 200)};
+    struct sched_device split[] = {FREE("H100", 80, 0),
+                                   HELD("H100", 80, 0, "r0"),
+                                   FREE("H100", 80, 1),
+                                   HELD("H100", 80, 1, "r1")};
+    struct sched_running run[] = {RUN("r0", NULL, 1, 300),
+                                  RUN("r1", NULL, 1, 200)};
     struct sched_job two[] = {JOB("two", NULL, 2, "*", 0, 10)};
     struct sched_job three[] = {JOB("three", NULL, 3, "*", 0, 10),
                                 JOB("one", NULL, 1, "*", 0, 10)};
@@ -449,16 +456,16 @@ static void test_cpu_only(void)
 
 static void test_quota(void)
 {
-    struct sched_device dev[] = {HELD("H100", 80, 0, "ra"), HELD("H100", 80, 0, "ra"),
+    struct sched_device dev[] = {HELD("H100", 80, 0, "ra"), FREE("H100", 80, 0),
                                  FREE("H100", 80, 0), FREE("H100", 80, 0),
                                  FREE("H100", 80, 0), FREE("H100", 80, 0)};
-    struct sched_running run[] = {RUN("ra", "a", 2, 100)};
+    struct sched_running run[] = {RUN("ra", "a", 1, 100)};
     struct sched_tenant ten[] = {{"a", 2}, {"b", 3}};
-    /* a1 waits for a's quota without a reservation (b may go ahead), a2
-     * waits behind a1 although it would fit (a tenant's own queue stays
-     * FIFO), a3 needs no GPU; c has no quota; b's second job would take
-     * b over 3. */
-    struct sched_job job[] = {JOB("a1", "a", 1, "*", 0, 10),
+    /* a holds 1 of its 2.  a1 waits for a's quota without a reservation
+     * (b may go ahead); a2 would fit the quota but waits behind a1 (a
+     * tenant's own queue stays FIFO); a3 needs no GPU; c has no quota;
+     * b's second job would take b over 3. */
+    struct sched_job job[] = {JOB("a1", "a", 2, "*", 0, 10),
                               JOB("b1", "b", 2, "*", 0, 10),
                               JOB("a2", "a", 1, "*", 0, 10),
                               JOB("a3", "a", 0, NULL, 0, 10),
@@ -467,13 +474,15 @@ static void test_quota(void)
     struct scenario s = {dev, N(dev), run, N(run), job, N(job), ten, N(ten), 0};
 
     check("quota: blocks one tenant, not the others, no reservation", &s,
-          "b1[2,3] a3[] c1[4,5]");
+          "b1[1,2] a3[] c1[3,4]");
 }
 
 static void test_impossible(void)
 {
-    struct sched_device dev[] = {FREE("H100-80G", 80, 0), FREE("H100-80G", 80, 0),
-                                 FREE("H100-80G", 80, 0), FREE("H100-80G", 80, 0)};
+    struct sched_device dev[] = {FREE("H100-80G", 80, 0),
+                                 FREE("H100-80G", 80, 0),
+                                 FREE("H100-80G", 80, 0),
+                                 FREE("H100-80G", 80, 0)};
     struct sched_tenant ten[] = {{"a", 2}, {"b\nx", 1}};
     struct sched_job job[] = {JOB("quota", "a", 3, "*", 0, 10),
                               JOB("wide", "z", 5, "*", 0, 10),
@@ -486,8 +495,8 @@ static void test_impossible(void)
         "asks for 3 GPUs, but tenant 'a' may lease at most 2 at once",
         "asks for 5 GPUs, but only 4 devices in one group match model '*'",
         "asks for 1 GPU, but no device matches model 'V100*\\x1b[2J'",
-        "asks for 1 GPU, but no device matches model 'H100*' with at least "
-        "96.0 GiB",
+        ("asks for 1 GPU, but no device matches model 'H100*' with at least "
+         "96.0 GiB"),
         "asks for 2 GPUs, but tenant 'b\\x0ax' may lease at most 1 at once",
     };
     struct sched_result *r;
@@ -504,14 +513,18 @@ static void test_impossible(void)
  * is free.  The head needs all four: shadow 1100. */
 static void test_backfill(void)
 {
-    struct sched_device dev[] = {HELD("H100", 80, 0, "r0"), HELD("H100", 80, 0, "r0"),
-                                 HELD("H100", 80, 0, "r1"), FREE("H100", 80, 0)};
-    struct sched_running run[] = {RUN("r0", NULL, 2, 100), RUN("r1", NULL, 1, 50)};
+    struct sched_device dev[] = {HELD("H100", 80, 0, "r0"),
+                                 HELD("H100", 80, 0, "r0"),
+                                 HELD("H100", 80, 0, "r1"),
+                                 FREE("H100", 80, 0)};
+    struct sched_running run[] = {RUN("r0", NULL, 2, 100),
+                                  RUN("r1", NULL, 1, 50)};
     struct sched_job shortj[] = {JOB("H", NULL, 4, "*", 0, 500),
                                  JOB("S", NULL, 1, "*", 0, 100)};
     struct sched_job longj[] = {JOB("H", NULL, 4, "*", 0, 500),
                                 JOB("L", NULL, 1, "*", 0, 101)};
-    struct scenario s = {dev, N(dev), run, N(run), shortj, N(shortj), NULL, 0, 0};
+    struct scenario s = {dev, N(dev), run, N(run), shortj, N(shortj),
+                         NULL, 0, 0};
 
     check("backfill: a short job ending by the shadow time jumps ahead", &s,
           "S[3] | head H@1100[0,1,2,3]");
@@ -523,7 +536,8 @@ static void test_backfill(void)
 static void test_backfill_unreserved(void)
 {
     /* The head wants four H100s; the L4 in group 1 is not for it. */
-    struct sched_device dev[] = {HELD("H100", 80, 0, "r0"), HELD("H100", 80, 0, "r0"),
+    struct sched_device dev[] = {HELD("H100", 80, 0, "r0"),
+                                 HELD("H100", 80, 0, "r0"),
                                  HELD("H100", 80, 0, "r0"), FREE("H100", 80, 0),
                                  FREE("L4", 24, 1)};
     struct sched_running run[] = {RUN("r0", NULL, 3, 100)};
@@ -536,6 +550,18 @@ static void test_backfill_unreserved(void)
     struct sched_job prefer[] = {JOB("H", NULL, 4, "H100*", 0, 500),
                                  JOB("S2", NULL, 1, "*", 0, 50),
                                  JOB("L3", NULL, 1, "*", 0, 9999)};
+    /* Two L4s now: a job too wide for them must not stop a narrower one
+     * of the same kind, long or short. */
+    struct sched_device two_l4[] = {HELD("H100", 80, 0, "r0"),
+                                    HELD("H100", 80, 0, "r0"),
+                                    HELD("H100", 80, 0, "r0"),
+                                    FREE("H100", 80, 0), FREE("L4", 24, 1),
+                                    FREE("L4", 24, 1)};
+    struct sched_job widths[] = {JOB("H", NULL, 4, "H100*", 0, 500),
+                                 JOB("L3", NULL, 3, "*", 0, 9999),
+                                 JOB("L2", NULL, 2, "*", 0, 9999),
+                                 JOB("S2", NULL, 2, "*", 0, 50),
+                                 JOB("S1", NULL, 1, "*", 0, 50)};
     struct scenario s = {dev, N(dev), run, N(run), job, N(job), NULL, 0, 0};
 
     check("backfill: a long job on a device not reserved for the head jumps",
@@ -544,25 +570,56 @@ static void test_backfill_unreserved(void)
     s.n_job = N(prefer);
     check("backfill: short jobs take unreserved devices first", &s,
           "S2[4] | head H@1100[0,1,2,3]");
+    s.dev = two_l4;
+    s.n_dev = N(two_l4);
+    s.job = widths;
+    s.n_job = N(widths);
+    check("backfill: a job too wide to fit does not stop narrower ones", &s,
+          "L2[4,5] S1[3] | head H@1100[0,1,2,3]");
 }
 
 static void test_head_quota(void)
 {
-    /* Tenant a may hold 4; its head takes 4 at 1100.  Another job of a
-     * that would still run then would leave the head over quota. */
-    struct sched_device dev[] = {HELD("H100", 80, 0, "rz"), HELD("H100", 80, 0, "rz"),
-                                 HELD("H100", 80, 0, "rz"), HELD("H100", 80, 0, "rz"),
-                                 FREE("L4", 24, 0), FREE("L4", 24, 0)};
-    struct sched_running run[] = {RUN("rz", "z", 4, 100)};
+    /* Tenant a may hold 4 and holds 1 (ra, until long after); its head
+     * takes 3 more at 1100.  Another job of a that would still run then
+     * would leave the head over quota; one that ends by then would not. */
+    struct sched_device dev[] = {HELD("H100", 80, 0, "rz"),
+                                 HELD("H100", 80, 0, "rz"),
+                                 HELD("H100", 80, 0, "rz"),
+                                 HELD("H100", 80, 0, "rz"),
+                                 FREE("L4", 24, 0), FREE("L4", 24, 0),
+                                 HELD("L4", 24, 0, "ra")};
+    struct sched_running run[] = {RUN("rz", "z", 4, 100),
+                                  RUN("ra", "a", 1, 5000)};
     struct sched_tenant ten[] = {{"a", 4}, {"b", 4}};
-    struct sched_job job[] = {JOB("H", "a", 4, "H100*", 0, 500),
+    struct sched_job job[] = {JOB("H", "a", 3, "H100*", 0, 500),
                               JOB("a-long", "a", 1, "*", 0, 9999),
                               JOB("b-long", "b", 1, "*", 0, 9999),
                               JOB("a-short", "a", 1, "*", 0, 100)};
     struct scenario s = {dev, N(dev), run, N(run), job, N(job), ten, N(ten), 0};
 
+    /* What a holds at 1100 counts jobs started before the head in this
+     * pass (A0) and backfilled after it (a-long1, a-long2): with H's 2
+     * that is a's 5, and a-long3 would make 6. */
+    struct sched_device l4s[] = {HELD("H100", 80, 0, "rz"),
+                                 HELD("H100", 80, 0, "rz"),
+                                 HELD("H100", 80, 0, "rz"),
+                                 HELD("H100", 80, 0, "rz"),
+                                 FREE("L4", 24, 0), FREE("L4", 24, 0),
+                                 FREE("L4", 24, 0), FREE("L4", 24, 0)};
+    struct sched_tenant five[] = {{"a", 5}};
+    struct sched_job stream[] = {JOB("A0", "a", 1, "L4", 0, 9999),
+                                 JOB("H", "a", 2, "H100*", 0, 500),
+                                 JOB("a-long1", "a", 1, "*", 0, 9999),
+                                 JOB("a-long2", "a", 1, "*", 0, 9999),
+                                 JOB("a-long3", "a", 1, "*", 0, 9999)};
+
     check("backfill: the head's quota at its shadow time is kept", &s,
-          "b-long[4] a-short[5] | head H@1100[0,1,2,3]");
+          "b-long[4] a-short[5] | head H@1100[0,1,2]");
+    s = (struct scenario){l4s, N(l4s), run, 1, stream, N(stream), five,
+                          N(five), 0};
+    check("backfill: the head's quota counts every job still running then",
+          &s, "A0[4] a-long1[5] a-long2[6] | head H@1100[0,1]");
 }
 
 static void test_unknown_holder(void)
@@ -570,14 +627,26 @@ static void test_unknown_holder(void)
     /* Device 1 is held by a job the input does not list: when it comes
      * back cannot be known, so nothing can be protected and any job that
      * fits starts. */
-    struct sched_device dev[] = {FREE("H100", 80, 0), HELD("H100", 80, 0, "ghost"),
-                                 FREE("H100", 80, 0), HELD("H100", 80, 0, NULL)};
+    struct sched_device dev[] = {FREE("H100", 80, 0),
+                                 HELD("H100", 80, 0, "ghost"),
+                                 FREE("H100", 80, 0),
+                                 HELD("H100", 80, 0, NULL)};
     struct sched_job job[] = {JOB("H", NULL, 3, "*", 0, 10),
                               JOB("L", NULL, 1, "*", 0, 99999)};
+    /* r0 is past its walltime and being killed: its device is due now,
+     * not in the past. */
+    struct sched_device late[] = {HELD("H100", 80, 0, "r0"), FREE("L4", 24, 0)};
+    struct sched_running overdue[] = {{"r0", NULL, 1, NOW - 50}};
+    struct sched_job after[] = {JOB("H", NULL, 1, "H100*", 0, 10),
+                                JOB("S", NULL, 1, "*", 0, 5)};
     struct scenario s = {dev, N(dev), NULL, 0, job, N(job), NULL, 0, 0};
 
     check("reservation: a holder not listed gives no shadow time", &s,
           "L[0] | head H@never[0,1,2]");
+    s = (struct scenario){late, N(late), overdue, N(overdue), after, N(after),
+                          NULL, 0, 0};
+    check("reservation: a job past its end frees its devices now", &s,
+          "S[1] | head H@1000[0]");
 }
 
 static void test_max_running(void)
@@ -596,7 +665,8 @@ static void test_max_running(void)
     check("max_running: already full, nothing starts", &s,
           "- | impossible huge");
     s.max_running = 0;
-    check("max_running: 0 is unlimited", &s, "c1[] g1[0] c2[] | impossible huge");
+    check("max_running: 0 is unlimited", &s,
+          "c1[] g1[0] c2[] | impossible huge");
 }
 
 /* --- starvation: a wide job against an endless stream of narrow ones ------ */
@@ -719,7 +789,8 @@ static void test_starvation(void)
         sched_result_free(r);
     }
     tap_ok(ok, "starvation: every pass plans and keeps the invariants");
-    tap_is_int(first_shadow, 90, "starvation: the wide job's first shadow time");
+    tap_is_int(first_shadow, 90,
+               "starvation: the wide job's first shadow time");
     tap_is_int(worst_shadow, 90, "starvation: backfill never pushed it later");
     tap_ok(started <= first_shadow,
            "starvation: the wide job starts by its shadow time (at %" PRIu64
@@ -729,7 +800,7 @@ static void test_starvation(void)
     free(s);
 }
 
-/* --- generated queues: determinism and time -------------------------------- */
+/* --- generated queues: determinism and time ------------------------------- */
 
 struct gen {
     struct sched_device *dev;
@@ -776,7 +847,8 @@ static bool gen_make(struct gen *g, size_t n_job, size_t n_free, uint64_t seed)
 
             snprintf(id, sizeof g->ids[0], "r%zu", d);
             g->run[g->n_run++] = (struct sched_running){
-                id, g->ten_names[d % 10], 1, NOW + 1000 * (1 + lcg(&seed) % 600)};
+                id, g->ten_names[d % 10], 1,
+                NOW + 1000 * (1 + lcg(&seed) % 600)};
             g->dev[d].busy = true;
             g->dev[d].holder = id;
         }
@@ -821,7 +893,8 @@ static void test_determinism(void)
     char *s1 = malloc(65536), *s2 = malloc(65536), *s3 = malloc(65536);
 
     /* b is a separate copy of the same queue: other addresses, same text. */
-    if (s1 && s2 && s3 && gen_make(&a, 500, 3, 42) && gen_make(&b, 500, 3, 42)) {
+    if (s1 && s2 && s3 && gen_make(&a, 500, 3, 42) &&
+        gen_make(&b, 500, 3, 42)) {
         in1 = gen_input(&a, 40);
         in2 = gen_input(&b, 40);
         if (sched_plan(&in1, &r1) == 0 && sched_plan(&in1, &r2) == 0 &&

@@ -1,0 +1,196 @@
+#!/bin/sh
+# surplusd end to end over its Unix socket with two tenants and simulated
+# devices: authentication, tenant isolation, quotas, concurrent
+# submissions, cancel, logs, kill -9 and restart, and draining on SIGTERM.
+. "$top_srcdir/tests/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || skip_all "surplusd needs root (namespaces, job uids)"
+unshare -mpinu --fork true 2>/dev/null ||
+    skip_all "this host cannot create namespaces"
+command -v curl > /dev/null || skip_all "no curl"
+
+SURPLUSD="$top_builddir/surplusd"
+chmod 711 "$tmp" # the socket lives here; others may connect (with a token)
+sock="$tmp/surplus.sock"
+# tokens: acme -> "acme-token", beta -> "beta-token"
+acme_sha=$(printf acme-token | sha256sum | cut -d' ' -f1)
+beta_sha=$(printf beta-token | sha256sum | cut -d' ' -f1)
+printf acme-token > "$tmp/acme.tok"
+printf beta-token > "$tmp/beta.tok"
+printf wrong-token > "$tmp/wrong.tok"
+cat > "$tmp/d.conf" <<CONF
+state_dir = "$tmp/state";
+accelerators = ( { plugin = "sim"; count = 2; model = "SIM-80G"; memory = "1M"; } );
+sandbox = { uid_base = 330000; kill_grace = "1s"; };
+api = { socket = "$sock"; };
+tenants = ( { name = "acme"; token_sha256 = "$acme_sha"; max_gpus = 2; max_queued = 50; },
+            { name = "beta"; token_sha256 = "$beta_sha"; max_gpus = 1; max_queued = 1; } );
+CONF
+start_daemon() {
+    "$SURPLUSD" -c "$tmp/d.conf" --foreground --drain-timeout 1s \
+        >> "$tmp/surplusd.log" 2>&1 &
+    daemon=$!
+    for i in $(seq 1 100); do
+        curl -s --unix-socket "$sock" http://x/healthz > /dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    return 1
+}
+stop_daemon() { kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null; }
+trap 'kill -9 $daemon 2>/dev/null; rm -rf "$tmp"' EXIT
+C() { "$SURPLUS" --config "$tmp/d.conf" "$@"; }
+A() { C --token-file "$tmp/acme.tok" "$@"; }
+B() { C --token-file "$tmp/beta.tok" "$@"; }
+api() { curl -s -o "$tmp/body" -w '%{http_code}' --unix-socket "$sock" "$@"; }
+
+mkjob() { # mkjob NAME SCRIPT [MANIFEST-LINES]
+    mkdir -p "$tmp/$1"
+    printf '%s\n' "$2" > "$tmp/$1/run.sh"
+    printf 'api = 1;\nname = "%s";\ncommand = ["/bin/sh", "run.sh"];\n%s\n' "$1" "${3:-}" > "$tmp/$1/job.conf"
+    C bundle create "$tmp/$1" -o "$tmp/$1.tar.zst" > /dev/null 2>&1
+}
+mkjob quick 'echo quick-output' 'outputs = ["run.sh"];'
+mkjob gpu 'echo "gpus=$SURPLUS_GPUS"' 'resources = { gpus = 1; };'
+mkjob slow 'echo started; sleep 30' 'resources = { gpus = 1; };'
+mkjob slowcpu 'echo started; sleep 30'
+mkjob fail3 'exit 3'
+
+start_daemon
+ok $? "surplusd starts and answers /healthz"
+
+# --- authentication and isolation ---------------------------------------------
+[ "$(api http://x/v1/jobs -H 'Authorization: Bearer nope')" = 401 ] &&
+    grep -q '"error":"the bearer token is not valid"' "$tmp/body"
+ok $? "a wrong token gets 401 with a JSON error"
+C --token-file "$tmp/wrong.tok" list > /dev/null 2>&1
+ok $(( $? != 77 )) "... and surplus exits 77"
+[ "$(setpriv --reuid=65534 --regid=65534 --clear-groups curl -s -o /dev/null -w '%{http_code}' --unix-socket "$sock" http://x/v1/jobs)" = 401 ]
+ok $? "a non-root user on the socket without a token gets 401"
+
+id_a=$(A submit --wait "$tmp/gpu.tar.zst" 2>/dev/null; A --json list | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+[ -n "$id_a" ] && [ "$(A status "$id_a" | sed -n 's/^state: *//p')" = succeeded ]
+ok $? "tenant acme submits a job and it succeeds ($id_a)"
+A logs "$id_a" | grep -q '^gpus=sim-[01]$'
+ok $? "its log shows the leased simulated device"
+B status "$id_a" > /dev/null 2> "$tmp/err"
+ok $(( $? != 64 )) "tenant beta cannot see acme's job: $(cat "$tmp/err")"
+grep -q "no job $id_a (HTTP 404)" "$tmp/err"
+ok $? "... it is a 404, as if it did not exist"
+[ "$(api -X DELETE http://x/v1/jobs/$id_a -H 'Authorization: Bearer beta-token')" = 404 ]
+ok $? "nor cancel it (404)"
+[ -z "$(B --json list | python3 -c 'import json,sys; print("".join(j["id"] for j in json.load(sys.stdin)))')" ]
+ok $? "beta's list does not show acme's jobs"
+C list | grep -q "$id_a"
+ok $? "root on the socket (the admin) sees every job"
+
+# --- quota -------------------------------------------------------------------------------
+# beta may hold 1 GPU and queue 1 job: the first runs, the second waits
+# for beta's quota, the third is refused.
+B submit "$tmp/slow.tar.zst" > "$tmp/b1" 2>/dev/null
+for i in $(seq 1 100); do B logs "$(cat "$tmp/b1")" 2>/dev/null | grep -q started && break; sleep 0.1; done
+B submit "$tmp/slow.tar.zst" > "$tmp/b2" 2>/dev/null
+B submit "$tmp/slow.tar.zst" > /dev/null 2> "$tmp/err"
+rc=$?
+ok $(( rc != 75 )) "past max_queued a submission gets 429 and exit 75 (got $rc): $(cat "$tmp/err")"
+[ "$(B status "$(cat "$tmp/b2")" | sed -n 's/^state: *//p')" = queued ]
+ok $? "a job over its tenant's max_gpus waits in the queue though a device is free"
+B cancel "$(cat "$tmp/b2")" > /dev/null 2>&1
+[ "$(B status "$(cat "$tmp/b2")" | sed -n 's/^state: *//p')" = cancelled ]
+ok $? "a queued job is cancelled"
+B cancel "$(cat "$tmp/b1")" > /dev/null 2>&1
+mkjob two 'true' 'resources = { gpus = 2; };'
+B submit "$tmp/two.tar.zst" > /dev/null 2> "$tmp/err"
+ok $(( $? != 75 )) "a job asking for more GPUs than max_gpus gets 429: $(cat "$tmp/err")"
+
+# --- cancel ---------------------------------------------------------------------------------
+running=$(A submit "$tmp/slow.tar.zst")
+for i in $(seq 1 100); do A logs "$running" 2>/dev/null | grep -q started && break; sleep 0.1; done
+A logs "$running" | grep -q started
+ok $? "logs of a running job show what it wrote so far"
+A cancel "$running" > /dev/null
+for i in $(seq 1 100); do
+    st=$(A status "$running" | sed -n 's/^state: *//p'); [ "$st" = cancelled ] && break; sleep 0.1
+done
+ok $([ "$st" = cancelled ]; echo $?) "a running job is cancelled (state $st)"
+sleep 0.3
+[ -z "$(ps -o stat= -u 330000 -u 330001 2>/dev/null | grep -v "^Z")" ]
+ok $? "... and none of its processes are left"
+A cancel "$running" > /dev/null 2>&1
+ok $(( $? != 64 )) "cancelling a finished job is 409 (exit 64)"
+
+# --- concurrency: 40 submissions from 4 clients --------------------------------------------
+pids=
+for c in 1 2 3 4; do
+    ( for i in $(seq 1 10); do A submit "$tmp/quick.tar.zst" || echo FAIL; done > "$tmp/ids.$c" 2>&1 ) &
+    pids="$pids $!"
+done
+wait $pids
+cat "$tmp"/ids.? > "$tmp/ids"
+[ "$(grep -c '^[0-9a-f]\{16\}$' "$tmp/ids")" -eq 40 ] && ! grep -q FAIL "$tmp/ids"
+ok $? "40 concurrent submissions from 4 clients are all accepted"
+for i in $(seq 1 300); do
+    left=$(A --json list | python3 -c 'import json,sys; print(sum(1 for j in json.load(sys.stdin) if j["state"] in ("queued","running")))')
+    [ "$left" -eq 0 ] && break; sleep 0.1
+done
+n_ok=$(A --json list | python3 -c 'import json,sys; print(sum(1 for j in json.load(sys.stdin) if j["name"]=="quick" and j["state"]=="succeeded"))')
+[ "$n_ok" -eq 40 ]
+ok $? "... and all 40 run and succeed ($n_ok)"
+q=$(head -1 "$tmp/ids")
+A fetch "$q" -o "$tmp/fetched" > /dev/null 2>&1 && cmp -s "$tmp/fetched/run.sh" "$tmp/quick/run.sh"
+ok $? "fetch downloads a job's outputs"
+
+# --- kill -9 and restart: nothing lost ---------------------------------------------------------
+long=$(A submit "$tmp/slow.tar.zst")
+for i in $(seq 1 100); do A logs "$long" 2>/dev/null | grep -q started && break; sleep 0.1; done
+queued1=$(A submit "$tmp/quick.tar.zst"); queued2=$(A submit "$tmp/gpu.tar.zst")
+before=$(C --json list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+kill -9 $daemon; wait $daemon 2>/dev/null
+sleep 0.5
+[ -z "$(ps -o stat= -u 330000 -u 330001 2>/dev/null | grep -v "^Z")" ]
+ok $? "kill -9 of surplusd takes its jobs' processes down with it"
+start_daemon
+ok $? "surplusd restarts"
+after=$(C --json list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+[ "$before" -eq "$after" ]
+ok $? "every accepted job is still there ($before before, $after after)"
+[ "$(A status "$long" | sed -n 's/^state: *//p')" = failed ] &&
+    A status "$long" | grep -q "reason: *node restarted"
+ok $? "the job that was running is failed with reason 'node restarted'"
+for i in $(seq 1 100); do
+    s1=$(A status "$queued1" | sed -n 's/^state: *//p'); s2=$(A status "$queued2" | sed -n 's/^state: *//p')
+    [ "$s1" = succeeded ] && [ "$s2" = succeeded ] && break; sleep 0.1
+done
+[ "$s1" = succeeded ] && [ "$s2" = succeeded ]
+ok $? "jobs accepted before the kill run after the restart ($s1, $s2)"
+dups=$(C usage --format json | python3 -c '
+import json,sys, collections
+c = collections.Counter(r["record_id"] for r in json.load(sys.stdin))
+print(sum(1 for v in c.values() if v > 1))')
+[ "$dups" -eq 0 ]
+ok $? "no usage record is written twice"
+
+# --- metrics, routes -----------------------------------------------------------------------------
+[ "$(api http://x/metrics)" = 200 ] && grep -q '^surplus_queue_length ' "$tmp/body" &&
+    grep -q '^surplus_devices{state="free"} ' "$tmp/body" &&
+    grep -q '^surplus_submit_to_start_seconds_bucket{le="+Inf"} ' "$tmp/body"
+ok $? "GET /metrics answers in Prometheus text format"
+[ "$(api http://x/v1/nothing)" = 404 ] && [ "$(api -X PUT http://x/v1/jobs)" = 405 ]
+ok $? "unknown routes are 404, wrong methods 405"
+
+# --- drain on SIGTERM -------------------------------------------------------------------------------
+d=$(A submit "$tmp/slow.tar.zst")
+for i in $(seq 1 100); do A logs "$d" 2>/dev/null | grep -q started && break; sleep 0.1; done
+kill -TERM $daemon
+sleep 0.3
+[ "$(api http://x/healthz)" != 200 ]
+ok $? "on SIGTERM surplusd stops taking requests"
+wait $daemon
+ok $? "... and exits 0 once its jobs are stopped"
+start_daemon
+st=$(A status "$d" | sed -n 's/^state: *//p')
+[ "$st" = queued ] || [ "$st" = running ]
+ok $? "a job stopped by the drain is back in the queue after the restart ($st)"
+stop_daemon
+
+grep -q 'error' "$tmp/surplusd.log" && diag "$(grep error "$tmp/surplusd.log" | head -5)"
+done_testing
