@@ -139,6 +139,17 @@ q=$(head -1 "$tmp/ids")
 A fetch "$q" -o "$tmp/fetched" > /dev/null 2>&1 && cmp -s "$tmp/fetched/run.sh" "$tmp/quick/run.sh"
 ok $? "fetch downloads a job's outputs"
 
+# --- every route documented in docs/openapi.yaml answers ---------------------------------
+missing=
+for route in $(sed -n 's/^  \(\/[^:]*\):$/\1/p' "$top_srcdir/docs/openapi.yaml"); do
+    url=$(printf '%s' "$route" | sed "s/{id}/$q/; s/{path}/run.sh/")
+    code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$sock" "http://x$url")
+    case "$code" in 2??) ;; *) missing="$missing $route=$code" ;; esac
+done
+n_routes=$(grep -c '^  /' "$top_srcdir/docs/openapi.yaml")
+[ -z "$missing" ] && [ "$n_routes" -ge 9 ]
+ok $? "each of the $n_routes routes in docs/openapi.yaml answers 2xx${missing:+ (failed:$missing)}"
+
 # --- kill -9 and restart: nothing lost ---------------------------------------------------------
 long=$(A submit "$tmp/slow.tar.zst")
 for i in $(seq 1 100); do A logs "$long" 2>/dev/null | grep -q started && break; sleep 0.1; done
