@@ -155,7 +155,10 @@ check_PROGRAMS += tests/bench/launch
 tests_bench_launch_SOURCES = tests/bench/launch.c
 tests_bench_launch_CFLAGS = $(UNIT_CFLAGS)
 tests_bench_launch_LDADD = $(UNIT_LDADD)
-EXTRA_DIST += tests/bench/launch.sh
+EXTRA_DIST += tests/bench/launch.sh tests/bench/throughput.sh
 bench-launch: tests/bench/launch$(EXEEXT) surplus$(EXEEXT)
 	$(SHELL) $(srcdir)/tests/bench/launch.sh $(builddir)
 .PHONY: bench-launch
+bench-throughput: surplus$(EXEEXT) surplusd$(EXEEXT) surplus-sandbox-init$(EXEEXT)
+	$(SHELL) $(srcdir)/tests/bench/throughput.sh $(builddir)
+.PHONY: bench-throughput

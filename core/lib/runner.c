@@ -471,7 +471,13 @@ static int lease_given(struct run *j)
         if ((u = unfit(j, &j->devs[k], buf, sizeof buf)) != NULL)
             return err_set(j->e, -ENODEV, "%s %s: %s", node_plugin_label(p),
                            j->devs[k].id, u);
-        if ((r = dev_lock(j, &j->devs[k])) < 0)
+        /* Another job's sandbox, while it is being set up, holds copies of
+         * this process's descriptors, lock files included: a lock just
+         * released can look taken for a moment. */
+        for (int tries = 0;
+             (r = dev_lock(j, &j->devs[k])) == -EBUSY && tries < 400; tries++)
+            usleep(5000);
+        if (r < 0)
             return err_set(j->e, r, "%s %s: %s", node_plugin_label(p),
                            j->devs[k].id,
                            r == -EBUSY ? "leased to another job"

@@ -1,0 +1,87 @@
+#!/bin/sh
+# Benchmark: BENCH_JOBS trivial jobs (default 2000; /bin/true on one
+# simulated device) through surplusd, submitted over its Unix socket by 4
+# clients at once.  Prints jobs/s from the first submission to the last
+# job's end, p50 and p99 of submit-to-start and submit-to-done (from the
+# job records), and the daemon's peak RSS.
+#   tests/bench/throughput.sh [BUILD_DIR]      (run from the source tree, as root)
+set -eu
+build=${1:-.}
+jobs=${BENCH_JOBS:-2000}
+work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/surplus-throughput.XXXXXX")
+[ "$(id -u)" -eq 0 ] || { echo "throughput: needs root" >&2; exit 77; }
+: "${SURPLUS_PLUGIN_PATH:=$build/plugins/.libs}"
+: "${SURPLUS_SANDBOX_INIT:=$build/surplus-sandbox-init}"
+export SURPLUS_PLUGIN_PATH SURPLUS_SANDBOX_INIT
+sock="$work/surplus.sock"
+cat > "$work/bench.conf" <<CONF
+state_dir = "$work/state";
+accelerators = ( { plugin = "sim"; count = 8; model = "SIM-80G"; memory = "1M"; } );
+api = { socket = "$sock"; };
+tenants = ( { name = "bench"; max_gpus = 8; max_queued = 1000000; } );
+CONF
+mkdir "$work/job"
+printf 'api = 1;\nname = "true";\ncommand = ["/bin/true"];\nresources = { gpus = 1; walltime = "1m"; };\n' > "$work/job/job.conf"
+"$build/surplus" --config "$work/bench.conf" bundle create "$work/job" -o "$work/true.tar.zst" > /dev/null
+"$build/surplusd" -c "$work/bench.conf" --foreground 2> "$work/surplusd.log" &
+daemon=$!
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
+for i in $(seq 1 100); do curl -s --unix-socket "$sock" http://x/healthz > /dev/null && break; sleep 0.05; done
+
+python3 - "$sock" "$work/true.tar.zst" "$jobs" "$daemon" <<'PY'
+import json, socket, sys, threading, time, datetime, http.client
+
+sock, bundle, n, pid = sys.argv[1], open(sys.argv[2], "rb").read(), int(sys.argv[3]), sys.argv[4]
+
+class UnixHTTP(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(sock)
+
+def call(conn, method, path, body=None):
+    hdr = {"X-Surplus-Tenant": "bench"}
+    conn.request(method, path, body=body, headers=hdr)
+    r = conn.getresponse()
+    data = r.read()
+    return r.status, data
+
+ids, lock = [], threading.Lock()
+def client(count):
+    conn = UnixHTTP("localhost")
+    for _ in range(count):
+        st, data = call(conn, "POST", "/v1/jobs", bundle)
+        if st != 201:
+            raise SystemExit("submit failed: %d %s" % (st, data[:200]))
+        with lock:
+            ids.append(json.loads(data)["id"])
+
+t0 = time.time()
+threads = [threading.Thread(target=client, args=(n // 4 + (1 if i < n % 4 else 0),)) for i in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+t_submitted = time.time()
+conn = UnixHTTP("localhost")
+while True:
+    st, data = call(conn, "GET", "/v1/jobs")
+    jobs = json.loads(data)
+    if all(j["state"] not in ("queued", "running", "completing") for j in jobs):
+        break
+    time.sleep(0.05)
+t_done = time.time()
+def ts(s): return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+ok = [j for j in jobs if j["state"] == "succeeded"]
+start = sorted(ts(j["started_at"]) - ts(j["submitted_at"]) for j in ok)
+done = sorted(ts(j["ended_at"]) - ts(j["submitted_at"]) for j in ok)
+first = min(ts(j["submitted_at"]) for j in jobs); last = max(ts(j["ended_at"]) for j in ok)
+def p(v, q): return v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))] * 1e3
+hwm = [l for l in open("/proc/%s/status" % pid) if l.startswith("VmHWM")][0].split()[1]
+print("jobs %d, succeeded %d" % (len(jobs), len(ok)))
+for j in jobs:
+    if j["state"] != "succeeded":
+        print("  not succeeded: %s %s exit %s: %s" % (j["id"], j["state"], j["exit_status"], j["reason"]))
+print("submission: %.1f jobs/s accepted (%.2f s for all)" % (n / (t_submitted - t0), t_submitted - t0))
+print("throughput: %.1f jobs/s (first submit to last end, %.2f s)" % (len(ok) / (last - first), last - first))
+print("submit-to-start ms: p50 %.1f  p99 %.1f" % (p(start, .5), p(start, .99)))
+print("submit-to-done  ms: p50 %.1f  p99 %.1f" % (p(done, .5), p(done, .99)))
+print("surplusd peak RSS: %.1f MiB" % (int(hwm) / 1024))
+PY
