@@ -107,6 +107,9 @@ running=$(A submit "$tmp/slow.tar.zst")
 for i in $(seq 1 100); do A logs "$running" 2>/dev/null | grep -q started && break; sleep 0.1; done
 A logs "$running" | grep -q started
 ok $? "logs of a running job show what it wrote so far"
+A logs -f "$running" > "$tmp/follow" 2>&1 &
+follower=$!
+sleep 0.5
 A cancel "$running" > /dev/null
 for i in $(seq 1 100); do
     st=$(A status "$running" | sed -n 's/^state: *//p'); [ "$st" = cancelled ] && break; sleep 0.1
@@ -117,6 +120,9 @@ sleep 0.3
 ok $? "... and none of its processes are left"
 A cancel "$running" > /dev/null 2>&1
 ok $(( $? != 64 )) "cancelling a finished job is 409 (exit 64)"
+for i in $(seq 1 50); do kill -0 $follower 2>/dev/null || break; sleep 0.1; done
+! kill -0 $follower 2>/dev/null && grep -q '^started$' "$tmp/follow"
+ok $? "logs -f follows a running job's log and returns when it ends"
 
 # --- concurrency: 40 submissions from 4 clients --------------------------------------------
 pids=
