@@ -567,6 +567,9 @@ static void release(struct run *j)
         char b[32];
         double s = (double)rep.duration_ns / 1e9;
 
+        j->res->scrub_bytes = rep.bytes;
+        j->res->scrub_ns = rep.duration_ns;
+
         say(j, "released %zu device(s): %s scrubbed in %.3f s%s", j->n_picked,
             units_format_size(rep.bytes, b, sizeof b), s,
             s > 0 ? "" : "");

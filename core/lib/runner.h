@@ -83,6 +83,8 @@ struct runner_result {
     int64_t cost_micros;
     char currency[8];
     bool recorded;         /* the usage record was written */
+    uint64_t scrub_bytes;  /* device memory scrubbed after the job */
+    uint64_t scrub_ns;     /* and the time it took */
     uint64_t stage_ns[STAGE_COUNT];
     enum runner_stage failed_stage;  /* where runner_run failed */
 };

@@ -507,7 +507,7 @@ static void *job_thread(void *arg)
     struct runner_opts o = {.tenant = a->tenant, .out_dir = "",
                             .echo_fd = -1, .cancel_fd = a->cancel_fd,
                             .job_id = a->id, .record_id = a->record_id};
-    struct runner_result res;
+    struct runner_result res = {0};
     struct job_update u = {0};
     struct err e = {0};
     char key[64], bundle[64];
@@ -540,7 +540,6 @@ static void *job_thread(void *arg)
     if (r < 0) {
         final = r == -ECANCELED ? JOB_CANCELLED : JOB_FAILED;
         u.reason = e.msg;
-        memset(&res, 0, sizeof res);
     } else {
         json_t *devs = json_array();
         char *devtext;
@@ -597,6 +596,7 @@ done:
     pthread_mutex_lock(&s->mu);
     if (final != JOB_QUEUED)
         s->finished[final]++;
+    s->scrub_seconds += (double)res.scrub_ns / 1e9;
     s->n_running--;
     for (struct active **pp = &s->running; *pp; pp = &(*pp)->next)
         if (*pp == a) {
