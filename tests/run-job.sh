@@ -165,6 +165,23 @@ ok $(( $? != 78 )) "a bad configuration exits 78"
 [ -z "$(ls "$tmp/state/jobs")" ]
 ok $? "refused and finished jobs leave no job directory"
 
+# --- a device that fails its scrub is drained ---------------------------------------
+cat > "$tmp/scrub.conf" <<CONF
+state_dir = "$tmp/scrubstate";
+accelerators = ( { plugin = "sim"; count = 1; model = "SIM-80G"; memory = "1M"; fail_scrub = 0; } );
+sandbox = { uid_base = $uid_base; };
+CONF
+mkjob onegpu '["/bin/true"]' 'resources = { gpus = 1; };'
+run "$SURPLUS" --config "$tmp/scrub.conf" run -o "$tmp/o-scrub1" "$tmp/onegpu.tar.zst" > /dev/null 2> "$tmp/err"
+ok $? "a job whose device then fails its scrub still reports its own status (0)"
+grep -q "devices drained after a failed scrub" "$tmp/o-scrub1/job.log" &&
+    [ -f "$tmp/scrubstate/drained/accelerator_sim-sim-0" ]
+ok $? "the device is drained (state_dir/drained/accelerator_sim-sim-0) and job.log says so"
+run "$SURPLUS" --config "$tmp/scrub.conf" run --no-wait -o "$tmp/o-scrub2" "$tmp/onegpu.tar.zst" > /dev/null 2> "$tmp/err"
+ok $(( $? != 69 )) "the drained device is never leased again: exit 69"
+grep -q "sim-0: drained (" "$tmp/err"
+ok $? "... and the refusal says it is drained: $(cat "$tmp/err")"
+
 # --- --json -------------------------------------------------------------------------
 S --json run -o "$tmp/o-json" "$tmp/exit3.tar.zst" > "$tmp/json" 2> /dev/null
 python3 - "$tmp/json" <<'PY'
