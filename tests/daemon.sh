@@ -194,6 +194,25 @@ ok $? "GET /metrics answers in Prometheus text format"
 [ "$(api http://x/v1/nothing)" = 404 ] && [ "$(api -X PUT http://x/v1/jobs)" = 405 ]
 ok $? "unknown routes are 404, wrong methods 405"
 
+# --- SIGHUP reloads tenants ----------------------------------------------------------------------
+gamma_sha=$(printf gamma-token | sha256sum | cut -d' ' -f1)
+printf gamma-token > "$tmp/gamma.tok"
+C --token-file "$tmp/gamma.tok" list > /dev/null 2>&1
+ok $(( $? != 77 )) "an unknown tenant's token is refused (77)"
+sed -i "s|^tenants = ( |tenants = ( { name = \"gamma\"; token_sha256 = \"$gamma_sha\"; max_gpus = 1; max_queued = 5; },\n            |" "$tmp/d.conf"
+kill -HUP $daemon
+for i in $(seq 1 50); do C --token-file "$tmp/gamma.tok" list > /dev/null 2>&1 && break; sleep 0.1; done
+C --token-file "$tmp/gamma.tok" list > /dev/null 2>&1
+ok $? "after SIGHUP the tenant added to the configuration is accepted"
+cp "$tmp/d.conf" "$tmp/d.conf.good"
+printf 'tenants = 3;\n' >> "$tmp/d.conf"
+kill -HUP $daemon
+sleep 0.3
+"$SURPLUS" --socket "$sock" --token-file "$tmp/gamma.tok" list > /dev/null 2>&1 &&
+    grep -q "reload refused" "$tmp/surplusd.log"
+ok $? "a configuration with an error is refused on SIGHUP and the old tenants stay"
+cp "$tmp/d.conf.good" "$tmp/d.conf"
+
 # --- drain on SIGTERM -------------------------------------------------------------------------------
 d=$(A submit "$tmp/slow.tar.zst")
 for i in $(seq 1 100); do A logs "$d" 2>/dev/null | grep -q started && break; sleep 0.1; done
