@@ -64,9 +64,6 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
-#ifndef SYS_execveat
-#define SYS_execveat 322
-#endif
 #ifndef SYS_pivot_root
 #define SYS_pivot_root 155
 #endif
@@ -87,6 +84,7 @@ static const char *const std_devices[] = {"null", "zero", "full", "random",
                                           "urandom", "tty", NULL};
 
 #define SB_MAX_DEVICES 64
+#define SB_INIT_PATH "/run/surplus-sandbox-init"
 #define SB_STACK (256 * 1024)
 #define SB_MAX_HIDE 8
 /* Everything the child uses, prepared by the parent. */
@@ -105,7 +103,8 @@ struct plan {
     char hostname[64];
     int err_fd;
     int cg_join;      /* cgroup to join first thing, or -1 */
-    int init_fd;      /* surplus-sandbox-init, opened before pivot_root */
+    int init_fd;      /* surplus-sandbox-init, checked to be there */
+    char init_path[PATH_MAX]; /* and bound at SB_INIT_PATH */
     char **init_argv; /* "surplus-sandbox-init", "--", the command */
     int use_rlimits;
     unsigned long ncpu;
@@ -491,6 +490,22 @@ static void child_filesystem(const struct plan *p)
     child_path(p, path, sizeof path, "%s/run", p->root);
     child_mount(p, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                 "mode=0755,size=1m,nr_inodes=1024");
+    /* surplus-sandbox-init, bound read-only where the new root shows it
+     * (its own path may be hidden, under /tmp for a build tree). */
+    {
+        int fd;
+
+        child_path(p, path, sizeof path, "%s" SB_INIT_PATH, p->root);
+        if ((fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+                       0755)) < 0)
+            child_fail(p, SB_SETUP, errno, "create %s", path);
+        close(fd);
+        /* By path: the descriptor's mount belongs to the runner's
+         * namespace, which a bind mount here may not take from. */
+        child_mount(p, p->init_path, path, NULL, MS_BIND, NULL);
+        child_setattr(p, path, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                                   MOUNT_ATTR_NODEV, 0);
+    }
     child_dev(p);
     child_path(p, path, sizeof path, "%s/proc", p->root);
     child_mount(p, "proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
@@ -628,9 +643,8 @@ static int child_fn(void *arg)
     syscall(SYS_close_range, SB_REPORT_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
 
     child_identity(p);
-    syscall(SYS_execveat, p->init_fd, "", p->init_argv, s->envp,
-            AT_EMPTY_PATH);
-    child_fail(p, SB_SETUP, errno, "execute surplus-sandbox-init");
+    execve(SB_INIT_PATH, p->init_argv, s->envp);
+    child_fail(p, SB_SETUP, errno, "execute %s", SB_INIT_PATH);
 }
 
 /* -------------------------------------------------------------- parent */
@@ -698,7 +712,8 @@ static int plan_make(struct plan *p, const struct sandbox_spec *s,
         p->init_argv[0] = (char *)"surplus-sandbox-init";
         p->init_argv[1] = (char *)"--";
         memcpy(p->init_argv + 2, s->argv, argc * sizeof(char *));
-        if ((p->init_fd = open(init, O_RDONLY | O_CLOEXEC)) < 0)
+        if ((p->init_fd = open(init, O_RDONLY | O_CLOEXEC)) < 0 ||
+            realpath(init, p->init_path) == NULL)
             return err_set(e, -errno, "sandbox: %s: %s", init,
                            strerror(errno));
     }
