@@ -238,14 +238,15 @@ static int on_device(void *arg, const struct surplus_device *d)
     return n->id && n->model ? 0 : -ENOMEM;
 }
 
-static bool drained(struct run *j, const struct dev *d, char *why, size_t len)
+bool runner_device_drained(const struct config *cf, const char *plugin,
+                           const char *id, char *why, size_t len)
 {
     char name[512], path[4800];
     int fd;
     ssize_t n;
 
-    file_safe(name, sizeof name, node_plugin_label(d->p), d->id);
-    snprintf(path, sizeof path, "%s/drained/%s", j->cf->state_dir, name);
+    file_safe(name, sizeof name, plugin, id);
+    snprintf(path, sizeof path, "%s/drained/%s", cf->state_dir, name);
     if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
         return false;
     n = read(fd, why, len - 1);
@@ -253,6 +254,12 @@ static bool drained(struct run *j, const struct dev *d, char *why, size_t len)
     why[n > 0 ? n : 0] = '\0';
     why[strcspn(why, "\n")] = '\0';
     return true;
+}
+
+static bool drained(struct run *j, const struct dev *d, char *why, size_t len)
+{
+    return runner_device_drained(j->cf, node_plugin_label(d->p), d->id, why,
+                                 len);
 }
 
 static void drain(struct run *j, const struct dev *d, const char *why)

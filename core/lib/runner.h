@@ -99,6 +99,11 @@ int runner_run(struct node *node, const struct runner_opts *o,
 
 void runner_result_free(struct runner_result *res);
 
+/* Whether device `id` of accelerator `plugin` ("accelerator/sim") was
+ * drained after a failed scrub (state_dir/drained/<plugin>-<id>), and why. */
+bool runner_device_drained(const struct config *cf, const char *plugin,
+                           const char *id, char *why, size_t len);
+
 /* A fresh random job id (RUNNER_ID_LEN hex digits). */
 void runner_new_id(char buf[RUNNER_ID_LEN + 1]);
 

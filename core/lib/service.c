@@ -244,35 +244,13 @@ static void inventory(struct service *s)
             s->n_devs, s->node->n_accelerators);
 }
 
-/* state_dir/drained/<plugin>-<id> marks a device that failed its scrub
- * (the runner writes it). */
+/* A device that failed its scrub (the runner marks it). */
 static bool drained(struct service *s, const struct dev *d, char *why,
                     size_t len)
 {
-    const char *label = node_plugin_label(s->node->accelerators[d->group]);
-    char name[512], path[4800];
-    size_t k = 0;
-    ssize_t n;
-    int fd;
-
-    for (const char *c = label; *c && k + 1 < sizeof name; c++)
-        name[k++] = *c == '/' ? '_' : *c;
-    if (k + 1 < sizeof name)
-        name[k++] = '-';
-    for (const char *c = d->id; *c && k + 1 < sizeof name; c++)
-        name[k++] = ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                     (*c >= '0' && *c <= '9') || *c == '.' || *c == '-')
-                        ? *c
-                        : '_';
-    name[k] = '\0';
-    snprintf(path, sizeof path, "%s/drained/%s", s->cf->state_dir, name);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
-        return false;
-    n = read(fd, why, len - 1);
-    close(fd);
-    why[n > 0 ? n : 0] = '\0';
-    why[strcspn(why, "\n")] = '\0';
-    return true;
+    return runner_device_drained(
+        s->cf, node_plugin_label(s->node->accelerators[d->group]), d->id, why,
+        len);
 }
 
 int service_devices(struct service *s, json_t **ret, struct err *e)
