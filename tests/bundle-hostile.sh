@@ -6,7 +6,8 @@
 # which absolute names and symlinks aim at, is compared before and after.
 # Extraction is run twice: with openat2, and with the component-by-component
 # walk that kernels without openat2 get (extract-test-walk).  Then what must
-# be accepted but not restored: setuid bits, owners.
+# be accepted but not restored: setuid bits, owners; and tar metadata
+# headers that must not count as unknown entry types.
 . "$top_srcdir/tests/lib.sh"
 
 command -v python3 > /dev/null || skip_all "python3 generates the bundles"
@@ -119,6 +120,26 @@ for how in openat2 walk; do
         [ "$(cat "$dest/x/y/z")" = "implied dirs" ]
     ok $? "as links, with implied directories created ($how)"
     rm -rf "$dest"
+done
+
+# Long names and link targets come in pax 'x' headers (after a global 'g'
+# header) or GNU 'L' and 'K' headers: metadata, not entries of an unknown
+# type.
+long_dir=$(printf '%120s' '' | tr ' ' d)
+long_file="$long_dir/$(printf '%130s' '' | tr ' ' f)"
+long_link=$(printf '%110s' '' | tr ' ' l)
+for bundle in pax-long-ok.tar gnu-long-ok.tar.gz; do
+    run "$SURPLUS" --config "$tmp/test.conf" bundle check "$cases/$bundle" > "$tmp/out" 2>&1
+    ok $? "long names through ${bundle%%-*} headers pass check: $(cat "$tmp/out")"
+    for how in openat2 walk; do
+        prog=$EXTRACT; [ $how = walk ] && prog=$EXTRACT_WALK
+        run "$prog" "$tmp/test.conf" "$cases/$bundle" "$dest" > "$tmp/out" 2>&1
+        ok $? "and are extracted from $bundle ($how): $(cat "$tmp/out")"
+        [ "$(cat "$dest/$long_file")" = "long name" ] &&
+            [ "$(readlink "$dest/$long_link")" = "$long_file" ]
+        ok $? "under their long names, with the long link target ($how)"
+        rm -rf "$dest"
+    done
 done
 
 mkdir "$dest"

@@ -6,7 +6,9 @@
  * the first violation stops the read.  Entry names are kept in a tree of
  * components, which answers "is this a duplicate", "does this path go
  * through a symlink" and "where does this symlink lead" from the archive
- * alone, never from the file system.
+ * alone, never from the file system.  The type rule starts before
+ * libarchive: each tar header's type byte is checked in the decompressed
+ * stream on its way to the tar reader (see "tar headers" below).
  *
  * Extraction does not use archive_write_disk: it calls umask() for the
  * whole process, creates device nodes as root and never checks symlink
@@ -763,6 +765,727 @@ static int out_finish_file(struct out *o, int fd, const struct ent *en,
     return 0;
 }
 
+/* ---- tar headers, as libarchive's tar reader finds them ------------------ */
+
+/*
+ * libarchive reads a tar header whose type byte it does not know as a
+ * regular file, as POSIX asks of tar readers, and some it does know it
+ * handles silently (a GNU volume header is skipped, a Solaris 'X' header
+ * is read as pax attributes); nothing in what archive_read_next_header()
+ * returns tells which type byte an entry had.  So the decompressed stream
+ * reaches the tar reader through this walker, which finds the headers in
+ * it and checks each type byte before the reader sees that header.
+ *
+ * The walker must find the headers where libarchive does, which takes
+ * libarchive's rules for the data that follows a header rather than the
+ * size field alone: no data for symlinks, directories, devices and fifos,
+ * none for a hard link in a GNU or old archive (or in a ustar one whose
+ * own header bids as ustar), a pax 'size' record over all of these, GNU
+ * sparse map blocks before the data, and no data for a "regular file"
+ * whose name ends in '/'.  These are the rules of libarchive 3.6.  An
+ * archive that another version reads differently, or one built to make
+ * tar readers disagree, is caught anyway: every entry libarchive returns
+ * must start where the walker found the start of a chain of headers that
+ * it checked whole, and the archive must end where the walker found its
+ * end (layout_rule); otherwise the bundle is refused as ambiguous.
+ *
+ * Memory is fixed apart from the queue of entries found but not yet
+ * returned by libarchive, which holds at most the entries of one block
+ * handed to it (libarchive asks for more only once it has used those).
+ */
+
+#define TAR_BLOCK 512
+#define TAR_BODY_MAX 1048576     /* libarchive's limit on an extension body */
+#define TAR_PAX_LINE_MAX 999999  /* and on a pax record */
+#define PAX_KEY_MAX 15           /* the longest key that matters here */
+#define TW_END_MARK (UINT64_C(1) << 63)   /* a queued end of archive */
+
+/* Offsets in a header: ustar, and GNU where it differs. */
+#define H_NAME 0
+#define H_MODE 100
+#define H_UID 108
+#define H_GID 116
+#define H_SIZE 124
+#define H_MTIME 136
+#define H_CHKSUM 148
+#define H_TYPE 156
+#define H_MAGIC 257
+#define H_DEVMAJOR 329
+#define H_DEVMINOR 337
+#define H_PREFIX 345
+#define H_GNU_SPARSE 386         /* the first sparse entry's offset */
+#define H_GNU_EXTENDED 482       /* more sparse entries in the next block */
+#define X_GNU_EXTENDED 504       /* the same, in such a block */
+
+enum tw_state {
+    TW_HEADER,    /* reading a header */
+    TW_BODY,      /* the body of an 'x', 'g', 'L' or 'K' header */
+    TW_SPARSE,    /* GNU sparse map blocks after a header */
+    TW_SKIP,      /* data and padding */
+    TW_END,       /* past the end-of-archive block: libarchive stops too */
+    TW_LOST,      /* past something libarchive refuses: not followed */
+};
+
+/* libarchive's archive_format as its tar reader updates it, header by
+ * header: it decides whether a hard link has data. */
+enum tw_format { TF_NONE, TF_OLD, TF_USTAR, TF_PAX, TF_GNU };
+
+/* A name as it streams by: its first bytes, for messages, its length up
+ * to the first NUL, and its last byte. */
+struct tw_name {
+    char shown[NAME_SHOWN + 2];
+    size_t len;
+    unsigned char last;
+    bool ended;          /* a NUL was seen: the rest is not the name */
+};
+
+/* libarchive's tar_atol10 on a value, a byte at a time. */
+struct tw_num {
+    enum { NUM_BLANKS, NUM_SIGN, NUM_DIGITS, NUM_DONE } st;
+    bool neg, over;
+    int64_t v;
+};
+
+/* One 'x' body, parsed record by record as libarchive's pax_header does;
+ * only size, path and GNU.sparse.name matter here. */
+struct tw_pax {
+    enum { PAX_LEN, PAX_KEY, PAX_VALUE, PAX_STOP } st;
+    uint64_t avail;      /* body bytes from the record's first one on */
+    uint64_t len;        /* the record's length, as it says */
+    uint64_t at;         /* bytes of the record read */
+    char key[PAX_KEY_MAX + 1];
+    size_t klen;         /* the key's length, up to PAX_KEY_MAX + 1 */
+    enum { PV_NONE, PV_SIZE, PV_PATH, PV_SPARSE_NAME } kind;
+    bool vnul;           /* a NUL in the value, where strlen() stops */
+    struct tw_num num;
+    struct tw_name val;
+    bool size_set;
+    int64_t size;
+    struct tw_name path, sparse_name;
+};
+
+/* All zero: at the start of a stream. */
+struct tarwalk {
+    enum tw_state state;
+    enum tw_format fmt;
+    uint64_t pos;        /* stream offset of the next byte */
+    unsigned char blk[TAR_BLOCK];   /* a header split between blocks */
+    size_t fill;         /* bytes of blk read */
+    uint64_t left;       /* TW_BODY, TW_SKIP: bytes still to pass */
+    uint64_t body_pad;   /* TW_BODY: padding after the body */
+    unsigned char body;  /* TW_BODY: the type of its header */
+    /* the chain of headers of one entry */
+    bool in_chain;
+    uint64_t chain;      /* offset of its first header */
+    unsigned char name_by;    /* 'L' or 'x' when one names the entry */
+    struct tw_name longname;  /* the last 'L' body */
+    struct tw_name paxname;   /* what the 'x' body names */
+    bool pax_size_set;
+    int64_t pax_size;
+    struct tw_pax pax;
+    /* offsets of the entries found, oldest first; TW_END_MARK marks the
+     * end of the archive */
+    uint64_t *found;
+    size_t head, n, cap;
+    bool oom;
+    /* the header that breaks the type rule */
+    bool bad;
+    uint64_t bad_at;
+    unsigned char bad_type;
+    struct tw_name bad_name;
+};
+
+static void name_clear(struct tw_name *n)
+{
+    n->shown[0] = '\0';
+    n->len = 0;
+    n->last = 0;
+    n->ended = false;
+}
+
+static void name_add(struct tw_name *n, const unsigned char *p, size_t k)
+{
+    const unsigned char *nul;
+
+    if (n->ended || k == 0)
+        return;
+    if ((nul = memchr(p, '\0', k)) != NULL) {
+        n->ended = true;
+        k = (size_t)(nul - p);
+        if (k == 0)
+            return;
+    }
+    if (n->len < NAME_SHOWN + 1) {
+        size_t c = NAME_SHOWN + 1 - n->len < k ? NAME_SHOWN + 1 - n->len : k;
+        memcpy(n->shown + n->len, p, c);
+        n->shown[n->len + c] = '\0';
+    }
+    n->len += k;
+    n->last = p[k - 1];
+}
+
+/* libarchive's tar_atol_base_n: blanks, an optional '-', digits; INT64_MAX
+ * on overflow.  Negative values are all -1 here: each one makes libarchive
+ * refuse the archive (or treat its entry as empty, for -0). */
+static int64_t tar_atol_base(const unsigned char *p, size_t n, unsigned base)
+{
+    bool neg = false;
+    int64_t v = 0;
+
+    while (n > 0 && (*p == ' ' || *p == '\t'))
+        p++, n--;
+    if (n > 0 && *p == '-')
+        neg = true, p++, n--;
+    for (; n > 0 && *p >= '0' && *p < '0' + base; p++, n--) {
+        unsigned d = *p - '0';
+        if (v > (INT64_MAX - (int64_t)d) / (int64_t)base)
+            return neg ? -1 : INT64_MAX;
+        v = v * (int64_t)base + (int64_t)d;
+    }
+    return neg && v != 0 ? -1 : v;
+}
+
+/* libarchive's tar_atol: base-256 when the first byte's high bit is set,
+ * octal otherwise. */
+static int64_t tar_number(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0], neg = 0;
+    uint64_t v = 0;
+
+    if (!(c & 0x80))
+        return tar_atol_base(p, n, 8);
+    if (c & 0x40) {
+        neg = 0xff;
+        v = ~UINT64_C(0);
+    } else {
+        c &= 0x7f;
+    }
+    for (; n > sizeof(int64_t); n--) {
+        if (c != neg)
+            return neg ? -1 : INT64_MAX;
+        c = *++p;
+    }
+    if ((c ^ neg) & 0x80)
+        return neg ? -1 : INT64_MAX;
+    for (; n > 1; n--) {
+        v = (v << 8) | c;
+        c = *++p;
+    }
+    v = (v << 8) | c;
+    return neg ? -1 : (int64_t)v;
+}
+
+/* The sum of a block's bytes, unsigned.  This runs for every header of
+ * every bundle, so 8 bytes at a time, in four 16-bit lanes: 64 words add
+ * at most 64 * 2 * 255 to a lane, which fits. */
+static long block_sum(const unsigned char *h)
+{
+    const uint64_t even = UINT64_C(0x00ff00ff00ff00ff);
+    uint64_t lanes = 0, w;
+
+    for (size_t i = 0; i < TAR_BLOCK; i += 8) {
+        memcpy(&w, h + i, 8);
+        lanes += (w & even) + ((w >> 8) & even);
+    }
+    return (long)((lanes & 0xffff) + ((lanes >> 16) & 0xffff) +
+                  ((lanes >> 32) & 0xffff) + (lanes >> 48));
+}
+
+/* Checksummed as POSIX says (unsigned bytes) or as some old tars did
+ * (signed), which libarchive accepts too.  The checksum field counts as
+ * blanks. */
+static bool tar_checksum_ok(const unsigned char *h)
+{
+    long sum, u = 8 * ' ', s = 8 * ' ';
+
+    for (size_t i = H_CHKSUM; i < H_CHKSUM + 8; i++)
+        if (h[i] != ' ' && h[i] != '\0' && (h[i] < '0' || h[i] > '7'))
+            return false;
+    sum = (long)tar_atol_base(h + H_CHKSUM, 8, 8);
+    u += block_sum(h);
+    for (size_t i = H_CHKSUM; i < H_CHKSUM + 8; i++)
+        u -= h[i];
+    if (sum == u)
+        return true;
+    for (size_t i = 0; i < TAR_BLOCK; i++)
+        s += (signed char)h[i];
+    for (size_t i = H_CHKSUM; i < H_CHKSUM + 8; i++)
+        s -= (signed char)h[i];
+    return sum == s;
+}
+
+static bool tar_block_zero(const unsigned char *h)
+{
+    for (size_t i = 0; i < TAR_BLOCK; i++)
+        if (h[i] != 0)
+            return false;
+    return true;
+}
+
+/* libarchive's validate_number_field. */
+static bool tar_field_ok(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+
+    if (p[0] == 0 || p[0] == 0x80 || p[0] == 0xff)
+        return true;
+    while (i < n && p[i] == ' ')
+        i++;
+    while (i < n && p[i] >= '0' && p[i] <= '7')
+        i++;
+    for (; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\0')
+            return false;
+    return true;
+}
+
+/* Whether libarchive's tar bid for this (checksummed) header is over 50:
+ * for a hard link in a ustar archive, it bids on the link's own header
+ * and takes a high bid to mean that no data follows. */
+static bool tar_bid_high(const unsigned char *h)
+{
+    unsigned char t = h[H_TYPE];
+
+    if (memcmp(h + H_MAGIC, "ustar\0" "00", 8) != 0 &&
+        memcmp(h + H_MAGIC, "ustar  \0", 8) != 0)
+        return false;
+    if (t != 0 && !(t >= '0' && t <= '9') && !(t >= 'A' && t <= 'Z') &&
+        !(t >= 'a' && t <= 'z'))
+        return false;
+    return tar_field_ok(h + H_MODE, 8) && tar_field_ok(h + H_UID, 8) &&
+           tar_field_ok(h + H_GID, 8) && tar_field_ok(h + H_MTIME, 12) &&
+           tar_field_ok(h + H_SIZE, 12) && tar_field_ok(h + H_DEVMAJOR, 8) &&
+           tar_field_ok(h + H_DEVMINOR, 8);
+}
+
+static void tw_free(struct tarwalk *w)
+{
+    free(w->found);
+    w->found = NULL;
+}
+
+static void tw_push(struct tarwalk *w, uint64_t v)
+{
+    if (w->head + w->n == w->cap) {
+        if (w->head > 0) {
+            memmove(w->found, w->found + w->head, w->n * sizeof(*w->found));
+            w->head = 0;
+        } else {
+            size_t cap = w->cap ? w->cap * 2 : 64;
+            uint64_t *f = reallocarray(w->found, cap, sizeof(*f));
+            if (f == NULL) {
+                w->oom = true;
+                return;
+            }
+            w->found = f;
+            w->cap = cap;
+        }
+    }
+    w->found[w->head + w->n++] = v;
+}
+
+static bool tw_pop(struct tarwalk *w, uint64_t *ret)
+{
+    if (w->n == 0)
+        return false;
+    *ret = w->found[w->head++];
+    if (--w->n == 0)
+        w->head = 0;
+    return true;
+}
+
+/* The name a header gives its entry: a ustar prefix and name, or just the
+ * name. */
+static void header_name(const unsigned char *h, struct tw_name *n)
+{
+    bool ustar = memcmp(h + H_MAGIC, "ustar", 5) == 0 &&
+                 memcmp(h + H_MAGIC, "ustar  \0", 8) != 0;
+
+    name_clear(n);
+    if (ustar && h[H_PREFIX] != 0) {
+        size_t plen = strnlen((const char *)h + H_PREFIX, 155);
+        name_add(n, h + H_PREFIX, plen);
+        if (h[H_PREFIX + plen - 1] != '/')
+            name_add(n, (const unsigned char *)"/", 1);
+    }
+    name_add(n, h + H_NAME, strnlen((const char *)h + H_NAME, 100));
+}
+
+/* The entry's name as libarchive ends up with it: the outermost of the
+ * extension headers that name it wins ('L' bodies share one buffer, so
+ * the last one's text), else the header's own. */
+static void entry_name(const struct tarwalk *w, const unsigned char *h,
+                       struct tw_name *n)
+{
+    if (w->name_by == 'L')
+        *n = w->longname;
+    else if (w->name_by == 'x')
+        *n = w->paxname;
+    else
+        header_name(h, n);
+}
+
+/* Whether that name ends in '/', without building it. */
+static bool entry_name_slash(const struct tarwalk *w, const unsigned char *h)
+{
+    const struct tw_name *n = w->name_by == 'L'   ? &w->longname
+                              : w->name_by == 'x' ? &w->paxname
+                                                  : NULL;
+    size_t len;
+
+    if (n != NULL)
+        return n->len > 0 && n->last == '/';
+    if ((len = strnlen((const char *)h + H_NAME, 100)) > 0)
+        return h[H_NAME + len - 1] == '/';
+    /* An empty name after a ustar prefix: "prefix/". */
+    return h[H_PREFIX] != 0 && memcmp(h + H_MAGIC, "ustar", 5) == 0 &&
+           memcmp(h + H_MAGIC, "ustar  \0", 8) != 0;
+}
+
+static int64_t num_value(const struct tw_num *x)
+{
+    if (x->over)
+        return x->neg ? -1 : INT64_MAX;
+    return x->neg && x->v != 0 ? -1 : x->v;
+}
+
+static void num_add(struct tw_num *x, unsigned char c)
+{
+    switch (x->st) {
+    case NUM_BLANKS:
+        if (c == ' ' || c == '\t')
+            return;
+        x->st = NUM_SIGN;
+        /* fall through */
+    case NUM_SIGN:
+        x->st = NUM_DIGITS;
+        if (c == '-') {
+            x->neg = true;
+            return;
+        }
+        /* fall through */
+    case NUM_DIGITS:
+        if (c < '0' || c > '9' || x->v > (INT64_MAX - (c - '0')) / 10) {
+            x->over = c >= '0' && c <= '9';
+            x->st = NUM_DONE;
+            return;
+        }
+        x->v = x->v * 10 + (c - '0');
+        return;
+    case NUM_DONE:
+        return;
+    }
+}
+
+static void pax_begin(struct tw_pax *x)
+{
+    *x = (struct tw_pax){.st = PAX_LEN};
+    name_clear(&x->path);
+    name_clear(&x->sparse_name);
+}
+
+/* One byte of an 'x' body; `avail` counts the body's bytes from this one
+ * on.  A malformed record stops libarchive's parse (and makes it warn,
+ * which refuses the bundle); the walker stops there too. */
+static void pax_byte(struct tw_pax *x, unsigned char c, uint64_t avail)
+{
+    switch (x->st) {
+    case PAX_STOP:
+        return;
+    case PAX_LEN:
+        if (x->at++ == 0)
+            x->avail = avail;
+        if (c == ' ') {
+            x->st = x->len > x->at && x->len <= x->avail ? PAX_KEY : PAX_STOP;
+            x->klen = 0;
+            return;
+        }
+        if (c < '0' || c > '9' ||
+            (x->len = x->len * 10 + (c - '0')) > TAR_PAX_LINE_MAX)
+            x->st = PAX_STOP;
+        return;
+    case PAX_KEY:
+    case PAX_VALUE:
+        break;
+    }
+    if (++x->at == x->len) {
+        /* The record's last byte: a newline, after a key and '='. */
+        if (c != '\n' || x->st != PAX_VALUE) {
+            x->st = PAX_STOP;
+            return;
+        }
+        if (x->kind == PV_SIZE) {
+            x->size_set = true;
+            x->size = num_value(&x->num);
+        } else if (x->kind == PV_PATH) {
+            x->path = x->val;
+        } else if (x->kind == PV_SPARSE_NAME) {
+            x->sparse_name = x->val;
+        }
+        x->st = PAX_LEN;
+        x->len = x->at = 0;
+        return;
+    }
+    if (x->st == PAX_KEY) {
+        if (c == '\0' || (c == '=' && x->klen == 0)) {
+            x->st = PAX_STOP;
+        } else if (c == '=') {
+            /* A key longer than PAX_KEY_MAX is none that matters. */
+            x->key[x->klen <= PAX_KEY_MAX ? x->klen : 0] = '\0';
+            x->kind = strcmp(x->key, "size") == 0              ? PV_SIZE
+                      : strcmp(x->key, "path") == 0            ? PV_PATH
+                      : strcmp(x->key, "GNU.sparse.name") == 0 ? PV_SPARSE_NAME
+                                                               : PV_NONE;
+            x->vnul = false;
+            x->num = (struct tw_num){.st = NUM_BLANKS};
+            name_clear(&x->val);
+            x->st = PAX_VALUE;
+        } else {
+            if (x->klen < PAX_KEY_MAX)
+                x->key[x->klen] = (char)c;
+            if (x->klen <= PAX_KEY_MAX)
+                x->klen++;
+        }
+        return;
+    }
+    if (x->vnul || (x->vnul = c == '\0'))
+        return;
+    if (x->kind == PV_SIZE)
+        num_add(&x->num, c);
+    else if (x->kind != PV_NONE)
+        name_add(&x->val, &c, 1);
+}
+
+static void tw_body_end(struct tarwalk *w)
+{
+    if (w->body == 'L') {
+        if (w->name_by == 0)
+            w->name_by = 'L';
+    } else if (w->body == 'x') {
+        /* libarchive prefers GNU.sparse.name to path; an empty one names
+         * nothing. */
+        const struct tw_name *n = w->pax.sparse_name.len > 0
+                                      ? &w->pax.sparse_name
+                                      : &w->pax.path;
+        if (w->pax.size_set) {
+            w->pax_size_set = true;
+            w->pax_size = w->pax.size;
+        }
+        if (n->len > 0) {
+            w->paxname = *n;
+            if (w->name_by == 0)
+                w->name_by = 'x';
+        }
+    }
+    w->left = w->body_pad;
+    w->state = w->left > 0 ? TW_SKIP : TW_HEADER;
+}
+
+/* The header that ends a chain: how much follows it, as libarchive's
+ * header_common, header_gnutar and pax handling work it out. */
+static void tw_final(struct tarwalk *w, const unsigned char *h)
+{
+    bool gnu = memcmp(h + H_MAGIC, "ustar  \0", 8) == 0;
+    bool ustar = !gnu && memcmp(h + H_MAGIC, "ustar", 5) == 0;
+    int64_t size = tar_number(h + H_SIZE, 12);
+    bool reg = true;
+
+    w->fmt = gnu ? TF_GNU : !ustar ? TF_OLD : w->fmt == TF_PAX ? TF_PAX
+                                                                : TF_USTAR;
+    if (size < 0 || size == INT64_MAX) {
+        w->state = TW_LOST;
+        return;
+    }
+    switch (h[H_TYPE]) {
+    case '1':
+        /* Read as a regular file only when it has a size (or a mode that
+         * says so); data only in a pax archive, or when its own header
+         * does not bid high as ustar. */
+        reg = size > 0 || (tar_number(h + H_MODE, 8) & 0170000) == 0100000;
+        if (size > 0 && w->fmt != TF_PAX &&
+            (w->fmt == TF_OLD || w->fmt == TF_GNU || tar_bid_high(h)))
+            size = 0;
+        break;
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+        /* No data, whatever the size field says. */
+        reg = false;
+        size = 0;
+        break;
+    }
+    /* A pax 'size' record comes last, over all of the above. */
+    if (w->pax_size_set) {
+        if (w->pax_size < 0) {
+            w->state = TW_LOST;
+            return;
+        }
+        size = w->pax_size;
+    }
+    /* A "regular file" named with a trailing '/' is read as a directory,
+     * with no data.  (Not when libarchive warned about the entry, over a
+     * name it could not convert; layout_rule catches that case.) */
+    if (reg && size > 0 && entry_name_slash(w, h))
+        size = 0;
+    tw_push(w, w->chain);
+    w->in_chain = false;
+    w->left = (uint64_t)size + (0x1ff & -(uint64_t)size);
+    /* A GNU header's sparse map goes on in blocks before the data. */
+    if (gnu && h[H_GNU_SPARSE] != 0 && h[H_GNU_EXTENDED] != 0)
+        w->state = TW_SPARSE;
+    else
+        w->state = w->left > 0 ? TW_SKIP : TW_HEADER;
+}
+
+/* A whole header block, at stream offset `at`. */
+static void tw_header(struct tarwalk *w, const unsigned char *h, uint64_t at)
+{
+    int64_t size;
+
+    if (tar_block_zero(h)) {
+        tw_push(w, (w->in_chain ? w->chain : at) | TW_END_MARK);
+        w->state = TW_END;
+        return;
+    }
+    /* A header with a wrong checksum is followed like any other: libarchive
+     * refuses it as damaged when it gets there, before any later entry. */
+    if (!w->in_chain) {
+        w->in_chain = true;
+        w->chain = at;
+        w->name_by = 0;
+        w->pax_size_set = false;
+    }
+    switch (h[H_TYPE]) {
+    /* Headers whose body describes the entry after them. */
+    case 'x':
+    case 'g':
+    case 'L':
+    case 'K':
+        if (h[H_TYPE] == 'x' || h[H_TYPE] == 'g')
+            w->fmt = TF_PAX;
+        size = tar_number(h + H_SIZE, 12);
+        if (size < 0 || size > TAR_BODY_MAX) {
+            w->state = TW_LOST;
+            return;
+        }
+        w->body = h[H_TYPE];
+        w->left = (uint64_t)size;
+        w->body_pad = 0x1ff & -(uint64_t)size;
+        if (w->body == 'L')
+            name_clear(&w->longname);
+        else if (w->body == 'x')
+            pax_begin(&w->pax);
+        w->state = TW_BODY;
+        if (size == 0)
+            tw_body_end(w);
+        return;
+    case '0':
+    case '\0':
+    case '7':
+    case 'S':
+    case '1':
+    case '2':
+    case '5':
+    /* Devices and fifos are refused later, by entry_from_archive, with
+     * their own message. */
+    case '3':
+    case '4':
+    case '6':
+        tw_final(w, h);
+        return;
+    default:
+        /* Refused as damaged by libarchive, and said so, not as a type. */
+        if (!tar_checksum_ok(h)) {
+            w->state = TW_LOST;
+            return;
+        }
+        w->bad = true;
+        w->bad_at = at;
+        w->bad_type = h[H_TYPE];
+        entry_name(w, h, &w->bad_name);
+        return;
+    }
+}
+
+/*
+ * Walks the next `len` bytes of the stream.  Returns how many of them may
+ * go to the tar reader: all, or those before a header that breaks the
+ * type rule (0 once past one), so that libarchive never reads it and the
+ * entries before it are judged first.
+ */
+static size_t tw_walk(struct tarwalk *w, const unsigned char *p, size_t len)
+{
+    const unsigned char *h;
+    uint64_t start = w->pos;
+    size_t i = 0;
+
+    if (w->bad)
+        return 0;
+    while (i < len && !w->bad) {
+        size_t k = len - i;
+
+        switch (w->state) {
+        case TW_HEADER:
+        case TW_SPARSE:
+            if (w->fill == 0 && k >= TAR_BLOCK) {
+                /* A whole block here: looked at where it is. */
+                h = p + i;
+                i += TAR_BLOCK;
+            } else {
+                k = k < TAR_BLOCK - w->fill ? k : TAR_BLOCK - w->fill;
+                memcpy(w->blk + w->fill, p + i, k);
+                w->fill += k;
+                i += k;
+                if (w->fill < TAR_BLOCK)
+                    break;
+                w->fill = 0;
+                h = w->blk;
+            }
+            if (w->state == TW_HEADER)
+                tw_header(w, h, start + i - TAR_BLOCK);
+            else if (h[X_GNU_EXTENDED] == 0)
+                w->state = w->left > 0 ? TW_SKIP : TW_HEADER;
+            break;
+        case TW_BODY:
+            k = w->left < k ? (size_t)w->left : k;
+            if (w->body == 'L') {
+                name_add(&w->longname, p + i, k);
+            } else if (w->body == 'x') {
+                for (size_t b = 0; b < k; b++)
+                    pax_byte(&w->pax, p[i + b], w->left - b);
+            }
+            i += k;
+            if ((w->left -= k) == 0)
+                tw_body_end(w);
+            break;
+        case TW_SKIP:
+            k = w->left < k ? (size_t)w->left : k;
+            i += k;
+            if ((w->left -= k) == 0)
+                w->state = TW_HEADER;
+            break;
+        case TW_END:
+        case TW_LOST:
+            i = len;
+            break;
+        }
+    }
+    w->pos = start + i;
+    if (w->bad)
+        return w->bad_at > start ? (size_t)(w->bad_at - start) : 0;
+    return len;
+}
+
+/* The stream ended: at a header boundary, that is where the archive ends
+ * (libarchive accepts an archive without end-of-archive blocks). */
+static void tw_end(struct tarwalk *w)
+{
+    if (w->state == TW_HEADER && w->fill == 0)
+        tw_push(w, (w->in_chain ? w->chain : w->pos) | TW_END_MARK);
+}
+
 /* ---- reading the bundle --------------------------------------------------- */
 
 /* The bundle file, read in large blocks and counted: the count is what
@@ -814,7 +1537,14 @@ static la_ssize_t src_read(struct archive *a, void *arg, const void **ret)
 struct job {
     const struct config *cf;
     struct err *e;
-    struct archive *a;
+    struct archive *raw;             /* the bundle, decompressed */
+    struct archive *a;               /* the tar reader, fed from raw */
+    const unsigned char *next;       /* what raw's last block has left */
+    size_t left;
+    bool raw_eof;
+    bool cut;                        /* the tar reader reached a header that
+                                        breaks the type rule */
+    struct tarwalk tw;
     struct src src;
     struct rules rules;
     struct out *out;                 /* NULL to check only */
@@ -877,12 +1607,29 @@ static const char *sniff(const struct src *s)
     return NULL;
 }
 
+/* A header whose type byte the rules do not allow. */
+static int type_fail(struct job *j)
+{
+    unsigned char t = j->tw.bad_type;
+    char type[8];
+
+    if (t > 0x20 && t < 0x7f)
+        snprintf(type, sizeof(type), "'%c'", t);
+    else
+        snprintf(type, sizeof(type), "0x%02x", t);
+    return entry_fail(j->e, -EBADMSG, j->tw.bad_name.shown, "unknown tar "
+                      "entry type %s (a bundle holds only regular files, "
+                      "directories, symlinks and hard links)", type);
+}
+
 /* The error of a failed libarchive call, as this interface reports it. */
 static int archive_fail(struct job *j, const char *entry)
 {
     const char *msg = archive_error_string(j->a);
     char lim[32];
 
+    if (j->cut)
+        return type_fail(j);
     if (j->src.over)
         return err_set(j->e, -EFBIG, "bundle larger than %s "
                        "(limits.max_bundle_bytes)",
@@ -898,6 +1645,56 @@ static int archive_fail(struct job *j, const char *entry)
     return err_set(j->e, -EBADMSG, "%s", msg);
 }
 
+/*
+ * The tar reader's input: raw's blocks, each walked before it is handed
+ * over, and nothing from a header that breaks the type rule on.  The
+ * blocks are passed as they are, without a copy.
+ */
+static la_ssize_t tar_read(struct archive *a, void *arg, const void **ret)
+{
+    struct job *j = arg;
+    const void *buf;
+    size_t len, n;
+    la_int64_t off;
+    int r;
+
+    while (j->left == 0 && !j->raw_eof && !j->tw.bad) {
+        r = archive_read_data_block(j->raw, &buf, &len, &off);
+        if (r == ARCHIVE_EOF) {
+            j->raw_eof = true;
+            tw_end(&j->tw);
+        } else if (r != ARCHIVE_OK) {
+            archive_set_error(a, archive_errno(j->raw), "%s",
+                              archive_error_string(j->raw)
+                                  ? archive_error_string(j->raw)
+                                  : "unreadable data");
+            return -1;
+        } else {
+            j->next = buf;
+            j->left = len;
+        }
+    }
+    n = j->left > 0 ? tw_walk(&j->tw, j->next, j->left) : 0;
+    if (j->tw.oom) {
+        archive_set_error(a, ENOMEM, "out of memory");
+        return -1;
+    }
+    if (j->tw.bad && n == 0) {
+        j->cut = true;
+        archive_set_error(a, EBADMSG, "unknown tar entry type");
+        return -1;
+    }
+    *ret = j->next;
+    j->next += n;
+    j->left -= n;
+    return (la_ssize_t)n;
+}
+
+/*
+ * Two readers: `raw` takes the bundle through its decompression (libarchive
+ * finds which) and yields the tar stream, and `a` reads that stream as tar
+ * through tar_read, which walks the headers on the way.
+ */
 static int reader_open(struct job *j)
 {
     static const struct {
@@ -910,21 +1707,26 @@ static int reader_open(struct job *j)
         {archive_read_support_filter_xz, "xz"},
         {archive_read_support_filter_bzip2, "bzip2"},
     };
+    struct archive_entry *ae;
     const char *what;
     int code;
 
-    if ((j->a = archive_read_new()) == NULL)
+    if ((j->raw = archive_read_new()) == NULL ||
+        (j->a = archive_read_new()) == NULL)
         return err_set(j->e, -ENOMEM, "out of memory");
-    if (archive_read_support_format_tar(j->a) != ARCHIVE_OK)
+    if (archive_read_support_format_raw(j->raw) != ARCHIVE_OK ||
+        archive_read_support_format_tar(j->a) != ARCHIVE_OK)
         return err_set(j->e, -ENOTSUP, "libarchive cannot read tar");
     /* ARCHIVE_WARN means "through an external program": never that. */
     for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
-        if (filters[i].enable(j->a) != ARCHIVE_OK)
+        if (filters[i].enable(j->raw) != ARCHIVE_OK)
             return err_set(j->e, -ENOTSUP, "this libarchive has no built-in "
                            "%s support", filters[i].name);
-    if (archive_read_open(j->a, &j->src, NULL, src_read, NULL) !=
-        ARCHIVE_OK) {
-        if (j->src.over || j->src.err != 0)
+    if (archive_read_open(j->raw, &j->src, NULL, src_read, NULL) !=
+            ARCHIVE_OK ||
+        archive_read_next_header(j->raw, &ae) != ARCHIVE_OK ||
+        archive_read_open(j->a, j, NULL, tar_read, NULL) != ARCHIVE_OK) {
+        if (j->cut || j->tw.oom || j->src.over || j->src.err != 0)
             return archive_fail(j, NULL);
         what = sniff(&j->src);
         return err_set(j->e, -EBADMSG, "not a tar archive%s%s (a bundle is "
@@ -932,11 +1734,11 @@ static int reader_open(struct job *j)
                        "zstd, xz or bzip2)",
                        what ? ": this is " : "", what ? what : "");
     }
-    if (archive_filter_count(j->a) > 2)
+    if (archive_filter_count(j->raw) > 2)
         return err_set(j->e, -EBADMSG, "compressed more than once (a bundle "
                        "is a tar archive compressed at most once)");
-    code = archive_filter_count(j->a) == 2 ? archive_filter_code(j->a, 0)
-                                            : ARCHIVE_FILTER_NONE;
+    code = archive_filter_count(j->raw) == 2 ? archive_filter_code(j->raw, 0)
+                                              : ARCHIVE_FILTER_NONE;
     snprintf(j->sum.filter, sizeof(j->sum.filter), "%s",
              code == ARCHIVE_FILTER_GZIP    ? "gzip"
              : code == ARCHIVE_FILTER_ZSTD  ? "zstd"
@@ -1104,7 +1906,36 @@ static int header_fail(struct job *j)
     char esc[4 * NAME_SHOWN + 8];
     int r = archive_fail(j, NULL);
 
-    if (r == -EBADMSG && j->last[0] != '\0')
+    if (r == -EBADMSG && j->last[0] != '\0' && !j->cut)
+        err_prefix(j->e, "after entry '%s': ",
+                   shown(j->last, esc, sizeof(esc)));
+    return r;
+}
+
+/*
+ * libarchive must have found this entry (or, with `entry` NULL, the end of
+ * the archive) where the header walker did: at a chain of headers whose
+ * types were checked.  Anywhere else, the archive reads differently to
+ * different tar readers, and the type rule could not vouch for it.
+ */
+static int layout_rule(struct job *j, const char *entry)
+{
+    la_int64_t at = archive_read_header_position(j->a);
+    char esc[4 * NAME_SHOWN + 8];
+    uint64_t want;
+    int r;
+
+    if (tw_pop(&j->tw, &want) && at >= 0 &&
+        (want & ~TW_END_MARK) == (uint64_t)at &&
+        ((want & TW_END_MARK) != 0) == (entry == NULL))
+        return 0;
+    if (entry != NULL)
+        return entry_fail(j->e, -EBADMSG, entry, "ambiguous tar archive: "
+                          "tar readers disagree on where this entry's "
+                          "header is (byte %lld)", (long long)at);
+    r = err_set(j->e, -EBADMSG, "ambiguous tar archive: tar readers "
+                "disagree on where it ends (byte %lld)", (long long)at);
+    if (j->last[0] != '\0')
         err_prefix(j->e, "after entry '%s': ",
                    shown(j->last, esc, sizeof(esc)));
     return r;
@@ -1119,8 +1950,11 @@ static int read_entries(struct job *j)
         struct ent en = {0};
 
         r = archive_read_next_header(j->a, &ae);
-        if (r == ARCHIVE_EOF)
+        if (r == ARCHIVE_EOF) {
+            if ((r = layout_rule(j, NULL)) < 0)
+                return r;
             break;
+        }
         /* A name libarchive could not convert to the locale's charset is
          * kept as raw bytes, which the rules judge themselves. */
         if (r == ARCHIVE_WARN && archive_error_string(j->a) != NULL &&
@@ -1128,7 +1962,8 @@ static int read_entries(struct job *j)
             r = ARCHIVE_OK;
         if (r != ARCHIVE_OK)
             return header_fail(j);
-        if ((r = ratio_rule(j, archive_entry_pathname(ae) ?: "?")) < 0 ||
+        if ((r = layout_rule(j, archive_entry_pathname(ae) ?: "?")) < 0 ||
+            (r = ratio_rule(j, archive_entry_pathname(ae) ?: "?")) < 0 ||
             (r = entry_from_archive(j, ae, &en)) < 0 ||
             (r = rules_entry(&j->rules, &en, j->e)) < 0 ||
             (r = entry_write(j, &en, ae)) < 0)
@@ -1148,6 +1983,9 @@ static void job_close(struct job *j)
 {
     if (j->a != NULL)
         archive_read_free(j->a);
+    if (j->raw != NULL)
+        archive_read_free(j->raw);
+    tw_free(&j->tw);
     if (j->src.fd >= 0)
         close(j->src.fd);
     free(j->src.buf);

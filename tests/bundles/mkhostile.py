@@ -6,7 +6,7 @@ bundle: FILE<TAB>TEXT THE REFUSAL MUST CONTAIN<TAB>DESCRIPTION.
 SENTINEL is an absolute directory outside the extraction target; the
 absolute-path and symlink cases aim at it, so that an escape would show
 as a change there.  Bundles that must be accepted (setuid bits, foreign
-owners, sparse files) are written too and listed in OUTDIR/accepted."""
+owners, sparse files, long names in pax or GNU headers) are written too."""
 import bz2
 import gzip
 import io
@@ -92,13 +92,30 @@ def sparse(name, realsize, chunks):
     return (ti, io.BytesIO(data))
 
 
-def tar_bytes(entries, fmt=tarfile.PAX_FORMAT):
+def tar_bytes(entries, fmt=tarfile.PAX_FORMAT, pax_headers=None):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=fmt, encoding="utf-8",
-                      errors="surrogateescape") as t:
+                      errors="surrogateescape", pax_headers=pax_headers) as t:
         for ti, data in entries:
             t.addfile(ti, data)
     return buf.getvalue()
+
+
+def header(ti, fmt=tarfile.USTAR_FORMAT):
+    """One entry's header block(s), without data or end-of-archive blocks."""
+    return ti.tobuf(fmt, "utf-8", "surrogateescape")
+
+
+def padded(data):
+    return data + bytes(-len(data) % 512)
+
+
+def checksummed(h):
+    """A header block with its checksum computed again after an edit."""
+    h = bytearray(h)
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
 
 
 def compress(raw, comp):
@@ -204,6 +221,56 @@ case("chardev", "character device", "character device",
 case("blockdev", "block device", "block device",
      [conf(), dev("sda0", tarfile.BLKTYPE)])
 case("fifo", "entry 'pipe'", "fifo", [conf(), (info("pipe", tarfile.FIFOTYPE), None)])
+# Type bytes tar does not define, or that only some tars know: libarchive
+# reads most as regular files, reads 'X' (Solaris) as pax attributes for
+# the next entry, 'A' as a Solaris ACL for it, and skips 'V'.
+case("type-x", "entry 'odd-x': unknown tar entry type 'X'",
+     "unknown type 'X' (Solaris extended header)",
+     [conf(), f("odd-x", b"31 path=renamed-by-an-x-header\n", type_=b"X"),
+      f("plain")])
+case("type-vendor-a", "entry 'acl-a': unknown tar entry type 'A'",
+     "vendor type 'A' (Solaris ACL)",
+     [conf(), f("acl-a", b"01000003\0user::rwx,group::r--,other::r--\0",
+                type_=b"A"), f("plain")])
+case("type-volume", "entry 'volume-label': unknown tar entry type 'V'",
+     "GNU volume header 'V'",
+     [(info("volume-label", b"V"), None), conf()], fmt=tarfile.GNU_FORMAT)
+case("type-multivolume", "entry 'continued': unknown tar entry type 'M'",
+     "GNU multivolume continuation 'M'",
+     [conf(), f("continued", b"the rest of a file", type_=b"M")],
+     fmt=tarfile.GNU_FORMAT)
+case("type-pax-named", "entry '" + "n" * 120 + "': unknown tar entry type '9'",
+     "unknown type '9' named by a pax header",
+     [conf(), f("n" * 120, b"nine", type_=b"9")])
+case("type-gnu-named", "entry '" + "g" * 120 + "': unknown tar entry type 'Z'",
+     "unknown type 'Z' named by a GNU longname",
+     [conf(), f("g" * 120, b"zed", type_=b"Z")], fmt=tarfile.GNU_FORMAT)
+# Headers that libarchive finds where a reader going by size fields would
+# see data: each must be checked all the same.
+hidden = header(info("hidden", b"Z"))
+case("hidden-by-dir", "entry 'hidden': unknown tar entry type 'Z'",
+     "unknown type behind a directory's size field",
+     [conf(), (info("d", tarfile.DIRTYPE, size=512, mode=0o755),
+               io.BytesIO(hidden))], fmt=tarfile.USTAR_FORMAT)
+case("hidden-by-hardlink", "entry 'hidden': unknown tar entry type 'Z'",
+     "unknown type behind a ustar hard link's size field",
+     [conf(), f("a"), (info("h", tarfile.LNKTYPE, size=512, linkname="a"),
+                       io.BytesIO(hidden))], fmt=tarfile.USTAR_FORMAT)
+case("hidden-by-slash", "entry 'hidden': unknown tar entry type 'Z'",
+     "unknown type inside a 'regular file' named with a trailing /",
+     [conf(), (info("looks-like-a-dir/", size=1024),
+               io.BytesIO(hidden + bytes(512)))], fmt=tarfile.USTAR_FORMAT)
+# An old GNU sparse entry whose map holds less than its size field: the
+# next header libarchive reads is one a size-field reader sees as data.
+sp = bytearray(header(info("sp", b"S", size=1024), tarfile.GNU_FORMAT))
+sp[386:410] = b"00000000000\0" b"00000000144\0"   # 100 bytes at offset 0
+sp[483:495] = b"00000002000\0"                    # real size 1 KiB
+data = bytearray(1024)
+data[100:612] = header(info("misplaced"), tarfile.GNU_FORMAT)
+raw_case("sparse-map-short.tar", "entry 'misplaced': ambiguous tar archive",
+         "a header only a sparse-map reader finds",
+         header(info("job.conf", size=len(CONF)), tarfile.GNU_FORMAT) +
+         padded(CONF) + checksummed(sp) + bytes(data) + bytes(1024))
 
 # -- sizes ---------------------------------------------------------------------
 case("bomb-gzip", "ratio", "gzip bomb (ratio)", [conf(), big("zeros", 60 * MIB)], "gz")
@@ -279,6 +346,18 @@ write("links-ok.tar.xz", compress(tar_bytes([
     conf(), d("lib"), f("lib/a.so.1", b"elf"), sym("lib/a.so", "a.so.1"),
     sym("top", "lib/../lib/a.so"), hard("lib/copy", "lib/a.so.1"),
     f("./x/y/z", b"implied dirs"), d("x/")]), "xz"))
+
+# Long names and link targets, through pax 'x' headers (with a global 'g'
+# header first) and through GNU 'L' and 'K' headers.
+LONG_DIR = "d" * 120
+LONG_FILE = LONG_DIR + "/" + "f" * 130
+LONG_LINK = "l" * 110
+for name, fmt, pax in (("pax-long-ok.tar", tarfile.PAX_FORMAT,
+                        {"comment": "global header"}),
+                       ("gnu-long-ok.tar.gz", tarfile.GNU_FORMAT, None)):
+    raw = tar_bytes([conf(), d(LONG_DIR), f(LONG_FILE, b"long name"),
+                     sym(LONG_LINK, LONG_FILE)], fmt, pax)
+    write(name, compress(raw, "gz" if name.endswith(".gz") else ""))
 
 with open(os.path.join(OUT, "cases"), "w") as fh:
     for c in cases:

@@ -9,6 +9,8 @@ printf 'api = 1;\nname = "seed";\ncommand = ["./run"];\noutputs = ["out/"];\n' >
 printf '#!/bin/sh\necho hi\n' > "$d/b/run"
 chmod 755 "$d/b/run"
 echo data > "$d/b/out/sub/file"
+# A name over 100 bytes: GNU 'L' and pax 'path' headers in the seeds.
+echo long > "$d/b/out/$(printf '%120s' '' | tr ' ' n)"
 ln -s run "$d/b/link"
 ln "$d/b/run" "$d/b/hard"
 (cd "$d/b" && tar --format=pax -cf "$out/seed-pax.tar" job.conf run out link hard)
