@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <surplus/storage.h>
+
 #include "client.h"
 #include "fsafe.h"
 #include "node.h"
@@ -59,25 +61,35 @@ static int no_options(int argc, char **argv, const char *help)
     return 0;
 }
 
-/* GET path, then print JSON or hand it to `table`. */
-static int get_and_show(struct cli *cli, const char *path,
-                        void (*table)(json_t *))
+/* One request whose answer must be `want` with a JSON body: 0 and *ret,
+ * or the exit code with the reason printed. */
+static int request_json(struct cli *cli, const char *method, const char *path,
+                        long want, json_t **ret)
 {
     struct reply rep;
-    json_t *j;
-    int r = client_request(cli, "GET", path, -1, -1, &rep);
+    int r = client_request(cli, method, path, -1, -1, &rep);
 
     if (r != 0)
         return r;
-    if (rep.status / 100 != 2) {
+    if (rep.status != want) {
         r = client_fail(&rep);
         reply_free(&rep);
         return r;
     }
-    if ((j = client_json(&rep)) == NULL) {
-        reply_free(&rep);
-        return EXIT_INTERNAL;
-    }
+    *ret = client_json(&rep);
+    reply_free(&rep);
+    return *ret ? 0 : EXIT_INTERNAL;
+}
+
+/* GET path, then print JSON or hand it to `table`. */
+static int get_and_show(struct cli *cli, const char *path,
+                        void (*table)(json_t *))
+{
+    json_t *j;
+    int r = request_json(cli, "GET", path, 200, &j);
+
+    if (r != 0)
+        return r;
     if (cli->json) {
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
@@ -85,7 +97,6 @@ static int get_and_show(struct cli *cli, const char *path,
         table(j);
     }
     json_decref(j);
-    reply_free(&rep);
     return 0;
 }
 
@@ -214,21 +225,10 @@ static int job_exit(json_t *j)
 
 static int fetch_job(struct cli *cli, const char *id, json_t **ret)
 {
-    struct reply rep;
     char path[64];
-    int r;
 
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    if ((r = client_request(cli, "GET", path, -1, -1, &rep)) != 0)
-        return r;
-    if (rep.status != 200) {
-        r = client_fail(&rep);
-        reply_free(&rep);
-        return r;
-    }
-    *ret = client_json(&rep);
-    reply_free(&rep);
-    return *ret ? 0 : EXIT_INTERNAL;
+    return request_json(cli, "GET", path, 200, ret);
 }
 
 static bool terminal(const char *state)
@@ -313,7 +313,6 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
 
 int cmd_cancel(struct cli *cli, int argc, char **argv)
 {
-    struct reply rep;
     const char *id;
     char path[64];
     json_t *j;
@@ -324,23 +323,15 @@ int cmd_cancel(struct cli *cli, int argc, char **argv)
     if ((r = id_arg(argc, argv, "cancel", &id)) != 0)
         return r;
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    if ((r = client_request(cli, "DELETE", path, -1, -1, &rep)) != 0)
+    if ((r = request_json(cli, "DELETE", path, 200, &j)) != 0)
         return r;
-    if (rep.status != 200) {
-        r = client_fail(&rep);
-        reply_free(&rep);
-        return r;
+    if (cli->json) {
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        putchar('\n');
+    } else {
+        printf("%s %s\n", id, str(j, "state"));
     }
-    if ((j = client_json(&rep)) != NULL) {
-        if (cli->json) {
-            json_dumpf(j, stdout, JSON_INDENT(2));
-            putchar('\n');
-        } else {
-            printf("%s %s\n", id, str(j, "state"));
-        }
-        json_decref(j);
-    }
-    reply_free(&rep);
+    json_decref(j);
     return 0;
 }
 
@@ -428,17 +419,8 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
         dir = def;
     }
     snprintf(path, sizeof path, "/v1/jobs/%s/outputs", id);
-    if ((r = client_request(cli, "GET", path, -1, -1, &rep)) != 0)
+    if ((r = request_json(cli, "GET", path, 200, &list)) != 0)
         return r;
-    if (rep.status != 200) {
-        r = client_fail(&rep);
-        reply_free(&rep);
-        return r;
-    }
-    list = client_json(&rep);
-    reply_free(&rep);
-    if (list == NULL)
-        return EXIT_INTERNAL;
     if ((r = node_mkdirs(dir, 0755)) < 0 ||
         (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         cli_error("%s: %s", dir, strerror(r < 0 ? -r : errno));
@@ -451,8 +433,15 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
         char sub[4200];
         int fd;
 
-        /* Parents first, then the file: names come from the server, and
-         * nothing is written through a symlink. */
+        /* Names come from the server: only storage-key names (no "..",
+         * no absolute path) are written, parents first, then the file,
+         * never through a symlink. */
+        if (!surplus_key_valid(rel)) {
+            cli_error("output '%.200s': not a valid output name; skipped",
+                      rel);
+            r = EXIT_INTERNAL;
+            continue;
+        }
         snprintf(sub, sizeof sub, "%s", rel);
         for (char *s = sub; (s = strchr(s, '/')) != NULL; s++) {
             *s = '\0';
