@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,11 @@ int main(int argc, char **argv)
     int opt, ready = -1, rc = 0;
 
     log_setup("surplusd", SURPLUS_LOG_INFO);
+    /* One thread per running job: without a bound, glibc gives threads
+     * arenas of their own (up to 8 per CPU), each keeping freed memory
+     * resident.  Two arenas keep the daemon small; job threads spend their
+     * time waiting on the job, not in malloc. */
+    mallopt(M_ARENA_MAX, 2);
     while ((opt = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':

@@ -936,13 +936,11 @@ static int check_update(const char *id, const struct job_update *u,
     return 0;
 }
 
-int jobstore_transition(struct jobstore *js, const char *id,
-                        enum job_state from, enum job_state to,
-                        const struct job_update *u, struct err *e)
+/* What jobstore_transition checks before touching the database. */
+static int check_transition(const char *id, enum job_state from,
+                            enum job_state to, const struct job_update *u,
+                            struct err *e)
 {
-    static const struct job_update none;
-    int r;
-
     if (!jobstore_id_valid(id))
         return bad_id(e, id);
     if (!state_valid(from) || !state_valid(to))
@@ -956,9 +954,19 @@ int jobstore_transition(struct jobstore *js, const char *id,
         return err_set(e, -EINVAL, "job %s: %s -> %s is not an allowed "
                        "transition", id, job_state_name(from),
                        job_state_name(to));
+    return check_update(id, u, e);
+}
+
+int jobstore_transition(struct jobstore *js, const char *id,
+                        enum job_state from, enum job_state to,
+                        const struct job_update *u, struct err *e)
+{
+    static const struct job_update none;
+    int r;
+
     if (!u)
         u = &none;
-    r = check_update(id, u, e);
+    r = check_transition(id, from, to, u, e);
     if (r < 0)
         return r;
 
@@ -978,6 +986,78 @@ int jobstore_transition(struct jobstore *js, const char *id,
 out:
     unlock(js);
     return r;
+}
+
+/* A step's message, cut to fit. */
+static void step_msg(struct job_step *st, const char *m)
+{
+    size_t n = strnlen(m, sizeof st->msg - 1);
+
+    memcpy(st->msg, m, n);
+    st->msg[n] = '\0';
+}
+
+int jobstore_transitions_apply(struct jobstore *js, struct job_step *steps,
+                               size_t n, struct err *e)
+{
+    static const struct job_update none;
+    size_t applied = 0;
+    int r = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct err se = {0};
+
+        steps[i].result = check_transition(steps[i].id, steps[i].from,
+                                           steps[i].to,
+                                           steps[i].u ? steps[i].u : &none,
+                                           &se);
+        if (steps[i].result < 0)
+            step_msg(&steps[i], se.msg);
+    }
+    lock(js);
+    r = begin(js, e);
+    for (size_t i = 0; r >= 0 && i < n; i++) {
+        const struct job_update *u = steps[i].u ? steps[i].u : &none;
+        struct err se = {0};
+        int sr;
+
+        if (steps[i].result < 0)
+            continue;
+        /* A step whose job is not where it was expected (cancelled
+         * meanwhile) is skipped; it changed nothing.  Any other failure
+         * undoes the whole batch. */
+        if ((u->set & JOB_UPDATE_DEVICES) && u->devices &&
+            (sr = check_devices(js, steps[i].id, u->devices, &se)) < 0) {
+            steps[i].result = sr;
+            step_msg(&steps[i], se.msg);
+            continue;
+        }
+        sr = apply(js, steps[i].id, steps[i].from, steps[i].to, u, &se);
+        steps[i].result = sr;
+        if (sr == -ESTALE || sr == -ENOENT) {
+            step_msg(&steps[i], se.msg);
+            continue;
+        }
+        if (sr < 0) {
+            step_msg(&steps[i], se.msg);
+            err_set(e, sr, "%s", se.msg);
+            r = sr;
+        } else {
+            applied++;
+        }
+    }
+    if (r >= 0 && applied > 0)
+        r = commit(js, e);
+    if (r < 0 || applied == 0)
+        rollback(js);
+    unlock(js);
+    if (r < 0)
+        for (size_t i = 0; i < n; i++)
+            if (steps[i].result == 0) {
+                steps[i].result = r;
+                step_msg(&steps[i], e ? e->msg : "the batch was rolled back");
+            }
+    return r < 0 ? r : (int)applied;
 }
 
 int jobstore_set_flag(struct jobstore *js, const char *id, const char *flag,

@@ -180,6 +180,25 @@ int jobstore_transition(struct jobstore *js, const char *id,
                         enum job_state from, enum job_state to,
                         const struct job_update *u, struct err *e);
 
+/*
+ * Several transitions in one transaction (one commit, one fsync): each step
+ * is a compare-and-set as above, applied in order.  A step whose job is not
+ * in its `from` state, or is unknown, gets -ESTALE / -ENOENT in its
+ * `result` and is skipped (`msg` says why); the others are
+ * applied.  Any other failure rolls the whole batch back, sets every
+ * step's result to the error and returns it.  Returns the number of steps
+ * applied.
+ */
+struct job_step {
+    const char *id;
+    enum job_state from, to;
+    const struct job_update *u; /* may be NULL */
+    int result;                 /* out: 0 or a negative errno */
+    char msg[256];              /* out: why, when result < 0 */
+};
+int jobstore_transitions_apply(struct jobstore *js, struct job_step *steps,
+                               size_t n, struct err *e);
+
 /* Sets "cancel_requested" or "recorded" (-EINVAL for another name) without
  * a state change. */
 int jobstore_set_flag(struct jobstore *js, const char *id, const char *flag,

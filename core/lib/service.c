@@ -53,7 +53,7 @@ struct active {
     char *tenant;
     uint32_t gpus;
     uint64_t end_ms;
-    int64_t submitted_us;
+    int64_t submitted_us, started_us;
     int cancel_fd;
     bool requeue;       /* stopped by a drain: back to the queue */
     int group;
@@ -94,6 +94,7 @@ struct service {
     struct tenant *tenants;
     size_t n_tenants;
     bool draining, stopping, started;
+    uint64_t wake_gen;
     pthread_t sched;
     /* metrics */
     uint64_t bundle_bytes, submitted, finished[JOB_STATE_COUNT];
@@ -372,8 +373,11 @@ int service_jobs(struct service *s, const struct caller *c, json_t **ret,
 
 /* ---- submit ----------------------------------------------------------------- */
 
+/* With the lock held.  The generation lets the scheduler see a wake that
+ * came while it had the lock dropped. */
 static void wake(struct service *s)
 {
+    s->wake_gen++;
     pthread_cond_broadcast(&s->cv);
 }
 
@@ -557,12 +561,15 @@ static void *job_thread(void *arg)
             final = JOB_QUEUED;
             goto done;
         }
-        if (jobstore_transition(s->js, a->id, JOB_RUNNING, JOB_COMPLETING,
-                                NULL, &e) < 0)
-            log_msg(SURPLUS_LOG_ERR, "job %s: %s", a->id, e.msg);
-        if (jobstore_transition(s->js, a->id, JOB_COMPLETING, final, &u,
-                                &e) < 0)
-            log_msg(SURPLUS_LOG_ERR, "job %s: %s", a->id, e.msg);
+        /* The runner has collected, scrubbed and recorded by now: both
+         * steps go to the store in one commit. */
+        struct job_step steps[2] = {
+            {.id = a->id, .from = JOB_RUNNING, .to = JOB_COMPLETING},
+            {.id = a->id, .from = JOB_COMPLETING, .to = final, .u = &u}};
+        jobstore_transitions_apply(s->js, steps, 2, &e);
+        for (int k = 0; k < 2; k++)
+            if (steps[k].result < 0)
+                log_msg(SURPLUS_LOG_ERR, "job %s: %s", a->id, steps[k].msg);
         free(devtext);
         goto done;
     }
@@ -598,34 +605,30 @@ done:
     return NULL;
 }
 
-/* Called with the lock held: starts queue[qi] on `devs`, removing it from
- * the queue.  The store says running before the job starts. */
-static void start_job(struct service *s, size_t qi, const size_t *devs,
-                      size_t n)
+/* Called with the lock held: takes queue[qi] out of the queue and gives
+ * it `devs`.  The job is in the running list (so cancel and drain find it)
+ * but has no thread yet: launch_jobs() writes its start to the store
+ * first. */
+static struct active *claim_job(struct service *s, size_t qi,
+                                const size_t *devs, size_t n)
 {
     struct qjob q = s->queue[qi];
-    struct job_update u = {.set = JOB_UPDATE_STARTED_US};
     struct active *a = calloc(1, sizeof *a);
-    struct err e = {0};
-    pthread_attr_t attr;
     double lat;
 
     memmove(&s->queue[qi], &s->queue[qi + 1],
             (s->n_queue - qi - 1) * sizeof *s->queue);
     s->n_queue--;
-    u.started_us = wall_us();
-    if (a == NULL ||
-        jobstore_transition(s->js, q.id, JOB_QUEUED, JOB_RUNNING, &u, &e) <
-            0) {
-        log_msg(SURPLUS_LOG_ERR, "job %s: not started: %s", q.id,
-                a ? e.msg : "out of memory");
-        free(a);
+    if (a == NULL) {
+        log_msg(SURPLUS_LOG_ERR, "job %s: not started: out of memory",
+                q.id);
         goto out;
     }
+    a->started_us = wall_us();
     a->s = s;
     memcpy(a->id, q.id, sizeof a->id);
     snprintf(a->record_id, sizeof a->record_id, "%s-%lld", q.id,
-             (long long)u.started_us);
+             (long long)a->started_us);
     a->tenant = q.tenant;
     q.tenant = NULL;
     a->gpus = q.gpus;
@@ -639,7 +642,7 @@ static void start_job(struct service *s, size_t qi, const size_t *devs,
         s->devs[devs[i]].holder = strdup(q.id);
     }
     a->n_dev = n;
-    lat = (double)(u.started_us - q.submitted_us) / 1e6;
+    lat = (double)(a->started_us - q.submitted_us) / 1e6;
     s->lat_count++;
     s->lat_sum += lat;
     for (int b = 0; b < LATENCY_BUCKETS; b++)
@@ -648,18 +651,123 @@ static void start_job(struct service *s, size_t qi, const size_t *devs,
     a->next = s->running;
     s->running = a;
     s->n_running++;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    if (pthread_create(&a->thread, &attr, job_thread, a) != 0) {
-        log_msg(SURPLUS_LOG_ERR, "job %s: cannot start a thread", q.id);
-        s->running = a->next;
-        s->n_running--;
-    }
-    pthread_attr_destroy(&attr);
 out:
     free(q.tenant);
     free(q.model);
+    return a;
+}
+
+static int on_queued(void *arg, const struct job_row *row);
+
+/* With the lock held: forgets a claimed job that did not start, giving
+ * back its devices.  If the store still has it queued (its start could not
+ * be written), it goes back to the queue in submission order, for the
+ * next round to try again. */
+static void unclaim_job(struct service *s, struct active *a)
+{
+    struct job_row row = {0};
+    struct err e = {0};
+
+    if (jobstore_get(s->js, a->id, &row, &e) == 0 &&
+        row.state == JOB_QUEUED && on_queued(s, &row) == 0) {
+        struct qjob q = s->queue[s->n_queue - 1];
+        size_t at = s->n_queue - 1;
+
+        while (at > 0 && s->queue[at - 1].submitted_us > q.submitted_us)
+            at--;
+        memmove(&s->queue[at + 1], &s->queue[at],
+                (s->n_queue - 1 - at) * sizeof *s->queue);
+        s->queue[at] = q;
+    }
+    job_row_free(&row);
+    for (struct active **pp = &s->running; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            s->n_running--;
+            break;
+        }
+    for (size_t i = 0; i < s->n_devs; i++)
+        if (s->devs[i].holder && strcmp(s->devs[i].holder, a->id) == 0) {
+            free(s->devs[i].holder);
+            s->devs[i].holder = NULL;
+        }
+    close(a->cancel_fd);
+    for (size_t i = 0; i < a->n_dev; i++)
+        free(a->dev_ids[i]);
+    free(a->dev_ids);
+    free(a->tenant);
+    free(a);
+}
+
+/*
+ * Called with the lock held, which it drops while the store writes: every
+ * claimed job's queued -> running goes to the store in one commit (one
+ * fsync for the whole round, and none under the lock); then each job whose
+ * start was written gets its thread.  A job cancelled meanwhile is no
+ * longer queued in the store and is dropped here.
+ */
+static size_t launch_jobs(struct service *s, struct active **claimed,
+                          size_t n)
+{
+    size_t dropped = 0;
+    struct job_step *steps = calloc(n + 1, sizeof *steps);
+    struct job_update *u = calloc(n + 1, sizeof *u);
+    struct err e = {0};
+    pthread_attr_t attr;
+
+    if (steps == NULL || u == NULL) {
+        for (size_t i = 0; i < n; i++) {
+            log_msg(SURPLUS_LOG_ERR, "job %s: not started: out of memory",
+                    claimed[i]->id);
+            unclaim_job(s, claimed[i]);
+        }
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        u[i] = (struct job_update){.set = JOB_UPDATE_STARTED_US,
+                                   .started_us = claimed[i]->started_us};
+        steps[i] = (struct job_step){.id = claimed[i]->id,
+                                     .from = JOB_QUEUED, .to = JOB_RUNNING,
+                                     .u = &u[i]};
+    }
+    pthread_mutex_unlock(&s->mu);
+    jobstore_transitions_apply(s->js, steps, n, &e);
+    pthread_mutex_lock(&s->mu);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (size_t i = 0; i < n; i++) {
+        struct active *a = claimed[i];
+
+        if (steps[i].result == -ESTALE || steps[i].result == -ENOENT) {
+            /* Cancelled while its start was being written. */
+            log_msg(SURPLUS_LOG_INFO, "job %s: not started: %s", a->id,
+                    steps[i].msg);
+            unclaim_job(s, a);
+            dropped++;
+        } else if (steps[i].result < 0) {
+            log_msg(SURPLUS_LOG_ERR, "job %s: not started: %s", a->id,
+                    steps[i].msg);
+            unclaim_job(s, a);
+        } else if (pthread_create(&a->thread, &attr, job_thread, a) != 0) {
+            struct job_update f = {.set = JOB_UPDATE_REASON |
+                                          JOB_UPDATE_ENDED_US,
+                                   .reason = "the daemon could not start a "
+                                             "thread for it",
+                                   .ended_us = wall_us()};
+            log_msg(SURPLUS_LOG_ERR, "job %s: cannot start a thread", a->id);
+            if (jobstore_transition(s->js, a->id, JOB_RUNNING, JOB_FAILED,
+                                    &f, &e) < 0)
+                log_msg(SURPLUS_LOG_ERR, "job %s: %s", a->id, e.msg);
+            s->finished[JOB_FAILED]++;
+            unclaim_job(s, a);
+        }
+    }
+    pthread_attr_destroy(&attr);
+out:
+    free(steps);
+    free(u);
+    return dropped;
 }
 
 static void fail_queued(struct service *s, size_t qi, const char *why)
@@ -679,9 +787,12 @@ static void fail_queued(struct service *s, size_t qi, const char *why)
     s->n_queue--;
 }
 
-/* One scheduling round, with the lock held. */
-static void schedule(struct service *s)
+/* One scheduling round, with the lock held (dropped while starts are
+ * written).  Returns how many planned starts fell through because their
+ * job was cancelled meanwhile: their devices are free again. */
+static size_t schedule(struct service *s)
 {
+    size_t dropped = 0;
     struct sched_device *dv = calloc(s->n_devs + 1, sizeof *dv);
     struct sched_running *rn = calloc(s->n_running + 1, sizeof *rn);
     struct sched_job *qj = calloc(s->n_queue + 1, sizeof *qj);
@@ -748,15 +859,27 @@ static void schedule(struct service *s)
                     acts[a] = acts[b];
                     acts[b] = t;
                 }
-        for (i = 0; acts && i < k; i++) {
-            if (acts[i].kind == 0)
-                start_job(s, acts[i].job, res->starts[acts[i].idx].devices,
-                          res->starts[acts[i].idx].n_devices);
-            else
+        struct active **claimed = calloc(res->n_starts + 1,
+                                         sizeof *claimed);
+        size_t n_claimed = 0;
+
+        for (i = 0; acts && claimed && i < k; i++) {
+            if (acts[i].kind == 0) {
+                struct active *a =
+                    claim_job(s, acts[i].job,
+                              res->starts[acts[i].idx].devices,
+                              res->starts[acts[i].idx].n_devices);
+                if (a != NULL)
+                    claimed[n_claimed++] = a;
+            } else {
                 fail_queued(s, acts[i].job,
                             res->impossible[acts[i].idx].reason);
+            }
         }
         free(acts);
+        if (n_claimed > 0)
+            dropped = launch_jobs(s, claimed, n_claimed);
+        free(claimed);
     }
 out:
     sched_result_free(res);
@@ -764,6 +887,7 @@ out:
     free(rn);
     free(qj);
     free(tn);
+    return dropped;
 }
 
 static void *sched_thread(void *arg)
@@ -772,8 +896,12 @@ static void *sched_thread(void *arg)
 
     pthread_mutex_lock(&s->mu);
     while (!s->stopping) {
-        if (!s->draining)
-            schedule(s);
+        uint64_t gen = s->wake_gen;
+
+        if (!s->draining && schedule(s) > 0)
+            continue;
+        if (s->wake_gen != gen)
+            continue;
         /* Woken by submit, job end, cancel and reload; the timeout only
          * re-reads drained devices. */
         struct timespec ts;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -63,6 +64,11 @@ static int spawn_mode(long runs, char **cmd)
     return 0;
 }
 
+static double tv_ms(const struct timeval *tv)
+{
+    return (double)tv->tv_sec * 1e3 + (double)tv->tv_usec / 1e3;
+}
+
 int main(int argc, char **argv)
 {
     struct runner_opts o = {.tenant = "bench", .out_dir = "", .echo_fd = -1,
@@ -71,6 +77,7 @@ int main(int argc, char **argv)
     struct node *node = NULL;
     struct err e = {0};
     double *total, *stage[STAGE_COUNT], sum = 0;
+    struct rusage ru0[2], ru1[2];
     long runs;
 
     if (argc > 3 && strcmp(argv[1], "--spawn") == 0 &&
@@ -85,6 +92,8 @@ int main(int argc, char **argv)
         return 78;
     }
     o.bundle = argv[2];
+    getrusage(RUSAGE_SELF, &ru0[0]);
+    getrusage(RUSAGE_CHILDREN, &ru0[1]);
     total = calloc((size_t)runs, sizeof *total);
     for (int s = 0; s < STAGE_COUNT; s++)
         stage[s] = calloc((size_t)runs, sizeof *stage[s]);
@@ -104,9 +113,25 @@ int main(int argc, char **argv)
         sum += total[i];
         runner_result_free(&res);
     }
+    getrusage(RUSAGE_SELF, &ru1[0]);
+    getrusage(RUSAGE_CHILDREN, &ru1[1]);
     printf("runs %ld\nmedian_ms %.3f\np90_ms %.3f\nmean_ms %.3f\nmin_ms %.3f\n",
            runs, pct(total, (size_t)runs, 0.5), pct(total, (size_t)runs, 0.9),
            sum / (double)runs, pct(total, (size_t)runs, 0.0));
+    /* CPU time of the runner and of everything it reaped (the sandbox's
+     * init and the job), per run: what bounds throughput on a busy node. */
+    printf("cpu_ms_per_run %.3f (user %.3f, system %.3f)\n",
+           (tv_ms(&ru1[0].ru_utime) - tv_ms(&ru0[0].ru_utime) +
+            tv_ms(&ru1[1].ru_utime) - tv_ms(&ru0[1].ru_utime) +
+            tv_ms(&ru1[0].ru_stime) - tv_ms(&ru0[0].ru_stime) +
+            tv_ms(&ru1[1].ru_stime) - tv_ms(&ru0[1].ru_stime)) /
+               (double)runs,
+           (tv_ms(&ru1[0].ru_utime) - tv_ms(&ru0[0].ru_utime) +
+            tv_ms(&ru1[1].ru_utime) - tv_ms(&ru0[1].ru_utime)) /
+               (double)runs,
+           (tv_ms(&ru1[0].ru_stime) - tv_ms(&ru0[0].ru_stime) +
+            tv_ms(&ru1[1].ru_stime) - tv_ms(&ru0[1].ru_stime)) /
+               (double)runs);
     for (int s = 0; s < STAGE_COUNT; s++)
         printf("stage %s %.3f\n", runner_stage_name(s),
                pct(stage[s], (size_t)runs, 0.5));

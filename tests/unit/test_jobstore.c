@@ -746,6 +746,84 @@ static void test_stale(struct jobstore *js)
            "an unknown job is -ENOENT (%s)", e.msg);
 }
 
+/* Several transitions in one commit: a stale step is skipped, the others
+ * land together; a bad step (not allowed) leaves the rest alone too; and
+ * a dependent pair (running -> completing -> succeeded) works in order. */
+static void test_batch(struct jobstore *js)
+{
+    char a[JOBSTORE_ID_LEN + 1], b[JOBSTORE_ID_LEN + 1],
+        c[JOBSTORE_ID_LEN + 1];
+    struct job_update u = {.set = JOB_UPDATE_STARTED_US, .started_us = 42};
+    struct job_update fin = {.set = JOB_UPDATE_EXIT_STATUS |
+                                    JOB_UPDATE_ENDED_US,
+                             .exit_status = 0, .ended_us = 43};
+    struct job_step steps[4];
+    struct job_row row;
+    struct hist h;
+    struct err e = { 0, "" };
+    int r;
+
+    make_id(a, 0xc101);
+    make_id(b, 0xc102);
+    make_id(c, 0xc103);
+    make_job_in(js, 0xc101, "acme", JOB_QUEUED, &e);
+    make_job_in(js, 0xc102, "acme", JOB_CANCELLED, &e);
+    make_job_in(js, 0xc103, "beta", JOB_QUEUED, &e);
+    memset(steps, 0, sizeof steps);
+    steps[0] = (struct job_step){.id = a, .from = JOB_QUEUED,
+                                 .to = JOB_RUNNING, .u = &u};
+    steps[1] = (struct job_step){.id = b, .from = JOB_QUEUED,
+                                 .to = JOB_RUNNING, .u = &u};
+    steps[2] = (struct job_step){.id = c, .from = JOB_QUEUED,
+                                 .to = JOB_RUNNING, .u = &u};
+    steps[3] = (struct job_step){.id = "00000000deadbeef",
+                                 .from = JOB_QUEUED, .to = JOB_RUNNING};
+    r = jobstore_transitions_apply(js, steps, 4, &e);
+    tap_is_int(r, 2, "a batch of starts applies the two that are queued");
+    tap_ok(steps[0].result == 0 && steps[2].result == 0 &&
+               state_of(js, a) == JOB_RUNNING &&
+               state_of(js, c) == JOB_RUNNING,
+           "both are running");
+    tap_ok(steps[1].result == -ESTALE &&
+               strstr(steps[1].msg, "is cancelled") != NULL &&
+               state_of(js, b) == JOB_CANCELLED,
+           "the cancelled one is -ESTALE and untouched (%s)", steps[1].msg);
+    tap_ok(steps[3].result == -ENOENT &&
+               strstr(steps[3].msg, "deadbeef") != NULL,
+           "an unknown job is -ENOENT (%s)", steps[3].msg);
+    memset(&row, 0, sizeof row);
+    r = jobstore_get(js, c, &row, &e);
+    tap_ok(r == 0 && row.started_us == 42, "each step's update is applied");
+    job_row_free(&row);
+    history(js, b, &h);
+    tap_ok(history_consistent(&h, JOB_CANCELLED),
+           "the skipped job's history is unchanged");
+
+    memset(steps, 0, sizeof steps);
+    steps[0] = (struct job_step){.id = a, .from = JOB_RUNNING,
+                                 .to = JOB_COMPLETING};
+    steps[1] = (struct job_step){.id = a, .from = JOB_COMPLETING,
+                                 .to = JOB_SUCCEEDED, .u = &fin};
+    steps[2] = (struct job_step){.id = c, .from = JOB_RUNNING,
+                                 .to = JOB_QUEUED + 100};
+    r = jobstore_transitions_apply(js, steps, 3, &e);
+    tap_ok(r == 2 && state_of(js, a) == JOB_SUCCEEDED,
+           "running -> completing -> succeeded in one batch");
+    history(js, a, &h);
+    tap_ok(history_consistent(&h, JOB_SUCCEEDED) && h.n == 4,
+           "with a history row for each step (%zu rows)", (size_t)h.n);
+    tap_ok(steps[2].result == -EINVAL && state_of(js, c) == JOB_RUNNING,
+           "a step to no state is refused and changes nothing (%s)",
+           steps[2].msg);
+    steps[0] = (struct job_step){.id = c, .from = JOB_RUNNING,
+                                 .to = JOB_QUEUED};
+    steps[0].u = &(struct job_update){.set = JOB_UPDATE_DEVICES,
+                                       .devices = "not json"};
+    r = jobstore_transitions_apply(js, steps, 1, &e);
+    tap_ok(r == 0 && steps[0].result < 0 && state_of(js, c) == JOB_RUNNING,
+           "a step with bad devices is refused alone (%s)", steps[0].msg);
+}
+
 /* Two connections, two threads, released together: one CAS wins. */
 struct racer {
     struct jobstore *js;
@@ -1565,6 +1643,7 @@ int main(void)
     test_every_transition(js);
     test_update_fields(js);
     test_stale(js);
+    test_batch(js);
     test_flags(js);
     test_threads(js);
     jobstore_close(js);
