@@ -34,11 +34,11 @@ surplus_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS) \
 	$(LIBCURL_CFLAGS)
 surplus_LDADD = core/lib/libsurplus.la $(JANSSON_LIBS) $(LIBCURL_LIBS)
 
-# surplus-sandbox-init: pid 1 of every job.  Small and, where the C library
-# allows, static, so that executing it costs little.
+# surplus-sandbox-init: pid 1 of every job.  Small, static and, where it
+# can be, free of the C library, so that executing it costs little.
 pkglibexec_PROGRAMS = surplus-sandbox-init
 surplus_sandbox_init_SOURCES = core/lib/sandbox-init.c core/lib/sandbox-proto.h
-surplus_sandbox_init_CFLAGS = -std=gnu11 $(WARN_CFLAGS)
+surplus_sandbox_init_CFLAGS = -std=gnu11 $(WARN_CFLAGS) $(INIT_CFLAGS)
 surplus_sandbox_init_LDFLAGS = $(INIT_LDFLAGS)
 
 # surplusd: the daemon; its service and HTTP API live in core/lib.

@@ -20,8 +20,8 @@
 
 struct sb_report {
     int32_t stage;  /* SB_SETUP or SB_EXEC */
-    int32_t err;    /* positive errno */
-    char text[SB_ERR_TEXT];
+    int32_t err;    /* positive errno, or 0 */
+    char text[SB_ERR_TEXT]; /* what failed; the reader adds strerror(err) */
 };
 enum { SB_SETUP = 1, SB_EXEC = 2 };
 

@@ -255,16 +255,12 @@ static __attribute__((noreturn, format(printf, 4, 5))) void
 child_fail(const struct plan *p, int stage, int err, const char *fmt, ...)
 {
     struct sb_report rep = {.stage = stage, .err = err};
-    size_t n;
     va_list ap;
     ssize_t w;
 
     va_start(ap, fmt);
     vsnprintf(rep.text, sizeof rep.text, fmt, ap);
     va_end(ap);
-    n = strlen(rep.text);
-    if (err != 0)
-        snprintf(rep.text + n, sizeof rep.text - n, ": %s", strerror(err));
     w = write(p->err_fd, &rep, sizeof rep);
     (void)w;
     _exit(SB_EXIT_SETUP);
@@ -912,10 +908,14 @@ int sandbox_start(const struct sandbox_spec *spec, struct sandbox *sb,
     if (n == (ssize_t)sizeof rep) {
         rep.text[sizeof rep.text - 1] = '\0';
         if (rep.stage == SB_EXEC) {
-            snprintf(sb->exec_error, sizeof sb->exec_error, "%s", rep.text);
+            snprintf(sb->exec_error, sizeof sb->exec_error, "%s%s%s",
+                     rep.text, rep.err ? ": " : "",
+                     rep.err ? strerror(rep.err) : "");
         } else {
             r = err_set(e, rep.err ? -rep.err : -EIO,
-                        "sandbox setup failed: %s", rep.text);
+                        "sandbox setup failed: %s%s%s", rep.text,
+                        rep.err ? ": " : "",
+                        rep.err ? strerror(rep.err) : "");
             sandbox_wait(sb, &(int){0}, NULL, NULL);
         }
     } else if (n != 0) {
