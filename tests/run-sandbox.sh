@@ -192,4 +192,17 @@ grep -q 'warning: no cgroup v2 limits' "$tmp/mem.err" ||
     [ -f /sys/fs/cgroup/cgroup.controllers ]
 ok $? "without delegated cgroup v2 the runner says how it limits instead"
 
+# The job's init forwards signals to "every process": outside its own pid
+# namespace that would be the whole host, so it refuses to start there.
+rm -f "$tmp/init-ran"
+"$SURPLUS_SANDBOX_INIT" -- /bin/touch "$tmp/init-ran" 2> "$tmp/init.err"
+rc=$?
+[ "$rc" -eq 64 ] && [ ! -e "$tmp/init-ran" ] &&
+    grep -q 'as pid 1 of a job' "$tmp/init.err"
+ok $? "surplus-sandbox-init refuses to run outside a job's pid namespace (exit $rc)"
+unshare -pf "$SURPLUS_SANDBOX_INIT" -- /bin/touch "$tmp/init-ran" 3> /dev/null
+rc=$?
+[ "$rc" -eq 0 ] && [ -e "$tmp/init-ran" ]
+ok $? "control: as pid 1 of a new pid namespace it runs the command (exit $rc)"
+
 done_testing
