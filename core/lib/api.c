@@ -19,6 +19,11 @@
 #include "log.h"
 #include "node.h"
 
+/* Threads serving each listener.  A submission waits on the disk (the
+ * bundle and the job's row are made durable before the reply), so more
+ * threads than CPUs keep several clients' submissions in flight. */
+#define API_THREADS 4u
+
 #define JOB_ID_LEN 16
 
 struct endpoint {
@@ -528,7 +533,7 @@ int api_start(struct service *s, const struct config *cf, struct api **ret,
     a->unix_d = MHD_start_daemon(
         flags, 0, NULL, NULL, handler, &a->on_unix,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-        a->unix_fd, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+        a->unix_fd, MHD_OPTION_THREAD_POOL_SIZE, API_THREADS,
         MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
     if (a->unix_d == NULL) {
@@ -554,7 +559,7 @@ int api_start(struct service *s, const struct config *cf, struct api **ret,
             NULL, handler, &a->on_tcp, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
             NULL, MHD_OPTION_HTTPS_MEM_CERT, a->tls_cert,
             MHD_OPTION_HTTPS_MEM_KEY, a->tls_key, MHD_OPTION_THREAD_POOL_SIZE,
-            2u, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+            API_THREADS, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
             MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
         if (a->tcp_d == NULL) {
             r = err_set(e, -EIO, "cannot serve HTTPS on %s",
