@@ -23,7 +23,7 @@ state_dir = "$tmp/state";
 accelerators = ( { plugin = "sim"; count = 2; model = "SIM-80G"; memory = "1M"; } );
 sandbox = { uid_base = 330000; kill_grace = "1s"; };
 api = { socket = "$sock"; };
-tenants = ( { name = "acme"; token_sha256 = "$acme_sha"; max_gpus = 2; max_queued = 50; },
+tenants = ( { name = "acme"; token_sha256 = "$acme_sha"; max_gpus = 2; max_queued = 100; },
             { name = "beta"; token_sha256 = "$beta_sha"; max_gpus = 1; max_queued = 1; } );
 CONF
 start_daemon() {
@@ -67,7 +67,7 @@ ok $(( $? != 77 )) "... and surplus exits 77"
 [ "$(setpriv --reuid=65534 --regid=65534 --clear-groups curl -s -o /dev/null -w '%{http_code}' --unix-socket "$sock" http://x/v1/jobs)" = 401 ]
 ok $? "a non-root user on the socket without a token gets 401"
 
-id_a=$(A submit --wait "$tmp/gpu.tar.zst" 2>/dev/null; A --json list | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+id_a=$(A submit --wait "$tmp/gpu.tar.zst" 2>/dev/null)
 [ -n "$id_a" ] && [ "$(A status "$id_a" | sed -n 's/^state: *//p')" = succeeded ]
 ok $? "tenant acme submits a job and it succeeds ($id_a)"
 A logs "$id_a" | grep -q '^gpus=sim-[01]$'
@@ -124,23 +124,24 @@ for i in $(seq 1 50); do kill -0 $follower 2>/dev/null || break; sleep 0.1; done
 ! kill -0 $follower 2>/dev/null && grep -q '^started$' "$tmp/follow"
 ok $? "logs -f follows a running job's log and returns when it ends"
 
-# --- concurrency: 40 submissions from 4 clients --------------------------------------------
+# --- concurrency: 60 submissions from 4 clients --------------------------------------------
 pids=
 for c in 1 2 3 4; do
-    ( for i in $(seq 1 10); do A submit "$tmp/quick.tar.zst" || echo FAIL; done > "$tmp/ids.$c" 2>&1 ) &
+    ( for i in $(seq 1 15); do A submit "$tmp/quick.tar.zst" || echo FAIL; done > "$tmp/ids.$c" 2>&1 ) &
     pids="$pids $!"
 done
 wait $pids
 cat "$tmp"/ids.? > "$tmp/ids"
-[ "$(grep -c '^[0-9a-f]\{16\}$' "$tmp/ids")" -eq 40 ] && ! grep -q FAIL "$tmp/ids"
-ok $? "40 concurrent submissions from 4 clients are all accepted"
+[ "$(grep -c '^[0-9a-f]\{16\}$' "$tmp/ids")" -eq 60 ] && ! grep -q FAIL "$tmp/ids" &&
+    [ "$(sort -u "$tmp/ids" | wc -l)" -eq 60 ]
+ok $? "60 concurrent submissions from 4 clients are all accepted, each with its own id"
 for i in $(seq 1 300); do
     left=$(A --json list | python3 -c 'import json,sys; print(sum(1 for j in json.load(sys.stdin) if j["state"] in ("queued","running")))')
     [ "$left" -eq 0 ] && break; sleep 0.1
 done
 n_ok=$(A --json list | python3 -c 'import json,sys; print(sum(1 for j in json.load(sys.stdin) if j["name"]=="quick" and j["state"]=="succeeded"))')
-[ "$n_ok" -eq 40 ]
-ok $? "... and all 40 run and succeed ($n_ok)"
+[ "$n_ok" -eq 60 ]
+ok $? "... and all 60 run and succeed ($n_ok)"
 q=$(head -1 "$tmp/ids")
 A fetch "$q" -o "$tmp/fetched" > /dev/null 2>&1 && cmp -s "$tmp/fetched/run.sh" "$tmp/quick/run.sh"
 ok $? "fetch downloads a job's outputs"
@@ -226,6 +227,43 @@ start_daemon
 st=$(A status "$d" | sed -n 's/^state: *//p')
 [ "$st" = queued ] || [ "$st" = running ]
 ok $? "a job stopped by the drain is back in the queue after the restart ($st)"
+stop_daemon
+
+# --- a device that fails its scrub is drained, and shown so -------------------------------------
+# (a fresh state directory: nothing left queued from the sections above)
+sed -i 's|memory = "1M"; }|memory = "1M"; fail_scrub = 0; }|; s|/state"|/state2"|' "$tmp/d.conf"
+mkjob gpu2 'echo two' 'resources = { gpus = 2; };'
+start_daemon
+ok $? "surplusd restarts with device sim-0 set to fail its scrub"
+j=$(A submit --wait "$tmp/gpu2.tar.zst" 2> "$tmp/err")
+ok $? "a job on both devices still succeeds ($(A status "$j" | sed -n 's/^\(state\|reason\): *//p' | tr '\n' ' '))"
+api http://x/v1/devices > /dev/null
+python3 - "$tmp/body" <<'PY'
+import json, sys
+devs = {d["id"]: d for d in json.load(open(sys.argv[1]))}
+d0, d1 = devs["sim-0"], devs["sim-1"]
+assert d0["state"] == "drained", d0
+assert "scrub" in (d0.get("reason") or ""), d0
+assert d1["state"] == "free", d1
+PY
+ok $? "GET /v1/devices shows sim-0 drained, with the failed scrub as its reason, and sim-1 free"
+C devices > "$tmp/devs.txt" 2>&1
+grep -q 'sim-0.*drained' "$tmp/devs.txt" && grep -q 'sim-1.*free' "$tmp/devs.txt"
+ok $? "surplus devices shows the same"
+api http://x/metrics > /dev/null
+grep -q '^surplus_devices{state="drained"} 1$' "$tmp/body" &&
+    grep -q '^surplus_devices{state="free"} 1$' "$tmp/body"
+ok $? "/metrics counts one device drained, one free"
+j=$(A submit --wait "$tmp/gpu.tar.zst" 2> "$tmp/err") &&
+    A logs "$j" | grep -q 'gpus=sim-1'
+ok $? "a one-device job runs on the device left (sim-1)"
+j=$(A submit "$tmp/gpu2.tar.zst")
+for i in $(seq 1 50); do
+    st=$(A status "$j" | sed -n 's/^state: *//p'); [ "$st" = failed ] && break; sleep 0.1
+done
+A status "$j" > "$tmp/st.txt"
+[ "$st" = failed ] && grep -q 'reason:.*drained' "$tmp/st.txt"
+ok $? "a two-device job can no longer be placed: failed, the reason naming the drained device"
 stop_daemon
 
 grep -q 'error' "$tmp/surplusd.log" && diag "$(grep error "$tmp/surplusd.log" | head -5)"

@@ -174,7 +174,7 @@ CONF
 mkjob onegpu '["/bin/true"]' 'resources = { gpus = 1; };'
 run "$SURPLUS" --config "$tmp/scrub.conf" run -o "$tmp/o-scrub1" "$tmp/onegpu.tar.zst" > /dev/null 2> "$tmp/err"
 ok $? "a job whose device then fails its scrub still reports its own status (0)"
-grep -q "devices drained after a failed scrub" "$tmp/o-scrub1/job.log" &&
+grep -q "drained after a failed scrub: sim-0 (" "$tmp/o-scrub1/job.log" &&
     [ -f "$tmp/scrubstate/drained/accelerator_sim-sim-0" ]
 ok $? "the device is drained (state_dir/drained/accelerator_sim-sim-0) and job.log says so"
 run "$SURPLUS" --config "$tmp/scrub.conf" run --no-wait -o "$tmp/o-scrub2" "$tmp/onegpu.tar.zst" > /dev/null 2> "$tmp/err"

@@ -290,6 +290,11 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
         json_decref(j);
         return 0;
     }
+    /* The id first, as without --wait, so a script has it either way. */
+    if (!cli->json) {
+        printf("%s\n", id);
+        fflush(stdout);
+    }
     fprintf(stderr, "surplus: job %s submitted, waiting\n", id);
     for (int delay = 20;; delay = delay < 500 ? delay * 2 : 500) {
         json_decref(j);

@@ -518,8 +518,10 @@ int api_start(struct service *s, const struct config *cf, struct api **ret,
               struct err *e)
 {
     struct api *a = calloc(1, sizeof *a);
+    /* ITC: the listening socket can be given up while the threads run
+     * (api_quiesce, when a drain begins). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
     int r;
 
     if (a == NULL)

@@ -550,6 +550,28 @@ static int lease(struct run *j)
     return 0;
 }
 
+/* After a failed release: which of the lease's devices the plugin now
+ * reports unhealthy (the others scrubbed fine). */
+struct unhealthy {
+    struct run *j;
+    bool *bad;
+    size_t n_bad;
+};
+
+static int on_release_check(void *arg, const struct surplus_device *d)
+{
+    struct unhealthy *u = arg;
+
+    if (d->healthy)
+        return 0;
+    for (size_t i = 0; i < u->j->n_picked; i++)
+        if (!u->bad[i] && strcmp(u->j->lease_ids[i], d->id) == 0) {
+            u->bad[i] = true;
+            u->n_bad++;
+        }
+    return 0;
+}
+
 static void release(struct run *j)
 {
     struct surplus_lease l = {0};
@@ -566,10 +588,29 @@ static void release(struct run *j)
     l.n_devices = j->n_picked;
     r = plugin_accelerator(j->acc)->release(j->acc->state, &l, &rep);
     if (r < 0) {
+        bool *bad = calloc(j->n_picked + 1, sizeof *bad);
+        struct unhealthy u = {.j = j, .bad = bad};
+
         plugin_error(j->acc, r, &pe, "release");
+        /* Drain the devices that failed; if the plugin cannot say which,
+         * every device of the lease, since none is known to be clean. */
+        if (bad != NULL &&
+            plugin_accelerator(j->acc)->discover(j->acc->state,
+                                                 on_release_check, &u) < 0)
+            u.n_bad = 0;
+        char names[512] = "";
+        size_t len = 0;
+
         for (size_t i = 0; i < j->n_picked; i++)
-            drain(j, &j->devs[j->picked[i]], pe.msg);
-        note(j, "devices drained after a failed scrub: %s", pe.msg);
+            if (u.n_bad == 0 || bad[i]) {
+                drain(j, &j->devs[j->picked[i]], pe.msg);
+                if (len < sizeof names)
+                    len += (size_t)snprintf(names + len, sizeof names - len,
+                                            "%s%s", len ? ", " : "",
+                                            j->lease_ids[i]);
+            }
+        free(bad);
+        note(j, "drained after a failed scrub: %s (%s)", names, pe.msg);
     } else {
         char b[32];
         double s = (double)rep.duration_ns / 1e9;
