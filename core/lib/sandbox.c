@@ -248,6 +248,46 @@ const struct sandbox_host *sandbox_host_probe(void)
     return &host_state;
 }
 
+/*
+ * Stacks for the sandbox's first process, kept for reuse: mapping and
+ * unmapping one per job costs page faults and, in a threaded daemon, a TLB
+ * shootdown on every CPU.  The child is done with its stack once clone()
+ * returns (CLONE_VFORK: it has executed the init or exited by then).
+ */
+#define SB_STACKS_KEPT 16
+static pthread_mutex_t stacks_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *stacks[SB_STACKS_KEPT];
+static size_t n_stacks;
+
+static void *stack_get(void)
+{
+    void *st = NULL;
+
+    pthread_mutex_lock(&stacks_mu);
+    if (n_stacks > 0)
+        st = stacks[--n_stacks];
+    pthread_mutex_unlock(&stacks_mu);
+    if (st == NULL) {
+        st = mmap(NULL, SB_STACK, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (st == MAP_FAILED)
+            st = NULL;
+    }
+    return st;
+}
+
+static void stack_put(void *st)
+{
+    pthread_mutex_lock(&stacks_mu);
+    if (n_stacks < SB_STACKS_KEPT) {
+        stacks[n_stacks++] = st;
+        st = NULL;
+    }
+    pthread_mutex_unlock(&stacks_mu);
+    if (st != NULL)
+        munmap(st, SB_STACK);
+}
+
 /* --------------------------------------------------------------- child */
 
 /* Reports why setup failed and ends the child; runs in the child only. */
@@ -862,9 +902,7 @@ int sandbox_start(const struct sandbox_spec *spec, struct sandbox *sb,
     flags = CLONE_VM | CLONE_VFORK | CLONE_NEWNS | CLONE_NEWPID |
             CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD |
             (spec->network_host ? 0 : CLONE_NEWNET);
-    stack = mmap(NULL, SB_STACK, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) {
+    if ((stack = stack_get()) == NULL) {
         r = err_set(e, -errno, "sandbox: stack: %s", strerror(errno));
         goto out;
     }
@@ -875,7 +913,7 @@ int sandbox_start(const struct sandbox_spec *spec, struct sandbox *sb,
                 &pidfd, NULL, NULL);
     err = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    munmap(stack, SB_STACK);
+    stack_put(stack);
     errno = err;
     if (pid < 0) {
         r = -errno;
