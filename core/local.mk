@@ -14,6 +14,7 @@ core_lib_libsurplus_la_SOURCES = \
 	core/lib/runner.c core/lib/runner.h \
 	core/lib/sha256.c core/lib/sha256.h \
 	core/lib/service.c core/lib/service.h \
+	core/lib/recovery.c core/lib/recovery.h \
 	core/lib/api.c core/lib/api.h
 core_lib_libsurplus_la_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) \
 	$(JANSSON_CFLAGS) $(MHD_CFLAGS) -pthread

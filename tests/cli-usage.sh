@@ -53,6 +53,75 @@ grep -q "$esc" "$tmp/out"; [ $? -ne 0 ]
 ok $? "no escape character reaches the terminal"
 diag "widest row: $(awk '{ print length($0) }' "$tmp/out" | sort -n | tail -n 1) columns"
 
+# ---- the table fits the terminal -------------------------------------------------
+# On a terminal (a pty from script(1), its size set with stty) the table
+# fits the width: less wanted columns are left out, names cut; piped it
+# has every column whatever $COLUMNS says.
+if command -v script > /dev/null 2>&1; then
+    mkdir -p "$tmp/wide"
+    printf 'state_dir = "%s";\n' "$tmp/wide" > "$tmp/wide.conf"
+    run "$SEED" "$tmp/wide.conf" \
+        record_id=c0b707aab5e2a3da-1763891400000000 job_id=c0b707aab5e2a3da \
+        tenant=research-lab-eu job_name=llama-finetune-v2-large node=gpu-1 \
+        device=sim-0=SIM-80G start_us=1763891400000000 end_us=1763892000000000 \
+        duration_us=600000000 device_seconds=600 cpu_seconds=590.4 \
+        max_rss_bytes=1610612736 exit_status=0 state=succeeded \
+        cost_micros=123456789 currency=USD -- \
+        record_id=5e2a3dac0b707aab-1763899000000000 job_id=5e2a3dac0b707aab \
+        tenant=acme job_name=eval end_us=1763899200000000 duration_us=90061000000 \
+        device_seconds=180122 cpu_seconds=12.6 max_rss_bytes=4096 exit_status=1 \
+        state=failed cost_micros=2100000 currency=USD > "$tmp/seed" 2>&1
+    ok $? "two records with full-length job ids are seeded: $(cat "$tmp/seed")"
+    cat > "$tmp/tty-usage" <<SH
+stty cols "\$1" rows 24 && shift && exec ${SURPLUS_VALGRIND} "$SURPLUS" --config "$tmp/wide.conf" usage "\$@"
+SH
+    on_tty() { # on_tty COLS [ARGS]: surplus usage on a terminal COLS wide
+        script -qec "sh '$tmp/tty-usage' $*" /dev/null < /dev/null | tr -d '\r'
+    }
+    widest() { awk '{ if (length($0) > w) w = length($0) } END { print w + 0 }' "$1"; }
+    full_header='^END +JOB +TENANT +NAME +STATE +EXIT +DURATION +DEVICES +DEV-S +CPU-S +MAXRSS +COST$'
+
+    run "$SURPLUS" --config "$tmp/wide.conf" usage > "$tmp/piped"
+    COLUMNS=40 run "$SURPLUS" --config "$tmp/wide.conf" usage > "$tmp/piped40"
+    head -n 1 "$tmp/piped" | grep -Eq "$full_header" && cmp -s "$tmp/piped" "$tmp/piped40" &&
+        [ "$(widest "$tmp/piped")" -gt 120 ]
+    ok $? "piped, the table has every column ($(widest "$tmp/piped") wide), whatever \$COLUMNS says"
+
+    on_tty 80 > "$tmp/tty80"
+    sed 's/^/# /' "$tmp/tty80"
+    [ "$(widest "$tmp/tty80")" -le 80 ] && [ "$(wc -l < "$tmp/tty80")" -eq 3 ]
+    ok $? "on an 80-column terminal every line fits in 80 columns (widest $(widest "$tmp/tty80"))"
+    head -n 1 "$tmp/tty80" | grep -Eq '^END +JOB +TENANT +NAME +STATE +COST$'
+    ok $? "... keeping END, JOB, TENANT, NAME, STATE and COST: $(head -n 1 "$tmp/tty80")"
+    grep -Eq '^2025-11-23T10:00:00Z c0b707aab5e2a3da researc\+ llama-f\+ succeeded 123\.456789 USD$' "$tmp/tty80" &&
+        grep -Eq '^2025-11-23T12:00:00Z 5e2a3dac0b707aab acme +eval +failed +2\.10 USD$' "$tmp/tty80"
+    ok $? "... job ids whole, long tenant and job names cut with a '+', the cost in full"
+
+    on_tty 200 > "$tmp/tty200"
+    cmp -s "$tmp/tty200" "$tmp/piped"
+    ok $? "on a 200-column terminal the table has every column, as piped: $(head -n 1 "$tmp/tty200")"
+
+    on_tty 56 > "$tmp/tty56"
+    [ "$(widest "$tmp/tty56")" -le 56 ] && head -n 1 "$tmp/tty56" | grep -Eq '^JOB +TENANT +STATE +COST$' &&
+        grep -Eq '^c0b707aab5e2a3da research-la\+ succeeded 123\.456789 USD$' "$tmp/tty56"
+    ok $? "on 56 columns: job, tenant, state and cost ($(head -n 1 "$tmp/tty56"))"
+
+    COLUMNS=70 on_tty 0 > "$tmp/tty0"
+    [ "$(widest "$tmp/tty0")" -le 70 ] && [ "$(widest "$tmp/tty0")" -gt 56 ] &&
+        grep -q c0b707aab5e2a3da "$tmp/tty0" && head -n 1 "$tmp/tty0" | grep -Eq 'TENANT .*COST$'
+    ok $? "a terminal that does not tell its width: \$COLUMNS=70 is used (widest $(widest "$tmp/tty0"))"
+    (unset COLUMNS; on_tty 0) > "$tmp/tty0"
+    [ "$(widest "$tmp/tty0")" -eq 80 ]
+    ok $? "... and without \$COLUMNS, 80 (widest $(widest "$tmp/tty0"))"
+
+    on_tty 80 --format csv > "$tmp/ttycsv"
+    [ "$(head -n 1 "$tmp/ttycsv")" = "$(run "$SURPLUS" --config "$tmp/wide.conf" usage --format csv | head -n 1)" ] &&
+        grep -q '^c0b707aab5e2a3da-1763891400000000,c0b707aab5e2a3da,research-lab-eu,llama-finetune-v2-large,' "$tmp/ttycsv"
+    ok $? "--format csv on a narrow terminal still has every field, uncut"
+else
+    skip "the table fits the terminal" "no script(1) to make a terminal"
+fi
+
 # ---- --tenant ----------------------------------------------------------------
 usage --tenant acme > "$tmp/out"
 ok $? "--tenant exits 0"

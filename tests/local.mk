@@ -35,7 +35,7 @@ UNIT_LDADD = core/lib/libsurplus.la
 UNIT_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) -I$(top_srcdir)/tests
 
 UNIT_TESTS += tests/unit/test_units tests/unit/test_config \
-	tests/unit/test_loader
+	tests/unit/test_loader tests/unit/test_recovery
 check_PROGRAMS += $(UNIT_TESTS)
 tests_unit_test_units_SOURCES = tests/unit/test_units.c
 tests_unit_test_units_CFLAGS = $(UNIT_CFLAGS)
@@ -46,6 +46,9 @@ tests_unit_test_config_LDADD = $(UNIT_LDADD)
 tests_unit_test_loader_SOURCES = tests/unit/test_loader.c
 tests_unit_test_loader_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_loader_LDADD = $(UNIT_LDADD)
+tests_unit_test_recovery_SOURCES = tests/unit/test_recovery.c
+tests_unit_test_recovery_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_recovery_LDADD = $(UNIT_LDADD)
 TESTS += $(UNIT_TESTS)
 
 # --- fixture plugins for the loader tests -------------------------------------
@@ -145,7 +148,8 @@ EXTRA_DIST += tests/bench/unpack.sh \
 	tests/fuzz/run.sh tests/fuzz/seed-bundles.sh tests/fuzz/lsan.supp \
 	tests/fuzz/fuzz_manifest.c tests/fuzz/fuzz_bundle.c \
 	tests/fuzz/corpus/manifest/example.conf tests/fuzz/corpus/manifest/minimal.conf \
-	tests/fuzz/corpus/manifest/include.conf tests/fuzz/corpus/manifest/clock.conf
+	tests/fuzz/corpus/manifest/include.conf tests/fuzz/corpus/manifest/clock.conf \
+	tests/fuzz/corpus/manifest/requeue.conf
 bench: tests/bench/unpack$(EXEEXT) tests/bench/launch$(EXEEXT) surplus$(EXEEXT)
 	$(SHELL) $(srcdir)/tests/bench/unpack.sh $(builddir)
 	$(SHELL) $(srcdir)/tests/bench/launch.sh $(builddir)

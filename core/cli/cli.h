@@ -31,6 +31,8 @@ struct cli {
     const char *socket;      /* --socket */
     const char *url;         /* --url */
     const char *token_file;  /* --token-file */
+    const char *cacert;      /* --cacert: CAs to trust for --url, instead
+                                of the system's */
     bool json;               /* --json */
 };
 
@@ -39,6 +41,12 @@ int cli_load_config(const struct cli *cli, struct config **ret);
 
 __attribute__((format(printf, 1, 2)))
 void cli_error(const char *fmt, ...);
+
+/* The width tables on stdout must fit: 0 when stdout is not a terminal
+ * (a pipe or a file gets every column, the same whatever the terminal),
+ * else the terminal's width, $COLUMNS when the terminal does not say, or
+ * 80. */
+int cli_term_width(void);
 
 int cmd_bundle(struct cli *cli, int argc, char **argv);
 int cmd_run(struct cli *cli, int argc, char **argv);

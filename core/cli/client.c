@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,10 +82,65 @@ static char *read_token(const char *path)
     return line;
 }
 
+/* --url, --token-file and --cacert together: 0, or EXIT_USAGE with the
+ * reason printed.  A token goes only over TLS: surplusd serves TCP only
+ * with it, and anything else listening there would read the token. */
+static int check_remote(const struct cli *cli)
+{
+    if (cli->url == NULL) {
+        if (cli->cacert != NULL) {
+            cli_error("--cacert goes with --url https://...; the Unix "
+                      "socket has no TLS");
+            return EXIT_USAGE;
+        }
+        return 0;
+    }
+    if (strncasecmp(cli->url, "https://", 8) != 0) {
+        cli_error("--url '%s': expected https://HOST:PORT (surplusd serves "
+                  "TCP only with TLS, and a token is never sent in clear)",
+                  cli->url);
+        return EXIT_USAGE;
+    }
+    if (cli->token_file == NULL) {
+        cli_error("--url needs --token-file");
+        return EXIT_USAGE;
+    }
+    if (cli->cacert != NULL && access(cli->cacert, R_OK) < 0) {
+        cli_error("--cacert '%s': %s", cli->cacert, strerror(errno));
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Why curl got no answer, and the exit code for it. */
+static int transfer_failed(const struct cli *cli, const char *where,
+                           CURLcode rc, const char *detail)
+{
+    const char *why = detail[0] ? detail : curl_easy_strerror(rc);
+
+    switch (rc) {
+    case CURLE_SSL_CACERT_BADFILE:
+        cli_error("--cacert '%s': %s", cli->cacert ? cli->cacert : "",
+                  why);
+        return EXIT_USAGE;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        cli_error("cannot reach surplusd at %s: %s (%s)", where, why,
+                  cli->cacert ? "the certificate does not verify with the "
+                                "CA certificates in --cacert"
+                              : "give the certificate of the CA that "
+                                "signed surplusd's with --cacert FILE");
+        return EXIT_NO_DEVICE;
+    default:
+        cli_error("cannot reach surplusd at %s: %s", where, why);
+        return EXIT_NO_DEVICE;
+    }
+}
+
 int client_request(const struct cli *cli, const char *method,
                    const char *path, int upload_fd, int sink_fd,
                    struct reply *rep)
 {
+    char detail[CURL_ERROR_SIZE] = "";
     struct sink s = {rep, sink_fd};
     struct curl_slist *hdr = NULL;
     struct config *cf = NULL;
@@ -96,18 +152,19 @@ int client_request(const struct cli *cli, const char *method,
     int r = 0;
 
     memset(rep, 0, sizeof *rep);
+    if ((r = check_remote(cli)) != 0)
+        return r;
     if (cli->url == NULL && socket == NULL) {
         if ((r = cli_load_config(cli, &cf)) != 0)
             return r;
         socket = cf->api.socket;
     }
     if (cli->url != NULL) {
-        if (cli->token_file == NULL) {
-            cli_error("--url needs --token-file");
-            config_free(cf);
-            return EXIT_USAGE;
-        }
-        snprintf(url, sizeof url, "%s%s", cli->url, path);
+        /* "https://node:8443/" and "https://node:8443" alike */
+        size_t n = strlen(cli->url);
+        snprintf(url, sizeof url, "%.*s%s",
+                 (int)(n > 0 && cli->url[n - 1] == '/' ? n - 1 : n),
+                 cli->url, path);
     } else {
         snprintf(url, sizeof url, "http://localhost%s", path);
     }
@@ -128,8 +185,16 @@ int client_request(const struct cli *cli, const char *method,
         goto out;
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
     if (cli->url == NULL)
         curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket);
+    /* The server's certificate is verified against the system's CA
+     * certificates or, with --cacert, only against those (a node's own
+     * CA, say). */
+    if (cli->cacert != NULL) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, cli->cacert);
+        curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+    }
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
@@ -159,11 +224,8 @@ int client_request(const struct cli *cli, const char *method,
     rc = curl_easy_perform(c);
     if (upload_fd >= 0 && isatty(2))
         fputc('\n', stderr);
-    if (rc != CURLE_OK && rep->status == 0) {
-        cli_error("cannot reach surplusd at %s: %s",
-                  cli->url ? cli->url : socket, curl_easy_strerror(rc));
-        r = EXIT_NO_DEVICE;
-    }
+    if (rc != CURLE_OK && rep->status == 0)
+        r = transfer_failed(cli, cli->url ? cli->url : socket, rc, detail);
     curl_easy_cleanup(c);
 out:
     if (up)

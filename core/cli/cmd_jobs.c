@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,11 +101,9 @@ static int get_and_show(struct cli *cli, const char *path,
 
 static int term_width(void)
 {
-    struct winsize ws;
+    int w = cli_term_width();
 
-    if (isatty(1) && ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
-        return ws.ws_col;
-    return 100;
+    return w > 20 ? w : 100;
 }
 
 static void job_line(json_t *j)
@@ -153,6 +150,19 @@ static void job_detail(json_t *j)
                str(d, "plugin"));
     if (json_is_string(json_object_get(j, "reason")))
         printf("reason:     %s\n", str(j, "reason"));
+    if (json_is_integer(json_object_get(j, "attempts")))
+        printf("attempts:   %d%s\n",
+               (int)json_integer_value(json_object_get(j, "attempts")),
+               json_is_true(json_object_get(j, "requeue"))
+                   ? " (requeued if the node restarts)"
+                   : "");
+    json_array_foreach(json_object_get(j, "history"), i, d) {
+        printf("%s%.19sZ  %s", i ? "            " : "history:    ",
+               str(d, "at"), str(d, "state"));
+        if (json_is_string(json_object_get(d, "reason")))
+            printf(" (%s)", str(d, "reason"));
+        putchar('\n');
+    }
 }
 
 static void devices_table(json_t *a)
@@ -471,9 +481,9 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
         close(fd);
     }
     close(dfd);
-    json_decref(list);
     if (r == 0)
         fprintf(stderr, "surplus: %zu output file(s) in %s/\n",
                 json_array_size(list), dir);
+    json_decref(list);
     return r;
 }

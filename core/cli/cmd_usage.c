@@ -370,10 +370,23 @@ static const struct column {
     [COL_COST] = {"COST", true, 0},
 };
 
+/* What a terminal too narrow for every column keeps, most wanted first:
+ * the first FIT_KEEP are always shown; the others are left out from the
+ * end of this list until the table fits.  CSV and JSON have them all. */
+static const int fit_order[N_COLS] = {
+    COL_JOB,  COL_TENANT,   COL_COST, COL_STATE,   COL_END,
+    COL_NAME, COL_DURATION, COL_EXIT, COL_DEVICES, COL_DEVICE_S,
+    COL_CPU_S, COL_MAXRSS,
+};
+#define FIT_KEEP 3
+/* Before a column is left out, these are cut (with '+') down to: */
+static const size_t fit_min[N_COLS] = {[COL_NAME] = 8, [COL_TENANT] = 6};
+
 struct table {
     char **cells;  /* n_rows * N_COLS */
     size_t n_rows, cap_rows;
     size_t width[N_COLS];
+    bool shown[N_COLS];
 };
 
 /* Control characters and other bytes a terminal could act on become \xNN,
@@ -443,22 +456,84 @@ static int table_add(struct table *t, const struct surplus_usage_record *rec)
     return 0;
 }
 
+static size_t table_width(const struct table *t)
+{
+    size_t w = 0, n = 0;
+
+    for (int c = 0; c < N_COLS; c++)
+        if (t->shown[c]) {
+            w += t->width[c];
+            n++;
+        }
+    return n ? w + n - 1 : 0;
+}
+
+/* Fits the table into `avail` columns (0: no limit): cuts the columns of
+ * fit_min when that is enough, else leaves out the least wanted column and
+ * tries again.  What the kept columns cannot fit in overflows. */
+static void table_fit(struct table *t, size_t avail)
+{
+    for (int c = 0; c < N_COLS; c++)
+        t->shown[c] = true;
+    for (int k = N_COLS - 1; avail > 0; k--) {
+        size_t w = table_width(t), slack = 0, excess;
+
+        if (w <= avail)
+            return;
+        for (int c = 0; c < N_COLS; c++)
+            if (t->shown[c] && fit_min[c] && t->width[c] > fit_min[c])
+                slack += t->width[c] - fit_min[c];
+        if (w - slack > avail && k >= FIT_KEEP) {
+            t->shown[fit_order[k]] = false;
+            continue;
+        }
+        /* The least wanted is cut first. */
+        excess = w - avail;
+        for (int i = N_COLS - 1; i >= 0 && excess > 0; i--) {
+            int c = fit_order[i];
+            size_t cut;
+
+            if (!t->shown[c] || !fit_min[c] || t->width[c] <= fit_min[c])
+                continue;
+            cut = t->width[c] - fit_min[c];
+            if (cut > excess)
+                cut = excess;
+            t->width[c] -= cut;
+            excess -= cut;
+        }
+        return;
+    }
+}
+
 static void table_print_row(const struct table *t, char *const *row)
 {
+    int last = -1;
+    bool first = true;
+
+    for (int c = 0; c < N_COLS; c++)
+        if (t->shown[c])
+            last = c;
     for (int c = 0; c < N_COLS; c++) {
-        const char *sep = c ? " " : "";
-        /* No padding after the last column: no trailing blanks. */
-        if (columns[c].right)
-            printf("%s%*s", sep, (int)t->width[c], row[c]);
-        else if (c == N_COLS - 1)
+        const char *sep = first ? "" : " ";
+        int w = (int)t->width[c];
+
+        if (!t->shown[c])
+            continue;
+        first = false;
+        /* A column cut to fit marks the cut with '+', as cell_text does. */
+        if (strlen(row[c]) > t->width[c])
+            printf("%s%.*s+", sep, w - 1, row[c]);
+        else if (columns[c].right)
+            printf("%s%*s", sep, w, row[c]);
+        else if (c == last) /* no trailing blanks */
             printf("%s%s", sep, row[c]);
         else
-            printf("%s%-*s", sep, (int)t->width[c], row[c]);
+            printf("%s%-*s", sep, w, row[c]);
     }
     putchar('\n');
 }
 
-static void table_print(struct table *t)
+static void table_print(struct table *t, size_t avail)
 {
     char *titles[N_COLS];
 
@@ -467,6 +542,7 @@ static void table_print(struct table *t)
         if (strlen(titles[c]) > t->width[c])
             t->width[c] = strlen(titles[c]);
     }
+    table_fit(t, avail);
     table_print_row(t, titles);
     for (size_t i = 0; i < t->n_rows; i++)
         table_print_row(t, t->cells + i * N_COLS);
@@ -822,7 +898,7 @@ int cmd_usage(struct cli *cli, int argc, char **argv)
     } else if (w.n == 0) {
         print_empty(w.format, &q);
     } else if (w.format == FORMAT_TABLE) {
-        table_print(&w.table);
+        table_print(&w.table, (size_t)cli_term_width());
     } else if (w.format == FORMAT_JSON) {
         fputs("\n]\n", stdout);
     }

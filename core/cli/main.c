@@ -2,11 +2,14 @@
  * surplus - the command line for tenants and operators.  This file parses
  * the global options and hands over to one function per verb.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "log.h"
@@ -43,6 +46,26 @@ void cli_error(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+int cli_term_width(void)
+{
+    struct winsize ws;
+    const char *env = getenv("COLUMNS");
+    char *end;
+    long n;
+
+    if (!isatty(STDOUT_FILENO))
+        return 0;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    if (env != NULL && *env) {
+        errno = 0;
+        n = strtol(env, &end, 10);
+        if (errno == 0 && *end == '\0' && n > 0 && n <= 10000)
+            return (int)n;
+    }
+    return 80;
+}
+
 int cli_load_config(const struct cli *cli, struct config **ret)
 {
     struct err e = {0};
@@ -57,7 +80,8 @@ int cli_load_config(const struct cli *cli, struct config **ret)
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: surplus [--config FILE] [--socket PATH | --url URL "
-               "--token-file FILE] [--json] VERB [ARGS]\n\nVerbs:\n");
+               "--token-file FILE [--cacert FILE]] [--json] VERB "
+               "[ARGS]\n\nVerbs:\n");
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
     fprintf(f, "\nSee surplus(1).\n");
@@ -70,6 +94,7 @@ int main(int argc, char **argv)
         {"socket", required_argument, NULL, 'S'},
         {"url", required_argument, NULL, 'U'},
         {"token-file", required_argument, NULL, 'T'},
+        {"cacert", required_argument, NULL, 'A'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -92,6 +117,9 @@ int main(int argc, char **argv)
             break;
         case 'T':
             cli.token_file = optarg;
+            break;
+        case 'A':
+            cli.cacert = optarg;
             break;
         case 'j':
             cli.json = true;

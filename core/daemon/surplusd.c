@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -43,9 +44,15 @@ static int detach(int *ready_fd)
     if ((pid = fork()) < 0)
         return -errno;
     if (pid > 0) {
+        int st;
+
         close(p[1]);
         if (read(p[0], &c, 1) == 1)
             _exit(0);
+        /* The child closed the pipe without saying it is ready: it
+         * failed, and its status (78 for a configuration error) is ours. */
+        if (waitpid(pid, &st, 0) == pid && WIFEXITED(st))
+            _exit(WEXITSTATUS(st));
         _exit(70);
     }
     close(p[0]);

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,9 +38,15 @@ struct api {
     struct endpoint on_unix, on_tcp;
     struct MHD_Daemon *unix_d;
     struct MHD_Daemon *tcp_d;
-    int unix_fd;
+    int unix_fd, tcp_fd;
     char *socket_path;
     char *tls_cert, *tls_key;
+    /* While the HTTPS server starts, its first message is kept for the
+     * error rather than logged (the TLS library's reason for refusing the
+     * certificate or key). */
+    pthread_mutex_t tls_mu;
+    bool tls_starting;
+    char tls_msg[256];
 };
 
 /* One request's state across the handler's calls. */
@@ -451,23 +459,57 @@ static void request_done(void *cls, struct MHD_Connection *c, void **state,
 
 /* ---- start and stop ----------------------------------------------------- */
 
-static char *slurp(const char *path, struct err *e)
+/* The whole of a PEM file named by configuration key `key`. */
+static char *slurp(const char *key, const char *path, struct err *e)
 {
     FILE *f = fopen(path, "re");
     char *buf = NULL;
     size_t len = 0;
 
     if (f == NULL) {
-        err_set(e, -errno, "%s: %s", path, strerror(errno));
+        err_set(e, -errno, "%s '%s': %s", key, path, strerror(errno));
         return NULL;
     }
+    errno = 0;
     if (getdelim(&buf, &len, '\0', f) < 0) {
-        err_set(e, -EIO, "%s: cannot read", path);
+        err_set(e, -EINVAL, "%s '%s': %s", key, path,
+                errno ? strerror(errno) : "empty file");
         free(buf);
         buf = NULL;
     }
     fclose(f);
     return buf;
+}
+
+/* The checks that can name the file at fault; whether the key belongs to
+ * the certificate only the TLS library can say (tcp_start). */
+static int tls_load(struct api *a, const struct config *cf, struct err *e)
+{
+    struct stat st;
+
+    if ((a->tls_cert = slurp("api.tls_cert", cf->api.tls_cert, e)) == NULL ||
+        (a->tls_key = slurp("api.tls_key", cf->api.tls_key, e)) == NULL)
+        return e->code;
+    if (strstr(a->tls_cert, "-----BEGIN CERTIFICATE-----") == NULL)
+        return err_set(e, -EINVAL, "api.tls_cert '%s': no PEM certificate "
+                                   "in it (-----BEGIN CERTIFICATE-----)",
+                       cf->api.tls_cert);
+    if (strstr(a->tls_key, "-----BEGIN ENCRYPTED PRIVATE KEY-----") ||
+        strstr(a->tls_key, "Proc-Type: 4,ENCRYPTED"))
+        return err_set(e, -EINVAL, "api.tls_key '%s': the key is encrypted; "
+                                   "surplusd needs it unencrypted, protected "
+                                   "by the file's owner and mode",
+                       cf->api.tls_key);
+    if (strstr(a->tls_key, "-----BEGIN ") == NULL ||
+        strstr(a->tls_key, "PRIVATE KEY-----") == NULL)
+        return err_set(e, -EINVAL, "api.tls_key '%s': no PEM private key in "
+                                   "it (-----BEGIN PRIVATE KEY-----)",
+                       cf->api.tls_key);
+    if (stat(cf->api.tls_key, &st) == 0 && (st.st_mode & 0077))
+        log_msg(SURPLUS_LOG_WARNING, "api.tls_key '%s' can be read by "
+                                     "others (mode %04o); chmod 600 it",
+                cf->api.tls_key, (unsigned)(st.st_mode & 07777));
+    return 0;
 }
 
 static int unix_listen(struct api *a, const char *path, struct err *e)
@@ -508,10 +550,113 @@ static int unix_listen(struct api *a, const char *path, struct err *e)
     return 0;
 }
 
+/* Binds api.listen ("HOST:PORT", "[V6ADDR]:PORT") to the address it
+ * names, and only there. */
+static int tcp_listen(struct api *a, const char *listen_on, struct err *e)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    const char *colon = strrchr(listen_on, ':');
+    char host[256];
+    int r = -EINVAL, fd = -1, one = 1;
+    size_t n = colon ? (size_t)(colon - listen_on) : 0;
+
+    if (colon == NULL || n == 0 || n >= sizeof host || colon[1] == '\0')
+        return err_set(e, -EINVAL, "api.listen '%s': not HOST:PORT",
+                       listen_on);
+    memcpy(host, listen_on, n);
+    host[n] = '\0';
+    if (host[0] == '[' && host[n - 1] == ']') {
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    if ((r = getaddrinfo(host, colon + 1, &hints, &res)) != 0)
+        return err_set(e, -EINVAL, "api.listen '%s': %s", listen_on,
+                       r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+    r = -EADDRNOTAVAIL;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family,
+                    ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            r = -errno;
+            continue;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+            listen(fd, 128) < 0) {
+            r = -errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return err_set(e, r, "api.listen '%s': %s", listen_on, strerror(-r));
+    a->tcp_fd = fd;
+    return 0;
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     log_vmsg(SURPLUS_LOG_WARNING, "http: ", fmt, ap);
+}
+
+static void mhd_log_tls(void *cls, const char *fmt, va_list ap)
+{
+    struct api *a = cls;
+    bool kept = false;
+
+    pthread_mutex_lock(&a->tls_mu);
+    if (a->tls_starting) {
+        kept = true;
+        if (a->tls_msg[0] == '\0') {
+            vsnprintf(a->tls_msg, sizeof a->tls_msg, fmt, ap);
+            a->tls_msg[strcspn(a->tls_msg, "\n")] = '\0';
+        }
+    }
+    pthread_mutex_unlock(&a->tls_mu);
+    if (!kept)
+        log_vmsg(SURPLUS_LOG_WARNING, "https: ", fmt, ap);
+}
+
+/* HTTPS on api.listen: no plaintext TCP, since requests there carry bearer
+ * tokens (config.c refuses api.listen without tls_cert and tls_key). */
+static int tcp_start(struct api *a, const struct config *cf, unsigned flags,
+                     struct err *e)
+{
+    int r;
+
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return err_set(e, -ENOTSUP, "api.listen '%s': this libmicrohttpd "
+                                    "was built without TLS",
+                       cf->api.listen);
+    if ((r = tls_load(a, cf, e)) < 0 ||
+        (r = tcp_listen(a, cf->api.listen, e)) < 0)
+        return r;
+    pthread_mutex_lock(&a->tls_mu);
+    a->tls_starting = true;
+    pthread_mutex_unlock(&a->tls_mu);
+    a->tcp_d = MHD_start_daemon(
+        flags | MHD_USE_TLS, 0, NULL, NULL, handler, &a->on_tcp,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log_tls, a, MHD_OPTION_LISTEN_SOCKET,
+        a->tcp_fd, MHD_OPTION_HTTPS_MEM_CERT, a->tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, a->tls_key, MHD_OPTION_THREAD_POOL_SIZE,
+        API_THREADS, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
+    pthread_mutex_lock(&a->tls_mu);
+    a->tls_starting = false;
+    pthread_mutex_unlock(&a->tls_mu);
+    if (a->tcp_d == NULL)
+        return err_set(e, -EINVAL, "api.tls_key '%s' with api.tls_cert "
+                                   "'%s': %s",
+                       cf->api.tls_key, cf->api.tls_cert,
+                       a->tls_msg[0] ? a->tls_msg
+                                     : "refused by the TLS library");
+    return 0;
 }
 
 int api_start(struct service *s, const struct config *cf, struct api **ret,
@@ -528,6 +673,8 @@ int api_start(struct service *s, const struct config *cf, struct api **ret,
         return err_set(e, -ENOMEM, "out of memory");
     a->svc = s;
     a->unix_fd = -1;
+    a->tcp_fd = -1;
+    pthread_mutex_init(&a->tls_mu, NULL);
     a->on_unix = (struct endpoint){a, true};
     a->on_tcp = (struct endpoint){a, false};
     if ((r = unix_listen(a, cf->api.socket, e)) < 0)
@@ -542,33 +689,9 @@ int api_start(struct service *s, const struct config *cf, struct api **ret,
         r = err_set(e, -EIO, "cannot serve HTTP on %s", cf->api.socket);
         goto fail;
     }
-    if (cf->api.listen && cf->api.listen[0]) {
-        const char *colon = strrchr(cf->api.listen, ':');
-        long port = colon ? strtol(colon + 1, NULL, 10) : 0;
-
-        if (port <= 0 || port > 65535) {
-            r = err_set(e, -EINVAL, "api.listen '%s': not HOST:PORT",
-                        cf->api.listen);
-            goto fail;
-        }
-        if ((a->tls_cert = slurp(cf->api.tls_cert, e)) == NULL ||
-            (a->tls_key = slurp(cf->api.tls_key, e)) == NULL) {
-            r = e->code;
-            goto fail;
-        }
-        a->tcp_d = MHD_start_daemon(
-            flags | MHD_USE_TLS | MHD_USE_DUAL_STACK, (uint16_t)port, NULL,
-            NULL, handler, &a->on_tcp, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-            NULL, MHD_OPTION_HTTPS_MEM_CERT, a->tls_cert,
-            MHD_OPTION_HTTPS_MEM_KEY, a->tls_key, MHD_OPTION_THREAD_POOL_SIZE,
-            API_THREADS, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-            MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
-        if (a->tcp_d == NULL) {
-            r = err_set(e, -EIO, "cannot serve HTTPS on %s",
-                        cf->api.listen);
-            goto fail;
-        }
-    }
+    if (cf->api.listen && cf->api.listen[0] &&
+        (r = tcp_start(a, cf, flags, e)) < 0)
+        goto fail;
     *ret = a;
     return 0;
 fail:
@@ -594,11 +717,14 @@ void api_stop(struct api *a)
         MHD_stop_daemon(a->tcp_d);
     if (a->unix_fd >= 0)
         close(a->unix_fd);
+    if (a->tcp_fd >= 0)
+        close(a->tcp_fd);
     if (a->socket_path) {
         unlink(a->socket_path);
         free(a->socket_path);
     }
     free(a->tls_cert);
     free(a->tls_key);
+    pthread_mutex_destroy(&a->tls_mu);
     free(a);
 }

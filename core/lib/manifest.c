@@ -831,11 +831,27 @@ static int mf_outputs(struct mf *m, const config_setting_t *root,
     return 0;
 }
 
+/* Only true or false: 1, "yes" and the like are refused rather than
+ * guessed at. */
+static int mf_bool(struct mf *m, const config_setting_t *g, const char *key,
+                   bool *dst)
+{
+    const config_setting_t *st = config_setting_get_member(g, key);
+
+    if (st == NULL)
+        return 0;
+    if (config_setting_type(st) != CONFIG_TYPE_BOOL)
+        return mf_bad(m, st, "expected true or false");
+    *dst = config_setting_get_bool(st) != 0;
+    return 0;
+}
+
 static int mf_top(struct mf *m, const config_setting_t *root,
                   struct job_spec *spec)
 {
     static const char *const keys[] = {"api", "name", "command", "env",
-                                       "resources", "outputs", NULL};
+                                       "resources", "outputs", "requeue",
+                                       NULL};
     int r;
 
     /* api first: a manifest for a newer format is reported as that, not as
@@ -846,7 +862,8 @@ static int mf_top(struct mf *m, const config_setting_t *root,
         (r = mf_command(m, root, spec)) < 0 ||
         (r = mf_env(m, root, spec)) < 0 ||
         (r = mf_resources(m, root, spec)) < 0 ||
-        (r = mf_outputs(m, root, spec)) < 0)
+        (r = mf_outputs(m, root, spec)) < 0 ||
+        (r = mf_bool(m, root, "requeue", &spec->requeue)) < 0)
         return r;
     return 0;
 }

@@ -7,6 +7,7 @@
 #ifndef SURPLUS_MANIFEST_H
 #define SURPLUS_MANIFEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,8 @@ struct job_spec {
     struct job_resources resources;
     char **outputs;         /* relative paths; "dir/" means a directory */
     size_t n_outputs;
+    bool requeue;           /* a node restart may run it again from the
+                               start (default false: it fails) */
 };
 
 /* Parses `len` bytes of job.conf.  `origin` names it in messages

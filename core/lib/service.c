@@ -28,6 +28,7 @@
 #include "jobstore.h"
 #include "log.h"
 #include "node.h"
+#include "recovery.h"
 #include "runner.h"
 #include "scheduler.h"
 #include "sha256.h"
@@ -306,7 +307,7 @@ static json_t *job_json(const struct job_row *r)
 
     return json_pack(
         "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s?, s:i, s:I, "
-        "s:{s:i, s:s, s:I, s:I}}",
+        "s:{s:i, s:s, s:I, s:I}, s:b}",
         "id", r->id, "tenant", r->tenant, "name", r->name, "state",
         job_state_name(r->state), "exit_status",
         r->exit_status >= 0 ? json_integer(r->exit_status) : json_null(),
@@ -317,7 +318,7 @@ static json_t *job_json(const struct job_row *r)
         "resources", "gpus", (int)r->gpus, "model",
         r->model ? r->model : "*", "gpu_memory_bytes",
         (json_int_t)r->gpu_memory, "walltime_ms",
-        (json_int_t)r->walltime_ms);
+        (json_int_t)r->walltime_ms, "requeue", r->requeue);
 }
 
 /* The job, if the caller may see it: -ENOENT otherwise, as if absent. */
@@ -337,16 +338,43 @@ static int job_visible(struct service *s, const struct caller *c,
     return r;
 }
 
+static int on_transition(void *arg, const struct job_transition *t)
+{
+    json_t *o = arg;
+
+    if (t->to == JOB_RUNNING)
+        json_object_set_new(o, "attempts",
+                            json_integer(json_integer_value(
+                                             json_object_get(o, "attempts")) +
+                                         1));
+    json_array_append_new(json_object_get(o, "history"),
+                          json_pack("{s:s, s:o, s:s?}", "state",
+                                    job_state_name(t->to), "at",
+                                    time_json(t->time_us), "reason",
+                                    t->reason));
+    return 0;
+}
+
+/* One job, with its history: how many times it started (a requeue after a
+ * drain or a restart runs it again) and each state it went through. */
 int service_job(struct service *s, const struct caller *c, const char *id,
                 json_t **ret, struct err *e)
 {
     struct job_row row = {0};
+    json_t *j;
     int r = job_visible(s, c, id, &row, e);
 
     if (r < 0)
         return r;
-    *ret = job_json(&row);
+    j = job_json(&row);
     job_row_free(&row);
+    json_object_set_new(j, "attempts", json_integer(0));
+    json_object_set_new(j, "history", json_array());
+    if ((r = jobstore_transitions(s->js, id, on_transition, j, e)) < 0) {
+        json_decref(j);
+        return r;
+    }
+    *ret = j;
     return 0;
 }
 
@@ -453,6 +481,7 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     row.cpus = sum.spec->resources.cpus;
     row.memory = sum.spec->resources.memory;
     row.walltime_ms = sum.spec->resources.walltime_ms;
+    row.requeue = sum.spec->requeue;
     if ((r = jobstore_insert(s->js, &row, e)) < 0)
         goto out;
 
@@ -657,7 +686,7 @@ out:
     return a;
 }
 
-static int on_queued(void *arg, const struct job_row *row);
+static int queue_add(struct service *s, const struct job_row *row);
 
 /* With the lock held: forgets a claimed job that did not start, giving
  * back its devices.  If the store still has it queued (its start could not
@@ -669,7 +698,7 @@ static void unclaim_job(struct service *s, struct active *a)
     struct err e = {0};
 
     if (jobstore_get(s->js, a->id, &row, &e) == 0 &&
-        row.state == JOB_QUEUED && on_queued(s, &row) == 0) {
+        row.state == JOB_QUEUED && queue_add(s, &row) == 0) {
         struct qjob q = s->queue[s->n_queue - 1];
         size_t at = s->n_queue - 1;
 
@@ -1183,12 +1212,11 @@ char *service_metrics(struct service *s)
 
 /* ---- life cycle ----------------------------------------------------------------- */
 
-static int on_queued(void *arg, const struct job_row *row)
+static int queue_add(struct service *s, const struct job_row *row)
 {
-    struct service *s = arg;
-    struct qjob *q = realloc(s->queue, (s->n_queue + 1) * sizeof *q);
+    struct qjob *q;
 
-    if (q == NULL)
+    if ((q = realloc(s->queue, (s->n_queue + 1) * sizeof *q)) == NULL)
         return -ENOMEM;
     s->queue = q;
     q = &s->queue[s->n_queue++];
@@ -1200,6 +1228,18 @@ static int on_queued(void *arg, const struct job_row *row)
     q->walltime_ms = row->walltime_ms;
     q->submitted_us = row->submitted_us;
     return 0;
+}
+
+/* At start: each job the store has queued. */
+static int on_queued(void *arg, const struct job_row *row)
+{
+    struct service *s = arg;
+
+    if (recovery_give_up(s->js, row, wall_us())) {
+        s->finished[JOB_FAILED]++;
+        return 0;
+    }
+    return queue_add(s, row);
 }
 
 int service_open(const struct config *cf, struct service **ret,
@@ -1247,7 +1287,8 @@ int service_start(struct service *s, struct err *e)
 
     /* Jobs that were running when the daemon stopped have no process any
      * more (each died with its init when its runner did). */
-    if ((r = jobstore_reconcile(s->js, wall_us(), &requeued, &failed, e)) < 0)
+    if ((r = recovery_reconcile(s->js, s->cf->state_dir, wall_us(),
+                                &requeued, &failed, e)) < 0)
         return r;
     if (requeued || failed)
         log_msg(SURPLUS_LOG_WARNING, "after a restart: %llu job(s) requeued, "

@@ -154,6 +154,7 @@ static void test_defaults(void)
         tap_ok(s->n_outputs == 0 && s->outputs != NULL &&
                    s->outputs[0] == NULL,
                "no outputs: an empty NULL-terminated list");
+        tap_ok(!s->requeue, "default requeue: false (a restart fails it)");
         job_spec_free(s);
     }
 
@@ -313,6 +314,36 @@ static void test_env(void)
     bad(with(big), 5, "env.BIG: 32769 bytes, more than 32768",
         "a value over 32 KiB");
     free(big);
+}
+
+static void test_requeue(void)
+{
+    static const struct {
+        const char *text;
+        bool want;
+    } good[] = {{"requeue = true;", true},
+                {"requeue = false;", false},
+                {"requeue = TRUE;", true}};
+    struct job_spec *s;
+    struct err e;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        int r = parse(with(good[i].text), &s, &e);
+
+        if (tap_ok(r == 0, "%s parses: %s", good[i].text, e.msg)) {
+            tap_ok(s->requeue == good[i].want, "%s: requeue is %s",
+                   good[i].text, good[i].want ? "true" : "false");
+            job_spec_free(s);
+        }
+    }
+    bad(with("requeue = 1;"), 4, "requeue: expected true or false",
+        "requeue as an integer");
+    bad(with("\nrequeue = \"yes\";"), 5, "requeue: expected true or false",
+        "requeue as a string");
+    bad(with("requeue = [true];"), 4, "requeue: expected true or false",
+        "requeue as an array");
+    bad(with("resources = { requeue = true; };"), 4,
+        "resources.requeue: unknown key", "requeue inside resources");
 }
 
 static void test_resources(void)
@@ -538,6 +569,7 @@ int main(void)
     test_api_name_command();
     test_env();
     test_resources();
+    test_requeue();
     test_outputs();
     test_text();
 

@@ -1,0 +1,159 @@
+#!/bin/sh
+# `requeue = true;` in job.conf: a job that was running when surplusd was
+# killed runs again after the restart (and is billed once, for the attempt
+# that ran to its end), while one without it fails with "node restarted";
+# a job that keeps taking its node down is requeued at most 3 times; and a
+# requeue that is not true or false is refused with the file, line and key.
+. "$top_srcdir/tests/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || skip_all "surplusd needs root (namespaces, job uids)"
+unshare -mpinu --fork true 2>/dev/null ||
+    skip_all "this host cannot create namespaces"
+command -v curl > /dev/null || skip_all "no curl"
+
+SURPLUSD="$top_builddir/surplusd"
+sock="$tmp/surplus.sock"
+uid_base=353000
+acme_sha=$(printf acme-token | sha256sum | cut -d' ' -f1)
+printf acme-token > "$tmp/acme.tok"
+cat > "$tmp/d.conf" <<CONF
+state_dir = "$tmp/state";
+accelerators = ( { plugin = "sim"; count = 2; model = "SIM-80G"; memory = "1M"; } );
+sandbox = { uid_base = $uid_base; kill_grace = "1s"; };
+api = { socket = "$sock"; };
+tenants = ( { name = "acme"; token_sha256 = "$acme_sha"; } );
+CONF
+start_daemon() {
+    "$SURPLUSD" -c "$tmp/d.conf" --foreground --drain-timeout 1s \
+        >> "$tmp/surplusd.log" 2>&1 &
+    daemon=$!
+    for i in $(seq 1 100); do
+        curl -s --unix-socket "$sock" http://x/healthz > /dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    return 1
+}
+trap 'kill -9 $daemon 2>/dev/null; rm -rf "$tmp"' EXIT
+C() { "$SURPLUS" --config "$tmp/d.conf" "$@"; }
+# The one-shot checks run under valgrind in `make check-valgrind`.
+V() { run "$SURPLUS" --config "$tmp/d.conf" "$@"; }
+A() { C --token-file "$tmp/acme.tok" "$@"; }
+state() { A status "$1" | sed -n 's/^state: *//p'; }
+reason() { A status "$1" | sed -n 's/^reason: *//p'; }
+started() { # waits until job $1 has written "started" $2 times (default 1)
+    for i in $(seq 1 200); do
+        [ "$(A logs "$1" 2>/dev/null | grep -c '^started$')" -ge "${2:-1}" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+wait_state() { # wait_state ID STATE
+    for i in $(seq 1 300); do [ "$(state "$1")" = "$2" ] && return 0; sleep 0.1; done
+    return 1
+}
+no_job_processes() {
+    [ -z "$(ps -o stat= -u $uid_base -u $((uid_base + 1)) 2>/dev/null | grep -v '^Z')" ]
+}
+kill9() { kill -9 $daemon; wait $daemon 2>/dev/null; sleep 0.3; }
+# python3 over `surplus --json status ID` on stdin
+jq_() { A --json status "$1" | python3 -c "import json, sys; j = json.load(sys.stdin); $2"; }
+
+mkjob() { # mkjob NAME SCRIPT [MANIFEST-LINES]
+    mkdir -p "$tmp/$1"
+    printf '%s\n' "$2" > "$tmp/$1/run.sh"
+    printf 'api = 1;\nname = "%s";\ncommand = ["/bin/sh", "run.sh"];\nresources = { gpus = 1; };\n%s\n' "$1" "${3:-}" > "$tmp/$1/job.conf"
+    C bundle create "$tmp/$1" -o "$tmp/$1.tar.zst" > /dev/null 2>&1
+}
+# "again" must still be running at the kill: it is started last, and the
+# kill follows as soon as its log says it started.
+mkjob again 'echo started; sleep 5; echo done' 'requeue = true;'
+ok $? "a bundle with requeue = true is created"
+mkjob once 'echo started; sleep 30' 'requeue = false;'
+mkjob crashy 'echo started; sleep 30' 'requeue = true;'
+
+# --- refused: requeue that is not a boolean -------------------------------------
+mkdir -p "$tmp/bad"
+printf 'api = 1;\nname = "bad";\ncommand = ["/bin/true"];\nrequeue = "yes";\n' > "$tmp/bad/job.conf"
+tar -C "$tmp/bad" -cf "$tmp/bad.tar" job.conf
+V bundle check "$tmp/bad.tar" > /dev/null 2> "$tmp/err"
+[ $? -eq 65 ] && grep -q 'job.conf:4: requeue: expected true or false' "$tmp/err"
+ok $? "bundle check refuses requeue = \"yes\" with exit 65, naming file, line and key: $(cat "$tmp/err")"
+
+start_daemon
+ok $? "surplusd starts"
+V --token-file "$tmp/acme.tok" submit "$tmp/bad.tar" > /dev/null 2> "$tmp/err"
+[ $? -eq 65 ] && grep -q 'job.conf:4: requeue: expected true or false (HTTP 422)' "$tmp/err"
+ok $? "surplusd refuses it with 422 and surplus exits 65: $(cat "$tmp/err")"
+
+# --- kill -9 while two jobs run -----------------------------------------------------
+once=$(A submit "$tmp/once.tar.zst")
+started "$once"
+ok $? "a job with requeue = false runs"
+jq_ "$once" 'assert j["requeue"] is False and j["attempts"] == 1, j'
+ok $? "the API shows its requeue and its attempts so far"
+[ -d "$tmp/state/jobs/$once" ]
+ok $? "it has its directory under state_dir/jobs"
+again=$(A submit "$tmp/again.tar.zst") && started "$again"
+ok $? "a job with requeue = true runs"
+kill9
+no_job_processes
+ok $? "kill -9 of surplusd takes the jobs' processes down with it"
+start_daemon
+ok $? "surplusd restarts"
+[ "$(state "$once")" = failed ] && [ "$(reason "$once")" = "node restarted" ]
+ok $? "the job without requeue is failed, reason 'node restarted' ($(state "$once"), $(reason "$once"))"
+[ ! -e "$tmp/state/jobs/$once" ]
+ok $? "the directory its killed attempt left is removed"
+grep -q 'after a restart: 1 job(s) requeued, 1 failed' "$tmp/surplusd.log"
+ok $? "surplusd logs what it requeued and failed: $(grep 'after a restart' "$tmp/surplusd.log")"
+wait_state "$again" succeeded
+ok $? "the job with requeue = true runs again and succeeds ($(state "$again"))"
+jq_ "$again" '
+states = [h["state"] for h in j["history"]]
+assert states == ["queued", "running", "queued", "running", "completing",
+                  "succeeded"], states
+assert j["history"][2]["reason"] == "node restarted; requeued", j["history"]
+assert j["attempts"] == 2, j["attempts"]' > "$tmp/py" 2>&1
+ok $? "its history shows the requeue and its attempts are 2 $(cat "$tmp/py")"
+V --token-file "$tmp/acme.tok" status "$again" > "$tmp/out"
+grep -q '^attempts: *2 (requeued if the node restarts)$' "$tmp/out" &&
+    grep -q 'queued (node restarted; requeued)$' "$tmp/out"
+ok $? "surplus status shows the attempts and the history"
+sed 's/^/# /' "$tmp/out"
+[ "$(A logs "$again" | tr '\n' ' ')" = "started done " ]
+ok $? "its log is the second attempt's, from a fresh start: $(A logs "$again" | tr '\n' ' ')"
+
+V usage --format json > "$tmp/usage.json"
+python3 - "$tmp/usage.json" "$again" "$once" > "$tmp/py" 2>&1 <<'PY'
+import json, sys
+recs = json.load(open(sys.argv[1]))
+ids = [r["record_id"] for r in recs]
+assert len(ids) == len(set(ids)), ids
+again = [r for r in recs if r["job_id"] == sys.argv[2]]
+assert len(again) == 1, again
+assert again[0]["state"] == "succeeded", again[0]
+assert not [r for r in recs if r["job_id"] == sys.argv[3]], recs
+PY
+ok $? "one usage record for the requeued job (the attempt that ran to its end), none for the failed one, no id twice $(cat "$tmp/py")"
+
+# --- a job that keeps taking the node down ---------------------------------------------
+crashy=$(A submit "$tmp/crashy.tar.zst")
+for kill_n in 1 2 3 4; do
+    if ! started "$crashy"; then
+        ok 1 "crashy job started before kill $kill_n ($(state "$crashy"))"
+        break
+    fi
+    kill9
+    start_daemon
+done
+[ "$(state "$crashy")" = failed ] &&
+    [ "$(reason "$crashy")" = "node restarted while it ran, 4 times; requeued at most 3" ]
+ok $? "after the 4th restart a job with requeue = true is failed instead ($(state "$crashy"): $(reason "$crashy"))"
+jq_ "$crashy" 'assert j["attempts"] == 4, j["attempts"]' > "$tmp/py" 2>&1
+ok $? "it ran 4 times $(cat "$tmp/py")"
+[ ! -e "$tmp/state/jobs/$crashy" ] && no_job_processes
+ok $? "and nothing of it is left"
+
+kill -TERM $daemon; wait $daemon
+ok $? "surplusd drains and exits 0"
+done_testing
