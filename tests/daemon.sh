@@ -142,6 +142,18 @@ done
 n_ok=$(A --json list | python3 -c 'import json,sys; print(sum(1 for j in json.load(sys.stdin) if j["name"]=="quick" and j["state"]=="succeeded"))')
 [ "$n_ok" -eq 60 ]
 ok $? "... and all 60 run and succeed ($n_ok)"
+if command -v script > /dev/null 2>&1; then
+    for cols in 80 132; do
+        script -qec "stty cols $cols rows 24; '$SURPLUS' --config '$tmp/d.conf' --token-file '$tmp/acme.tok' list" /dev/null \
+            < /dev/null | tr -d '\r' > "$tmp/list.$cols"
+    done
+    long=$(awk '{ if (length($0) > max) max = length($0) } END { print max + 0 }' "$tmp/list.80")
+    [ "$long" -le 80 ] && [ "$(grep -c ' succeeded ' "$tmp/list.80")" -ge 60 ] &&
+        grep -q 'SUBMITTED (UTC)' "$tmp/list.132" && ! grep -q 'SUBMITTED (UTC)' "$tmp/list.80"
+    ok $? "surplus list fits an 80-column terminal (longest line $long) and uses more on a wide one"
+else
+    skip "surplus list fits the terminal" "no script(1) to make a terminal"
+fi
 q=$(head -1 "$tmp/ids")
 A fetch "$q" -o "$tmp/fetched" > /dev/null 2>&1 && cmp -s "$tmp/fetched/run.sh" "$tmp/quick/run.sh"
 ok $? "fetch downloads a job's outputs"

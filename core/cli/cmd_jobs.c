@@ -106,32 +106,50 @@ static int term_width(void)
     return w > 20 ? w : 100;
 }
 
-static void job_line(json_t *j)
+/* Column widths of `surplus list`: wide (a 90-column terminal or more,
+ * or not a terminal) and compact (fits 80: shorter tenant and name, and
+ * the submission time without its year). */
+struct list_layout {
+    int tenantw, namew, whenw;
+};
+
+static struct list_layout list_layout(void)
+{
+    int w = term_width();
+
+    if (w >= 90)
+        return (struct list_layout){10, 20, 19};
+    return (struct list_layout){8, 10, 14};
+}
+
+static void job_line(json_t *j, const struct list_layout *l)
 {
     json_t *ex = json_object_get(j, "exit_status");
     char exit_s[16] = "-", when[32];
     const char *t = str(j, "submitted_at");
-    int w = term_width();
-    int namew = w > 90 ? 20 : 12;
 
     if (json_is_integer(ex))
         snprintf(exit_s, sizeof exit_s, "%d", (int)json_integer_value(ex));
-    snprintf(when, sizeof when, "%.19s", t);
-    printf("%-16s  %-10.10s  %-*.*s  %-10s  %4s  %-19s  %zu\n",
-           str(j, "id"), str(j, "tenant"), namew, namew, str(j, "name"),
-           str(j, "state"), exit_s, when,
+    if (l->whenw == 19 || strlen(t) < 19)
+        snprintf(when, sizeof when, "%.19s", t);
+    else /* "2026-11-23T16:02:48" -> "11-23 16:02:48" */
+        snprintf(when, sizeof when, "%.5s %.8s", t + 5, t + 11);
+    printf("%-16s  %-*.*s  %-*.*s  %-10s  %4s  %-*s  %zu\n", str(j, "id"),
+           l->tenantw, l->tenantw, str(j, "tenant"), l->namew, l->namew,
+           str(j, "name"), str(j, "state"), exit_s, l->whenw, when,
            json_array_size(json_object_get(j, "devices")));
 }
 
 static void jobs_table(json_t *a)
 {
+    struct list_layout l = list_layout();
     size_t i;
     json_t *j;
-    int namew = term_width() > 90 ? 20 : 12;
 
-    printf("%-16s  %-10s  %-*s  %-10s  %4s  %-19s  %s\n", "JOB", "TENANT",
-           namew, "NAME", "STATE", "EXIT", "SUBMITTED (UTC)", "GPUS");
-    json_array_foreach(a, i, j) job_line(j);
+    printf("%-16s  %-*s  %-*s  %-10s  %4s  %-*s  %s\n", "JOB", l.tenantw,
+           "TENANT", l.namew, "NAME", "STATE", "EXIT", l.whenw,
+           l.whenw == 19 ? "SUBMITTED (UTC)" : "SUBMITTED", "GPUS");
+    json_array_foreach(a, i, j) job_line(j, &l);
 }
 
 static void job_detail(json_t *j)
