@@ -4,6 +4,12 @@
 # the reason, and a lease cannot be had.
 . "$top_srcdir/tests/lib.sh"
 [ "$SURPLUS_HAVE_CUDA" = 1 ] || skip_all "built without CUDA (configure --with-cuda)"
+# With a GPU here, the checker leases and scrubs it: one test at a time on
+# the GPUs (see tests/gpu/lib.sh).
+if ls /dev/nvidia[0-9]* > /dev/null 2>&1 && command -v flock > /dev/null 2>&1; then
+    exec 8> "${TMPDIR:-/tmp}/surplus-gpu-tests.lock"
+    flock 8
+fi
 # The CUDA runtime's own allocations are not ours to check under valgrind.
 "$CHECKER" "$PLUGINS/accelerator_cuda.so" > "$tmp/out" 2>&1
 status=$?

@@ -19,6 +19,7 @@ AM_TESTS_ENVIRONMENT = \
 	SURPLUS_FIXTURE_DIR='$(abs_top_builddir)/tests/plugins/.libs'; \
 	export SURPLUS_FIXTURE_DIR; \
 	SURPLUS_HAVE_CUDA='$(HAVE_CUDA_VALUE)'; export SURPLUS_HAVE_CUDA; \
+	SURPLUS_NVCC='$(NVCC)'; export SURPLUS_NVCC; \
 	CC='$(CC)'; export CC; CXX='$(CXX)'; export CXX; \
 	MAKE='$(MAKE)'; export MAKE; \
 	SURPLUS_VALGRIND="$(SURPLUS_VALGRIND)"; export SURPLUS_VALGRIND; \
@@ -116,9 +117,34 @@ SH_TESTS = \
 TESTS += $(SH_TESTS)
 EXTRA_DIST += $(SH_TESTS)
 
-GPU_TESTS = tests/gpu/discover.gpu
+# The cuda plugin's check that no process holds a device before its scrub
+# needs neither a GPU nor CUDA: it runs everywhere.
+UNIT_TESTS += tests/unit/test_cuda_holders
+check_PROGRAMS += tests/unit/test_cuda_holders
+tests_unit_test_cuda_holders_SOURCES = tests/unit/test_cuda_holders.c \
+	plugins/accelerator/cuda/holders.c plugins/accelerator/cuda/holders.h
+tests_unit_test_cuda_holders_CPPFLAGS = $(AM_CPPFLAGS) \
+	-I$(top_srcdir)/plugins/accelerator/cuda
+tests_unit_test_cuda_holders_CFLAGS = $(UNIT_CFLAGS)
+
+# The scrub's logic against a simulated CUDA runtime (it needs the CUDA
+# headers, not a GPU, and links no CUDA library).
+if HAVE_CUDA
+UNIT_TESTS += tests/unit/test_cuda_scrub
+check_PROGRAMS += tests/unit/test_cuda_scrub
+endif
+tests_unit_test_cuda_scrub_SOURCES = tests/unit/test_cuda_scrub.c \
+	plugins/accelerator/cuda/scrub.c plugins/accelerator/cuda/scrub.h
+tests_unit_test_cuda_scrub_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CPPFLAGS) \
+	-DSURPLUS_SCRUB_KERNELS=1 -I$(top_srcdir)/plugins/accelerator/cuda
+tests_unit_test_cuda_scrub_CFLAGS = $(UNIT_CFLAGS)
+
+# GPU tests: real jobs on real devices through `surplus run`; each exits 77
+# (skipped) without a GPU, root, or nvcc for its test programs.
+GPU_TESTS = tests/gpu/discover.gpu tests/gpu/lease-env.gpu \
+	tests/gpu/isolation.gpu tests/gpu/scrub.gpu tests/gpu/saxpy.gpu
 TESTS += $(GPU_TESTS)
-EXTRA_DIST += $(GPU_TESTS)
+EXTRA_DIST += $(GPU_TESTS) tests/gpu/lib.sh tests/gpu/probe.cu
 
 # make check-valgrind: the same suite, every C program under valgrind.
 VALGRIND_FLAGS = --quiet --error-exitcode=99 --leak-check=full \
@@ -166,3 +192,21 @@ bench-launch: tests/bench/launch$(EXEEXT) surplus$(EXEEXT)
 bench-throughput: surplus$(EXEEXT) surplusd$(EXEEXT) surplus-sandbox-init$(EXEEXT)
 	$(SHELL) $(srcdir)/tests/bench/throughput.sh $(builddir)
 .PHONY: bench-throughput
+
+# The scrub between tenants on a CUDA device: `make bench-scrub` (a GPU
+# machine; says so and succeeds where there is none).
+if HAVE_CUDA
+check_PROGRAMS += tests/bench/scrub
+endif
+tests_bench_scrub_SOURCES = tests/bench/scrub.c \
+	plugins/accelerator/cuda/scrub.c plugins/accelerator/cuda/scrub.h
+tests_bench_scrub_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CPPFLAGS) \
+	$(CUDA_SCRUB_CPPFLAGS) -I$(top_srcdir)/plugins/accelerator/cuda
+tests_bench_scrub_LDADD = $(CUDA_KERNELS_LO) $(CUDA_LIBS) -ldl -lpthread
+EXTRA_DIST += tests/bench/scrub.sh
+if HAVE_CUDA
+BENCH_SCRUB_PROGRAM = tests/bench/scrub$(EXEEXT)
+endif
+bench-scrub: $(BENCH_SCRUB_PROGRAM)
+	$(SHELL) $(srcdir)/tests/bench/scrub.sh $(builddir) || test $$? -eq 77
+.PHONY: bench-scrub

@@ -711,6 +711,7 @@ struct inventory {
     char model[MAX_DEVICES][128];
     uint64_t memory[MAX_DEVICES];
     int healthy[MAX_DEVICES];
+    char where[MAX_DEVICES][256]; /* pci bus id, node, detail: shown only */
     bool reasons_ok;
 };
 
@@ -725,6 +726,10 @@ static int take_device(void *arg, const struct surplus_device *d)
              d->model ? d->model : "");
     inv->memory[inv->n] = d->memory_bytes;
     inv->healthy[inv->n] = d->healthy;
+    snprintf(inv->where[inv->n], sizeof(inv->where[0]), "%s%s%s%s%s%s",
+             d->pci_bus_id ? ", pci " : "", d->pci_bus_id ? d->pci_bus_id : "",
+             d->node ? ", node " : "", d->node ? d->node : "",
+             d->detail ? ", " : "", d->detail ? d->detail : "");
     if (!d->healthy && (d->reason == NULL || *d->reason == '\0'))
         inv->reasons_ok = false;
     inv->n++;
@@ -784,9 +789,9 @@ static void accelerator_checks(struct conform *c, struct plugin *p)
             dev = a.id[i];
         else if (a.healthy[i] && dev2 == NULL)
             dev2 = a.id[i];
-        diag(c, "device %s: %s, %llu bytes, %s", a.id[i], a.model[i],
+        diag(c, "device %s: %s, %llu bytes, %s%s", a.id[i], a.model[i],
              (unsigned long long)a.memory[i],
-             a.healthy[i] ? "healthy" : "unhealthy");
+             a.healthy[i] ? "healthy" : "unhealthy", a.where[i]);
     }
     check(c, unique && described && a.reasons_ok,
           "accelerator: every device has a unique id, a model, memory, and "

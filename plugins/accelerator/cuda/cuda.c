@@ -11,6 +11,13 @@
  *
  * The runtime is linked statically, so the plugin loads where there is no
  * driver at all, and then reports zero devices with CUDA's own explanation.
+ *
+ * A lease's life: discover (and prepare, when the last check is stale)
+ * health-checks the device in a helper; prepare exposes its node, the
+ * control nodes and CUDA_VISIBLE_DEVICES=<UUID>; release waits until no
+ * process holds the node any more (holders.c), then a helper scrubs all
+ * the device's free memory (scrub.c, with the kernels of kernels.cu).  A
+ * device that is still held, or whose scrub fails, is retired.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* pipe2() */
@@ -41,6 +48,9 @@
 
 #include <surplus/accelerator.h>
 
+#include "holders.h"
+#include "scrub.h"
+
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
 #endif
@@ -56,9 +66,19 @@
 
 #define HEALTH_BYTES ((size_t)1 << 20)
 #define HEALTH_BYTE 0x5a
-#define SCRUB_CHUNK_MAX ((size_t)1 << 30)
-#define SCRUB_CHUNK_MIN ((size_t)2 << 20)
-#define VERIFY_BYTES ((size_t)64 << 20)
+/* A health check younger than this is trusted by prepare: the core
+ * discovers, which checks every free device, just before it leases. */
+#define HEALTH_MAX_AGE_DEFAULT_MS (UINT64_C(5) * 1000)
+/* How long release waits for the last job's processes to let go of a
+ * device: one killed inside a driver call may take a moment to exit. */
+#define HOLDER_WAIT_DEFAULT_MS (UINT64_C(10) * 1000)
+#define HOLDER_POLL_MS 100
+/* Holders named in one message. */
+#define HOLDERS_SHOWN 4
+/* Programs that keep GPU nodes open without being anyone's job: the
+ * persistence daemon (that is its purpose), DCGM's host engine and
+ * nvidia-smi.  Only processes outside any job's pid namespace qualify. */
+#define IGNORE_HOLDERS_DEFAULT "nvidia-persistenced,nv-hostengine,nvidia-smi"
 
 static const char *const cuda_control_nodes[] = {
     "/dev/nvidiactl",
@@ -110,22 +130,29 @@ struct cuda_device {
     bool healthy;
     bool retired; /* failed a scrub: never leased again */
     char *holder; /* lease id, NULL while free */
+    uint64_t checked_ms; /* when health was last seen, now_ms(); 0: never */
 };
 
 struct cuda {
     const struct surplus_host *host;
     struct surplus_ctx *ctx;
     uint64_t timeout_ms;
+    uint64_t health_max_age_ms;
+    uint64_t holder_wait_ms;
     const char *devices;       /* the setting as written, for messages */
     char **filter;             /* its entries; none: every device */
     size_t n_filter;
+    const char *ignore_holders; /* the setting as written */
+    char **ignore;             /* its entries */
+    size_t n_ignore;
     struct cuda_device *devs;  /* the inventory of the last discover */
     size_t n_devs;
     bool have_inventory;
     char why_none[CUDA_TEXT];  /* why the last discover found nothing */
 };
 
-struct scrub_request {
+/* The devices a health or scrub helper works on. */
+struct device_request {
     const size_t *index;       /* into devs */
     size_t n;
 };
@@ -157,6 +184,9 @@ static void cuda_fini(void *state)
     for (size_t i = 0; i < c->n_filter; i++)
         free(c->filter[i]);
     free(c->filter);
+    for (size_t i = 0; i < c->n_ignore; i++)
+        free(c->ignore[i]);
+    free(c->ignore);
     free(c);
 }
 
@@ -189,7 +219,10 @@ static bool cuda_wanted(const struct cuda *c, int ordinal, const char *uuid)
     return false;
 }
 
-static int cuda_parse_devices(struct cuda *c, const char *list)
+/* Splits a comma-separated setting into trimmed entries, stored in
+ * *ret (freed by fini, also on error). */
+static int split_list(struct cuda *c, const char *list, char ***ret,
+                      size_t *ret_n)
 {
     const char *p = list;
     size_t n = 1;
@@ -198,8 +231,8 @@ static int cuda_parse_devices(struct cuda *c, const char *list)
         return 0;
     for (const char *q = list; *q != '\0'; q++)
         n += *q == ',';
-    c->filter = calloc(n, sizeof(*c->filter));
-    if (c->filter == NULL)
+    *ret = calloc(n, sizeof(**ret));
+    if (*ret == NULL)
         return c->host->error(c->ctx, -ENOMEM, "out of memory");
     for (;;) {
         const char *end = strchr(p, ','), *e;
@@ -214,7 +247,22 @@ static int cuda_parse_devices(struct cuda *c, const char *list)
         f = strndup(p, (size_t)(e - p));
         if (f == NULL)
             return c->host->error(c->ctx, -ENOMEM, "out of memory");
-        c->filter[c->n_filter++] = f; /* freed by fini, also on error */
+        (*ret)[(*ret_n)++] = f;
+        if (*end == '\0')
+            return 0;
+        p = end + 1;
+    }
+}
+
+static int cuda_parse_devices(struct cuda *c, const char *list)
+{
+    int r = split_list(c, list, &c->filter, &c->n_filter);
+
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < c->n_filter; i++) {
+        const char *f = c->filter[i];
+
         if (is_index(f) ? strlen(f) > 4
                         : (f[0] == '\0' || strlen(f) >= CUDA_ID_MAX ||
                            strspn(f, "0123456789abcdefABCDEF-GPUgpu") <
@@ -222,17 +270,30 @@ static int cuda_parse_devices(struct cuda *c, const char *list)
             return c->host->error(c->ctx, -EINVAL,
                                   "devices = '%s': '%s' is neither a GPU "
                                   "UUID nor an index", list, f);
-        if (*end == '\0')
-            return 0;
-        p = end + 1;
     }
+    return 0;
+}
+
+static int cuda_parse_ignore(struct cuda *c, const char *list)
+{
+    int r = split_list(c, list, &c->ignore, &c->n_ignore);
+
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < c->n_ignore; i++)
+        if (c->ignore[i][0] == '\0' || strchr(c->ignore[i], '/') != NULL)
+            return c->host->error(c->ctx, -EINVAL,
+                                  "ignore_holders = '%s': '%s' is not the "
+                                  "name of a program (no '/', not empty)",
+                                  list, c->ignore[i]);
+    return 0;
 }
 
 static int cuda_init(const struct surplus_host *host, struct surplus_ctx *ctx,
                      void **ret_state)
 {
-    const char *devices;
-    uint64_t timeout_ms;
+    const char *devices, *ignore;
+    uint64_t timeout_ms, health_ms, holder_ms;
     struct cuda *c;
     int r;
 
@@ -245,6 +306,18 @@ static int cuda_init(const struct surplus_host *host, struct surplus_ctx *ctx,
     r = host->config_string(ctx, "devices", "", &devices);
     if (r < 0)
         return r;
+    r = host->config_duration(ctx, "health_max_age",
+                              HEALTH_MAX_AGE_DEFAULT_MS, &health_ms);
+    if (r < 0)
+        return r;
+    r = host->config_duration(ctx, "holder_wait", HOLDER_WAIT_DEFAULT_MS,
+                              &holder_ms);
+    if (r < 0)
+        return r;
+    r = host->config_string(ctx, "ignore_holders", IGNORE_HOLDERS_DEFAULT,
+                            &ignore);
+    if (r < 0)
+        return r;
     if (timeout_ms == 0)
         return host->error(ctx, -EINVAL, "helper_timeout must be positive");
 
@@ -254,8 +327,13 @@ static int cuda_init(const struct surplus_host *host, struct surplus_ctx *ctx,
     c->host = host;
     c->ctx = ctx;
     c->timeout_ms = timeout_ms;
+    c->health_max_age_ms = health_ms;
+    c->holder_wait_ms = holder_ms;
     c->devices = devices ? devices : "";
+    c->ignore_holders = ignore ? ignore : "";
     r = cuda_parse_devices(c, c->devices);
+    if (r == 0)
+        r = cuda_parse_ignore(c, c->ignore_holders);
     if (r < 0) {
         cuda_fini(c);
         return r;
@@ -317,19 +395,6 @@ static void format_uuid(const cudaUUID_t *uuid, char *buf, size_t len)
              "%02x%02x%02x%02x%02x%02x",
              b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
              b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-/* Offset of the first non-zero byte, or len when all are zero. */
-static size_t first_nonzero(const unsigned char *p, size_t len)
-{
-    /* p[0] == 0 and p[i] == p[i + 1] for all i means all zero; memcmp
-     * checks that at memory speed. */
-    if (len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0))
-        return len;
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != 0)
-            return i;
-    return len;
 }
 
 /* Reads "Device Minor:" from one /proc/driver/nvidia/gpus/<bus id>/
@@ -535,181 +600,110 @@ static int discover_child(const struct cuda *c, const void *arg, int fd)
     return wire_done(fd, 0, "%d devices", sent);
 }
 
-/*
- * Overwrites and verifies all the memory of one device that can be
- * allocated: as much as cudaMalloc gives in large chunks, then in smaller
- * ones down to the 2 MiB the allocator works in, so that nothing is left
- * over; each chunk is zeroed on the device, then read back through a
- * pinned host buffer and checked.
- */
-static void scrub_device(int ordinal, struct wire *w)
+/* The CUDA ordinal, now, of each device of `req`, found by UUID: the
+ * ordinals of the inventory may have changed since it was taken.  -1 for
+ * a device CUDA does not find.  Returns the device count, or -EIO with
+ * the CUDA error in `why`. */
+static int find_ordinals(const struct cuda *c,
+                         const struct device_request *req, int *ordinal,
+                         char *why, size_t why_len)
 {
-    size_t step = SCRUB_CHUNK_MAX, total = 0, n = 0, cap = 0;
-    size_t free_bytes = 0, total_bytes = 0;
-    uint64_t start = now_ns();
-    unsigned char *buf = NULL;
-    bool pinned = false;
-    void **chunk = NULL;
-    size_t *size = NULL;
-    const char *call;
+    struct cudaDeviceProp prop;
+    char uuid[CUDA_ID_MAX];
+    int n = 0;
     cudaError_t e;
 
-    w->err = -EIO;
-    call = "cudaSetDevice";
-    e = cudaSetDevice(ordinal);
-    if (e != cudaSuccess)
-        goto cuda_fail;
-    call = "cudaMemGetInfo";
-    e = cudaMemGetInfo(&free_bytes, &total_bytes);
-    if (e != cudaSuccess)
-        goto cuda_fail;
-
-    /* Taken before device memory is exhausted, in case pinning needs any;
-     * pageable memory is slower but does the same job. */
-    e = cudaMallocHost((void **)&buf, VERIFY_BYTES);
-    if (e == cudaSuccess) {
-        pinned = true;
-    } else {
-        (void)cudaGetLastError();
-        buf = malloc(VERIFY_BYTES);
-        if (buf == NULL) {
-            snprintf(w->text, sizeof(w->text),
-                     "out of host memory for the verify buffer");
-            goto out;
-        }
+    e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        snprintf(why, why_len, "CUDA: %s: %s", cudaGetErrorName(e),
+                 cudaGetErrorString(e));
+        return -EIO;
     }
-
-    while (step >= SCRUB_CHUNK_MIN) {
-        void *p = NULL;
-
-        e = cudaMalloc(&p, step);
-        if (e == cudaErrorMemoryAllocation) {
+    for (size_t k = 0; k < req->n; k++)
+        ordinal[k] = -1;
+    for (int i = 0; i < n; i++) {
+        if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) {
             (void)cudaGetLastError();
-            step /= 2;
             continue;
         }
-        call = "cudaMalloc";
-        if (e != cudaSuccess)
-            goto cuda_fail;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 256;
-            void **nchunk = realloc(chunk, ncap * sizeof(*chunk));
-            size_t *nsize;
-
-            if (nchunk != NULL)
-                chunk = nchunk;
-            nsize = nchunk ? realloc(size, ncap * sizeof(*size)) : NULL;
-            if (nsize == NULL) {
-                (void)cudaFree(p);
-                snprintf(w->text, sizeof(w->text), "out of host memory");
-                goto out;
-            }
-            size = nsize;
-            cap = ncap;
-        }
-        chunk[n] = p;
-        size[n] = step;
-        n++;
-        total += step;
-        call = "cudaMemset";
-        e = cudaMemset(p, 0, step);
-        if (e != cudaSuccess)
-            goto cuda_fail;
+        format_uuid(&prop.uuid, uuid, sizeof(uuid));
+        for (size_t k = 0; k < req->n; k++)
+            if (strcmp(uuid, c->devs[req->index[k]].id) == 0)
+                ordinal[k] = i;
     }
-    if (total == 0) {
-        snprintf(w->text, sizeof(w->text),
-                 "no device memory could be allocated (%zu of %zu bytes "
-                 "free)", free_bytes, total_bytes);
-        goto out;
+    return n;
+}
+
+static int health_child(const struct cuda *c, const void *arg, int fd)
+{
+    const struct device_request *req = arg;
+    char why[CUDA_TEXT];
+    int *ordinal, n, r = 0;
+
+    ordinal = calloc(req->n ? req->n : 1, sizeof(*ordinal));
+    if (ordinal == NULL)
+        return wire_done(fd, -EIO, "out of memory");
+    n = find_ordinals(c, req, ordinal, why, sizeof(why));
+    if (n < 0) {
+        free(ordinal);
+        return wire_done(fd, -EIO, "%s", why);
     }
-    call = "cudaDeviceSynchronize";
-    e = cudaDeviceSynchronize();
-    if (e != cudaSuccess)
-        goto cuda_fail;
+    for (size_t k = 0; k < req->n && r == 0; k++) {
+        struct wire w;
 
-    for (size_t i = 0; i < n; i++)
-        for (size_t off = 0; off < size[i]; off += VERIFY_BYTES) {
-            size_t len = size[i] - off < VERIFY_BYTES ? size[i] - off
-                                                      : VERIFY_BYTES;
-            size_t bad;
-
-            call = "cudaMemcpy";
-            e = cudaMemcpy(buf, (char *)chunk[i] + off, len,
-                           cudaMemcpyDeviceToHost);
-            if (e != cudaSuccess)
-                goto cuda_fail;
-            bad = first_nonzero(buf, len);
-            if (bad < len) {
-                snprintf(w->text, sizeof(w->text),
-                         "verification found byte 0x%02x at offset %zu of "
-                         "a %zu-byte allocation after zeroing it",
-                         buf[bad], off + bad, size[i]);
-                goto out;
-            }
+        memset(&w, 0, sizeof(w));
+        w.type = WIRE_DEVICE;
+        w.ordinal = ordinal[k];
+        snprintf(w.id, sizeof(w.id), "%s", c->devs[req->index[k]].id);
+        if (ordinal[k] < 0) {
+            w.health = HEALTH_BAD;
+            snprintf(w.text, sizeof(w.text),
+                     "not found by CUDA (%d devices)", n);
+        } else {
+            check_health(ordinal[k], &w);
         }
-    w->err = 0;
-    w->bytes = total;
-    goto out;
-
-cuda_fail:
-    cuda_describe(w->text, sizeof(w->text), call, e);
-out:
-    for (size_t i = 0; i < n; i++)
-        (void)cudaFree(chunk[i]);
-    free(chunk);
-    free(size);
-    if (pinned)
-        (void)cudaFreeHost(buf);
-    else
-        free(buf);
-    w->duration_ns = now_ns() - start;
+        r = wire_send(fd, &w);
+    }
+    free(ordinal);
+    return r < 0 ? r : wire_done(fd, 0, "done");
 }
 
 static int scrub_child(const struct cuda *c, const void *arg, int fd)
 {
-    const struct scrub_request *req = arg;
-    struct cudaDeviceProp prop;
-    char (*uuid)[CUDA_ID_MAX];
-    int n = 0, r = 0;
-    cudaError_t e;
+    const struct device_request *req = arg;
+    char why[CUDA_TEXT];
+    int *ordinal, n, r = 0;
 
-    e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess)
-        return wire_done(fd, -EIO, "CUDA: %s: %s", cudaGetErrorName(e),
-                         cudaGetErrorString(e));
-    /* Devices are found by UUID, not by ordinal, which may have changed
-     * since the inventory was taken. */
-    uuid = calloc(n > 0 ? (size_t)n : 1, sizeof(*uuid));
-    if (uuid == NULL)
+    ordinal = calloc(req->n ? req->n : 1, sizeof(*ordinal));
+    if (ordinal == NULL)
         return wire_done(fd, -EIO, "out of memory");
-    for (int i = 0; i < n; i++) {
-        if (cudaGetDeviceProperties(&prop, i) == cudaSuccess)
-            format_uuid(&prop.uuid, uuid[i], sizeof(uuid[i]));
-        else
-            (void)cudaGetLastError();
+    n = find_ordinals(c, req, ordinal, why, sizeof(why));
+    if (n < 0) {
+        free(ordinal);
+        return wire_done(fd, -EIO, "%s", why);
     }
-
     for (size_t k = 0; k < req->n && r == 0; k++) {
-        const struct cuda_device *d = &c->devs[req->index[k]];
+        struct scrub_result res;
         struct wire w;
-        int ordinal = -1;
 
         memset(&w, 0, sizeof(w));
         w.type = WIRE_SCRUB;
-        snprintf(w.id, sizeof(w.id), "%s", d->id);
-        for (int i = 0; i < n && ordinal < 0; i++)
-            if (strcmp(uuid[i], d->id) == 0)
-                ordinal = i;
-        if (ordinal < 0) {
+        snprintf(w.id, sizeof(w.id), "%s", c->devs[req->index[k]].id);
+        if (ordinal[k] < 0) {
             w.err = -EIO;
             snprintf(w.text, sizeof(w.text),
                      "not found by CUDA (%d devices)", n);
         } else {
-            scrub_device(ordinal, &w);
+            scrub_device(ordinal[k], SCRUB_FASTEST, &res);
+            w.err = res.err;
+            w.bytes = res.bytes;
+            w.duration_ns = res.total_ns;
+            snprintf(w.text, sizeof(w.text), "%s", res.text);
+            scrub_describe(&res, w.detail, sizeof(w.detail));
         }
         r = wire_send(fd, &w);
     }
-    free(uuid);
+    free(ordinal);
     return r < 0 ? r : wire_done(fd, 0, "done");
 }
 
@@ -1003,6 +997,8 @@ static int cuda_merge(struct cuda *c, const struct wire *rec, size_t n)
         d->memory = w->bytes;
         d->healthy = w->health == HEALTH_OK;
         memcpy(d->reason, w->text, sizeof(d->reason));
+        if (w->health != HEALTH_UNCHECKED)
+            d->checked_ms = now_ms();
 
         old = cuda_find(c, w->id);
         if (old == NULL)
@@ -1012,6 +1008,7 @@ static int cuda_merge(struct cuda *c, const struct wire *rec, size_t n)
         d->retired = old->retired;
         if (old->retired || w->health == HEALTH_UNCHECKED) {
             d->healthy = old->healthy;
+            d->checked_ms = old->checked_ms;
             memcpy(d->reason, old->reason, sizeof(d->reason));
         }
         old->id[0] = '\0'; /* taken over */
@@ -1150,6 +1147,61 @@ static int cuda_unknown(struct cuda *c, const char *id)
                           id ? id : "(null)");
 }
 
+/* The health check before a lease: devices of `lease` not checked within
+ * health_max_age (and neither retired nor held by another lease, which
+ * the caller has made sure of) are checked again, in a helper. */
+static int cuda_recheck(struct cuda *c, const struct surplus_lease *lease)
+{
+    char msg[CUDA_TEXT + 128] = "";
+    struct device_request req = {NULL, 0};
+    struct wire *rec = NULL;
+    uint64_t now = now_ms();
+    size_t *index, n_rec = 0;
+    int k;
+
+    index = calloc(lease->n_devices, sizeof(*index));
+    if (index == NULL)
+        return c->host->error(c->ctx, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < lease->n_devices; i++) {
+        struct cuda_device *d = cuda_find(c, lease->device_ids[i]);
+
+        if (d->retired || d->holder != NULL ||
+            (d->checked_ms != 0 &&
+             now - d->checked_ms < c->health_max_age_ms))
+            continue;
+        index[req.n++] = (size_t)(d - c->devs);
+    }
+    if (req.n == 0) {
+        free(index);
+        return 0;
+    }
+    req.index = index;
+    k = helper_run(c, "health check", health_child, &req, &rec, &n_rec, msg,
+                   sizeof(msg));
+    if (k == 0 && rec[n_rec - 1].err < 0)
+        snprintf(msg, sizeof(msg), "%s", rec[n_rec - 1].text);
+    for (size_t j = 0; j < req.n; j++) {
+        struct cuda_device *d = &c->devs[index[j]];
+        const struct wire *w = NULL;
+
+        for (size_t i = 0; i < n_rec && w == NULL; i++)
+            if (rec[i].type == WIRE_DEVICE && strcmp(rec[i].id, d->id) == 0)
+                w = &rec[i];
+        /* A helper that dies or hangs on a device says as much about
+         * it as a failed check. */
+        d->healthy = w != NULL && w->health == HEALTH_OK;
+        if (w != NULL)
+            snprintf(d->reason, sizeof(d->reason), "%s", w->text);
+        else
+            snprintf(d->reason, sizeof(d->reason), "health check: %.360s",
+                     msg[0] ? msg : "the CUDA helper did not report it");
+        d->checked_ms = now_ms();
+    }
+    free(rec);
+    free(index);
+    return 0;
+}
+
 static int cuda_prepare(void *state, const struct surplus_lease *lease)
 {
     struct cuda *c = state;
@@ -1188,6 +1240,15 @@ static int cuda_prepare(void *state, const struct surplus_lease *lease)
             return c->host->error(c->ctx, -EBUSY,
                                   "CUDA device '%s' is held by lease '%s'",
                                   id, d->holder);
+    }
+    /* Only now, when none of them is someone else's to disturb. */
+    r = cuda_recheck(c, lease);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = lease->device_ids[i];
+        struct cuda_device *d = cuda_find(c, id);
+
         if (!d->healthy)
             return c->host->error(c->ctx, -EIO,
                                   "CUDA device '%s' is unhealthy: %s", id,
@@ -1295,15 +1356,131 @@ static int error_rank(int err)
     }
 }
 
+/* Whatever is left on `d` may belong to the last tenant: it is never
+ * leased again (until the plugin is loaded anew; the core keeps its own
+ * record, which an operator clears). */
+static void cuda_retire(struct cuda *c, struct cuda_device *d,
+                        const char *reason, const char *what, int *r)
+{
+    d->healthy = false;
+    d->retired = true;
+    snprintf(d->reason, sizeof(d->reason), "%s: %.340s", what, reason);
+    if (error_rank(-EIO) > error_rank(*r))
+        *r = c->host->error(c->ctx, -EIO, "CUDA device '%s': %s: %s; marked "
+                            "unhealthy", d->id, what, reason);
+}
+
+/* Who holds node `k` of a scan, for a message: a few of them by pid,
+ * program and uid. */
+static void describe_holders(const struct holder *hs, size_t shown,
+                             size_t total, size_t k, char *buf, size_t len)
+{
+    size_t used = 0, named = 0, more = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < shown; i++) {
+        int n;
+
+        if (hs[i].node != k)
+            continue;
+        if (named == HOLDERS_SHOWN) {
+            more++;
+            continue;
+        }
+        n = snprintf(buf + used, len - used, "%spid %d (%s, uid %ld)",
+                     named ? ", " : "", (int)hs[i].pid, hs[i].exe,
+                     hs[i].uid == (uid_t)-1 ? -1L : (long)hs[i].uid);
+        if (n < 0 || (size_t)n >= len - used)
+            return;
+        used += (size_t)n;
+        named++;
+    }
+    if (more > 0 || total > shown)
+        snprintf(buf + used, len - used, " and others");
+}
+
+/*
+ * Waits, up to holder_wait, until no process (but those ignore_holders
+ * and holders.h let off) has the node of a device of `req` open, and
+ * fills held[j] for each device still held then.  By the time the core
+ * releases a lease, the job's processes are gone: a holder is a straggler
+ * stuck in the driver, or a process from outside the job using the GPU.
+ * Either way the device cannot be shown clean, and a tenant's context
+ * may still hold memory the scrub cannot reach.
+ */
+static void cuda_wait_holders(struct cuda *c, const struct device_request *req,
+                              char (*held)[CUDA_TEXT])
+{
+    const struct holders_ignore ig = {(const char *const *)c->ignore,
+                                      c->n_ignore};
+    const struct timespec tick = {0, HOLDER_POLL_MS * 1000 * 1000};
+    struct holder hs[32];
+    uint64_t start = now_ms();
+    const char **nodes;
+    size_t *dev_of, m = 0, nh = 0;
+    char wait[32];
+    int r;
+
+    nodes = calloc(req->n, sizeof(*nodes));
+    dev_of = calloc(req->n, sizeof(*dev_of));
+    if (nodes == NULL || dev_of == NULL) {
+        for (size_t j = 0; j < req->n; j++)
+            snprintf(held[j], CUDA_TEXT, "out of memory while checking "
+                     "for processes holding it");
+        goto out;
+    }
+    for (size_t j = 0; j < req->n; j++) {
+        const struct cuda_device *d = &c->devs[req->index[j]];
+
+        /* A device without a node was not exposed to the job either. */
+        if (d->node[0] == '\0' || access(d->node, F_OK) < 0)
+            continue;
+        nodes[m] = d->node;
+        dev_of[m++] = j;
+    }
+    if (m == 0)
+        goto out;
+    for (;;) {
+        r = holders_scan(nodes, m, &ig, hs, sizeof(hs) / sizeof(hs[0]), &nh);
+        if (r < 0) {
+            for (size_t i = 0; i < m; i++)
+                snprintf(held[dev_of[i]], CUDA_TEXT, "cannot tell whether "
+                         "a process still holds %s: %s", nodes[i],
+                         strerror(-r));
+            break;
+        }
+        if (nh == 0 || now_ms() - start >= c->holder_wait_ms)
+            break;
+        nanosleep(&tick, NULL);
+    }
+    if (r < 0 || nh == 0)
+        goto out;
+    format_ms(c->holder_wait_ms, wait, sizeof(wait));
+    for (size_t i = 0; i < m; i++) {
+        size_t shown = nh < sizeof(hs) / sizeof(hs[0])
+                           ? nh
+                           : sizeof(hs) / sizeof(hs[0]);
+        char who[CUDA_TEXT - 80];
+
+        describe_holders(hs, shown, nh, i, who, sizeof(who));
+        if (who[0] != '\0')
+            snprintf(held[dev_of[i]], CUDA_TEXT, "%s still open, %s after "
+                     "the lease ended, in %s", nodes[i], wait, who);
+    }
+out:
+    free(nodes);
+    free(dev_of);
+}
+
 static int cuda_release(void *state, const struct surplus_lease *lease,
                         struct surplus_scrub_report *ret)
 {
     struct cuda *c = state;
-    char msg[CUDA_TEXT + 128] = "";
-    struct scrub_request req = {NULL, 0};
+    char msg[CUDA_TEXT + 128] = "", (*held)[CUDA_TEXT] = NULL;
+    struct device_request req = {NULL, 0}, sreq = {NULL, 0};
     uint64_t bytes = 0, duration_ns = 0;
     struct wire *rec = NULL;
-    size_t *index = NULL, n_rec = 0;
+    size_t *index = NULL, *sindex = NULL, n_rec = 0;
     int r, k;
 
     r = cuda_check_lease(c, lease, "release");
@@ -1315,8 +1492,12 @@ static int cuda_release(void *state, const struct surplus_lease *lease,
     if (lease->n_devices == 0)
         goto report;
     index = calloc(lease->n_devices, sizeof(*index));
-    if (index == NULL)
-        return c->host->error(c->ctx, -ENOMEM, "out of memory");
+    sindex = calloc(lease->n_devices, sizeof(*sindex));
+    held = calloc(lease->n_devices, sizeof(*held));
+    if (index == NULL || sindex == NULL || held == NULL) {
+        r = c->host->error(c->ctx, -ENOMEM, "out of memory");
+        goto report;
+    }
 
     for (size_t i = 0; i < lease->n_devices; i++) {
         const char *id = lease->device_ids[i];
@@ -1345,14 +1526,24 @@ static int cuda_release(void *state, const struct surplus_lease *lease,
     }
     if (req.n == 0)
         goto report;
-
     req.index = index;
-    k = helper_run(c, "scrub", scrub_child, &req, &rec, &n_rec, msg,
-                   sizeof(msg));
-    if (k == 0 && rec[n_rec - 1].err < 0)
+
+    /* Nothing is scrubbed while a process may still be using it. */
+    cuda_wait_holders(c, &req, held);
+    for (size_t j = 0; j < req.n; j++)
+        if (held[j][0] == '\0')
+            sindex[sreq.n++] = index[j];
+        else
+            cuda_retire(c, &c->devs[index[j]], held[j], "not scrubbed", &r);
+    sreq.index = sindex;
+
+    k = sreq.n == 0 ? 0
+                    : helper_run(c, "scrub", scrub_child, &sreq, &rec, &n_rec,
+                                 msg, sizeof(msg));
+    if (sreq.n > 0 && k == 0 && rec[n_rec - 1].err < 0)
         snprintf(msg, sizeof(msg), "%s", rec[n_rec - 1].text);
-    for (size_t j = 0; j < req.n; j++) {
-        struct cuda_device *d = &c->devs[index[j]];
+    for (size_t j = 0; j < sreq.n; j++) {
+        struct cuda_device *d = &c->devs[sindex[j]];
         const struct wire *w = NULL;
 
         for (size_t i = 0; i < n_rec && w == NULL; i++)
@@ -1362,22 +1553,22 @@ static int cuda_release(void *state, const struct surplus_lease *lease,
             duration_ns += w->duration_ns;
         if (w != NULL && w->err == 0) {
             bytes += w->bytes;
+            /* A scrub exercises all of the memory: as good as a health
+             * check, and fresher. */
+            d->checked_ms = now_ms();
+            c->host->log(c->ctx, SURPLUS_LOG_INFO, "scrubbed CUDA device "
+                         "%s: %s", d->id, w->detail);
         } else {
-            const char *why = w != NULL ? w->text
-                              : msg[0] ? msg
-                                       : "the CUDA helper did not report it";
-
-            /* Whatever is left may belong to the last tenant: the device
-             * is never leased again. */
-            d->healthy = false;
-            d->retired = true;
-            snprintf(d->reason, sizeof(d->reason), "scrub failed: %.360s",
-                     why);
-            if (error_rank(-EIO) > error_rank(r))
-                r = c->host->error(c->ctx, -EIO,
-                                   "scrub of CUDA device '%s' failed: %s; "
-                                   "marked unhealthy", d->id, why);
+            cuda_retire(c, d,
+                        w != NULL ? w->text
+                        : msg[0]  ? msg
+                                  : "the CUDA helper did not report it",
+                        "scrub failed", &r);
         }
+    }
+    for (size_t j = 0; j < req.n; j++) {
+        struct cuda_device *d = &c->devs[index[j]];
+
         free(d->holder);
         d->holder = NULL;
     }
@@ -1385,6 +1576,8 @@ static int cuda_release(void *state, const struct surplus_lease *lease,
 
 report:
     free(index);
+    free(sindex);
+    free(held);
     if (r < 0)
         return r;
     if (ret != NULL) {
