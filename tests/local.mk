@@ -189,7 +189,8 @@ EXTRA_DIST += tests/bench/launch.sh tests/bench/throughput.sh
 bench-launch: tests/bench/launch$(EXEEXT) surplus$(EXEEXT)
 	$(SHELL) $(srcdir)/tests/bench/launch.sh $(builddir)
 .PHONY: bench-launch
-bench-throughput: surplus$(EXEEXT) surplusd$(EXEEXT) surplus-sandbox-init$(EXEEXT)
+bench-throughput: surplus$(EXEEXT) surplusd$(EXEEXT) surplus-sandbox-init$(EXEEXT) \
+		tests/bench/launch$(EXEEXT)
 	$(SHELL) $(srcdir)/tests/bench/throughput.sh $(builddir)
 .PHONY: bench-throughput
 

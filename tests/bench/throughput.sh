@@ -25,7 +25,7 @@ printf 'api = 1;\nname = "true";\ncommand = ["/bin/true"];\nresources = { gpus =
 "$build/surplus" --config "$work/bench.conf" bundle create "$work/job" -o "$work/true.tar.zst" > /dev/null
 "$build/surplusd" -c "$work/bench.conf" --foreground 2> "$work/surplusd.log" &
 daemon=$!
-trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $daemon 2>/dev/null || true; wait $daemon 2>/dev/null || true; rm -rf "$work"' EXIT
 for i in $(seq 1 100); do curl -s --unix-socket "$sock" http://x/healthz > /dev/null && break; sleep 0.05; done
 
 python3 - "$sock" "$work/true.tar.zst" "$jobs" "$daemon" <<'PY'
@@ -98,3 +98,29 @@ print("surplusd peak RSS: %.1f MiB" % (int(hwm) / 1024))
 print("CPU time per job: %.2f ms (surplusd and the jobs' sandboxes; %d CPUs)" %
       (cpu * 1e3 / max(len(jobs), 1), os.cpu_count()))
 PY
+
+# The ceiling on this machine without the daemon: the same job through the
+# runner alone (tests/bench/launch), 4 runners side by side, no HTTP, no
+# job store, no scheduler.
+launch="$build/tests/bench/launch"
+if [ -x "$launch" ]; then
+    kill $daemon 2>/dev/null; wait $daemon 2>/dev/null || true
+    runs=${BENCH_CEILING_RUNS:-150}
+    for k in 1 2 3 4; do
+        mkdir -p "$work/ceiling$k"
+        printf 'state_dir = "%s/ceiling%d/state";\nsandbox = { uid_base = %d; };\n' \
+            "$work" "$k" $((500000 + k * 1000)) > "$work/ceiling$k/b.conf"
+    done
+    mkdir -p "$work/cjob"
+    printf 'api = 1;\nname = "true";\ncommand = ["/bin/true"];\n' > "$work/cjob/job.conf"
+    "$build/surplus" --config "$work/ceiling1/b.conf" bundle create "$work/cjob" -o "$work/c.tar.zst" > /dev/null
+    t0=$(date +%s%N)
+    for k in 1 2 3 4; do
+        "$launch" "$work/ceiling$k/b.conf" "$work/c.tar.zst" "$runs" > "$work/ceiling$k/out" 2>&1 &
+    done
+    wait
+    t1=$(date +%s%N)
+    echo "runner alone, 4 side by side: $(( 4 * runs * 1000000000 / (t1 - t0) )) jobs/s," \
+        "$(cat "$work"/ceiling?/out | awk '/^cpu_ms_per_run/ { s += $2; n++ } END { printf "%.2f", s / n }') ms CPU per job"
+fi
+exit 0
