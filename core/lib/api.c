@@ -64,6 +64,24 @@ struct req {
 
 /* ---- responses ---------------------------------------------------------- */
 
+/* Sends `body`, taking it over (it must come from malloc). */
+static enum MHD_Result send_owned(struct MHD_Connection *c, unsigned status,
+                                  const char *type, char *body, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body, MHD_RESPMEM_MUST_FREE);
+    enum MHD_Result ret;
+
+    if (r == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status,
                                  const char *type, const char *body,
                                  size_t len)
@@ -84,14 +102,11 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status,
                                  json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT);
-    enum MHD_Result r;
 
     json_decref(j);
     if (s == NULL)
         return MHD_NO;
-    r = send_text(c, status, "application/json", s, strlen(s));
-    free(s);
-    return r;
+    return send_owned(c, status, "application/json", s, strlen(s));
 }
 
 static unsigned status_for(int r)
@@ -287,8 +302,13 @@ static enum MHD_Result route(struct api *a, struct MHD_Connection *c,
     int r;
 
     if (strcmp(url, "/v1/jobs") == 0 && get) {
-        r = service_jobs(a->svc, &rq->caller, &j, &e);
-        return send_result(c, r, MHD_HTTP_OK, j, &e);
+        char *text = NULL;
+        size_t len = 0;
+
+        r = service_jobs(a->svc, &rq->caller, &text, &len, &e);
+        if (r < 0)
+            return send_error(c, r, e.msg[0] ? e.msg : strerror(-r));
+        return send_owned(c, MHD_HTTP_OK, "application/json", text, len);
     }
     if (strcmp(url, "/v1/devices") == 0 && get) {
         r = service_devices(a->svc, &j, &e);

@@ -378,24 +378,52 @@ int service_job(struct service *s, const struct caller *c, const char *id,
     return 0;
 }
 
+/* The list is written out row by row: a node keeps thousands of jobs,
+ * and a JSON tree of all of them would cost several times the text. */
+struct list_out {
+    FILE *f;
+    size_t n;
+};
+
 static int on_row(void *arg, const struct job_row *row)
 {
-    json_array_append_new(arg, job_json(row));
-    return 0;
+    struct list_out *o = arg;
+    json_t *j = job_json(row);
+    int r;
+
+    if (j == NULL)
+        return -ENOMEM;
+    if (o->n++ > 0)
+        fputc(',', o->f);
+    r = json_dumpf(j, o->f, JSON_COMPACT);
+    json_decref(j);
+    return r < 0 ? -ENOMEM : 0;
 }
 
-int service_jobs(struct service *s, const struct caller *c, json_t **ret,
-                 struct err *e)
+int service_jobs(struct service *s, const struct caller *c, char **ret,
+                 size_t *ret_len, struct err *e)
 {
     struct job_filter f = {.tenant = c->tenant};
-    json_t *a = json_array();
-    int r = jobstore_list(s->js, &f, on_row, a, e);
+    struct list_out o = {0};
+    char *buf = NULL;
+    size_t len = 0;
+    int r;
 
+    if ((o.f = open_memstream(&buf, &len)) == NULL)
+        return err_set(e, -ENOMEM, "out of memory");
+    fputc('[', o.f);
+    r = jobstore_list(s->js, &f, on_row, &o, e);
+    fputc(']', o.f);
+    if (fclose(o.f) != 0 && r >= 0)
+        r = -ENOMEM;
     if (r < 0) {
-        json_decref(a);
+        if (r == -ENOMEM)
+            err_set(e, r, "out of memory");
+        free(buf);
         return r;
     }
-    *ret = a;
+    *ret = buf;
+    *ret_len = len;
     return 0;
 }
 

@@ -51,8 +51,10 @@ int service_submit(struct service *s, const struct caller *c, int fd,
                    uint64_t bytes, json_t **ret, struct err *e);
 int service_job(struct service *s, const struct caller *c, const char *id,
                 json_t **ret, struct err *e);
-int service_jobs(struct service *s, const struct caller *c, json_t **ret,
-                 struct err *e);
+/* The caller's jobs (every job for the admin) as a JSON array, in
+ * submission order; *ret is malloc'd text of *ret_len bytes. */
+int service_jobs(struct service *s, const struct caller *c, char **ret,
+                 size_t *ret_len, struct err *e);
 int service_cancel(struct service *s, const struct caller *c,
                    const char *id, json_t **ret, struct err *e);
 /* The job's log so far: an fd to read from (a snapshot), and whether the

@@ -74,6 +74,10 @@ while True:
         break
     time.sleep(0.05)
 t_done = time.time()
+def hwm_kib():
+    return int([l for l in open("/proc/%s/status" % pid)
+                if l.startswith("VmHWM")][0].split()[1])
+hwm_run = hwm_kib()
 st, data = call(conn, "GET", "/v1/jobs")
 jobs = json.loads(data)
 def ts(s): return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
@@ -82,7 +86,7 @@ start = sorted(ts(j["started_at"]) - ts(j["submitted_at"]) for j in ok)
 done = sorted(ts(j["ended_at"]) - ts(j["submitted_at"]) for j in ok)
 first = min(ts(j["submitted_at"]) for j in jobs); last = max(ts(j["ended_at"]) for j in ok)
 def p(v, q): return v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))] * 1e3
-hwm = [l for l in open("/proc/%s/status" % pid) if l.startswith("VmHWM")][0].split()[1]
+hwm = hwm_kib()
 # utime, stime, and those of reaped children (each job's sandbox), in ticks
 stat = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
 cpu = sum(int(x) for x in stat[11:15]) / os.sysconf("SC_CLK_TCK")
@@ -94,7 +98,8 @@ print("submission: %.1f jobs/s accepted (%.2f s for all)" % (n / (t_submitted - 
 print("throughput: %.1f jobs/s (first submit to last end, %.2f s)" % (len(ok) / (last - first), last - first))
 print("submit-to-start ms: p50 %.1f  p99 %.1f" % (p(start, .5), p(start, .99)))
 print("submit-to-done  ms: p50 %.1f  p99 %.1f" % (p(done, .5), p(done, .99)))
-print("surplusd peak RSS: %.1f MiB" % (int(hwm) / 1024))
+print("surplusd peak RSS: %.1f MiB while running the jobs, %.1f MiB after listing all %d"
+      % (hwm_run / 1024, hwm / 1024, len(jobs)))
 print("CPU time per job: %.2f ms (surplusd and the jobs' sandboxes; %d CPUs)" %
       (cpu * 1e3 / max(len(jobs), 1), os.cpu_count()))
 PY
