@@ -23,16 +23,6 @@ sandbox = { uid_base = $uid_base; kill_grace = "1s"; };
 api = { socket = "$sock"; };
 tenants = ( { name = "acme"; token_sha256 = "$acme_sha"; } );
 CONF
-start_daemon() {
-    "$SURPLUSD" -c "$tmp/d.conf" --foreground --drain-timeout 1s \
-        >> "$tmp/surplusd.log" 2>&1 &
-    daemon=$!
-    for i in $(seq 1 100); do
-        curl -s --unix-socket "$sock" http://x/healthz > /dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    return 1
-}
 trap 'kill -9 $daemon 2>/dev/null; rm -rf "$tmp"' EXIT
 C() { "$SURPLUS" --config "$tmp/d.conf" "$@"; }
 # The one-shot checks run under valgrind in `make check-valgrind`.

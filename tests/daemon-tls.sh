@@ -55,16 +55,6 @@ CONF
 }
 conf "$tmp/d.conf" "listen = \"127.0.0.1:$port\"; tls_cert = \"server.pem\"; tls_key = \"server.key\";"
 
-start_daemon() {
-    "$SURPLUSD" -c "$tmp/d.conf" --foreground --drain-timeout 1s \
-        >> "$tmp/surplusd.log" 2>&1 &
-    daemon=$!
-    for i in $(seq 1 100); do
-        curl -s --unix-socket "$sock" http://x/healthz > /dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    return 1
-}
 trap 'kill -9 $daemon 2>/dev/null; rm -rf "$tmp"' EXIT
 # A tenant over HTTPS; R for one who trusts only the system's CAs (both run
 # under valgrind in `make check-valgrind`).

@@ -26,16 +26,6 @@ api = { socket = "$sock"; };
 tenants = ( { name = "acme"; token_sha256 = "$acme_sha"; max_gpus = 2; max_queued = 100; },
             { name = "beta"; token_sha256 = "$beta_sha"; max_gpus = 1; max_queued = 1; } );
 CONF
-start_daemon() {
-    "$SURPLUSD" -c "$tmp/d.conf" --foreground --drain-timeout 1s \
-        >> "$tmp/surplusd.log" 2>&1 &
-    daemon=$!
-    for i in $(seq 1 100); do
-        curl -s --unix-socket "$sock" http://x/healthz > /dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    return 1
-}
 stop_daemon() { kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null; }
 trap 'kill -9 $daemon 2>/dev/null; rm -rf "$tmp"' EXIT
 C() { "$SURPLUS" --config "$tmp/d.conf" "$@"; }

@@ -17,3 +17,16 @@ CHECKER="$top_builddir/surplus-plugin-check"
 PLUGINS="$SURPLUS_PLUGIN_PATH"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/surplus-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+
+# start_daemon: surplusd on "$tmp/d.conf" in the background ($daemon), its
+# log appended to "$tmp/surplusd.log"; returns once it answers on "$sock".
+start_daemon() {
+    "$SURPLUSD" -c "$tmp/d.conf" --foreground --drain-timeout 1s \
+        >> "$tmp/surplusd.log" 2>&1 &
+    daemon=$!
+    for i in $(seq 1 100); do
+        curl -s --unix-socket "$sock" http://x/healthz > /dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    return 1
+}

@@ -539,6 +539,28 @@ out:
 
 /* ---- running a job ------------------------------------------------------------- */
 
+/* With the lock held: the devices `job` holds are free again. */
+static void free_devices(struct service *s, const char *job)
+{
+    for (size_t i = 0; i < s->n_devs; i++)
+        if (s->devs[i].holder && strcmp(s->devs[i].holder, job) == 0) {
+            free(s->devs[i].holder);
+            s->devs[i].holder = NULL;
+        }
+}
+
+static void active_free(struct active *a)
+{
+    close(a->cancel_fd);
+    for (size_t i = 0; i < a->n_dev; i++)
+        free(a->dev_ids[i]);
+    free(a->dev_ids);
+    free(a->tenant);
+    free(a);
+}
+
+
+
 static void *job_thread(void *arg)
 {
     struct active *a = arg;
@@ -645,20 +667,11 @@ done:
             *pp = a->next;
             break;
         }
-    for (size_t i = 0; i < s->n_devs; i++)
-        if (s->devs[i].holder && strcmp(s->devs[i].holder, a->id) == 0) {
-            free(s->devs[i].holder);
-            s->devs[i].holder = NULL;
-        }
+    free_devices(s, a->id);
     wake(s);
     pthread_mutex_unlock(&s->mu);
     runner_result_free(&res);
-    close(a->cancel_fd);
-    for (size_t i = 0; i < a->n_dev; i++)
-        free(a->dev_ids[i]);
-    free(a->dev_ids);
-    free(a->tenant);
-    free(a);
+    active_free(a);
     return NULL;
 }
 
@@ -743,17 +756,8 @@ static void unclaim_job(struct service *s, struct active *a)
             s->n_running--;
             break;
         }
-    for (size_t i = 0; i < s->n_devs; i++)
-        if (s->devs[i].holder && strcmp(s->devs[i].holder, a->id) == 0) {
-            free(s->devs[i].holder);
-            s->devs[i].holder = NULL;
-        }
-    close(a->cancel_fd);
-    for (size_t i = 0; i < a->n_dev; i++)
-        free(a->dev_ids[i]);
-    free(a->dev_ids);
-    free(a->tenant);
-    free(a);
+    free_devices(s, a->id);
+    active_free(a);
 }
 
 /*

@@ -634,20 +634,37 @@ static int find_ordinals(const struct cuda *c,
     return n;
 }
 
+/* In a helper: the CUDA ordinal of each requested device (-1 if CUDA does
+ * not list it), and in *ret_n how many devices CUDA sees.  On failure,
+ * NULL once the failure has been sent as the reply, and *ret_n is what
+ * sending it returned. */
+static int *request_ordinals(const struct cuda *c,
+                             const struct device_request *req, int fd,
+                             int *ret_n)
+{
+    char why[CUDA_TEXT];
+    int *ordinal = calloc(req->n ? req->n : 1, sizeof(*ordinal));
+
+    if (ordinal == NULL) {
+        *ret_n = wire_done(fd, -EIO, "out of memory");
+        return NULL;
+    }
+    *ret_n = find_ordinals(c, req, ordinal, why, sizeof(why));
+    if (*ret_n < 0) {
+        free(ordinal);
+        *ret_n = wire_done(fd, -EIO, "%s", why);
+        return NULL;
+    }
+    return ordinal;
+}
+
 static int health_child(const struct cuda *c, const void *arg, int fd)
 {
     const struct device_request *req = arg;
-    char why[CUDA_TEXT];
     int *ordinal, n, r = 0;
 
-    ordinal = calloc(req->n ? req->n : 1, sizeof(*ordinal));
-    if (ordinal == NULL)
-        return wire_done(fd, -EIO, "out of memory");
-    n = find_ordinals(c, req, ordinal, why, sizeof(why));
-    if (n < 0) {
-        free(ordinal);
-        return wire_done(fd, -EIO, "%s", why);
-    }
+    if ((ordinal = request_ordinals(c, req, fd, &n)) == NULL)
+        return n;
     for (size_t k = 0; k < req->n && r == 0; k++) {
         struct wire w;
 
@@ -671,17 +688,10 @@ static int health_child(const struct cuda *c, const void *arg, int fd)
 static int scrub_child(const struct cuda *c, const void *arg, int fd)
 {
     const struct device_request *req = arg;
-    char why[CUDA_TEXT];
     int *ordinal, n, r = 0;
 
-    ordinal = calloc(req->n ? req->n : 1, sizeof(*ordinal));
-    if (ordinal == NULL)
-        return wire_done(fd, -EIO, "out of memory");
-    n = find_ordinals(c, req, ordinal, why, sizeof(why));
-    if (n < 0) {
-        free(ordinal);
-        return wire_done(fd, -EIO, "%s", why);
-    }
+    if ((ordinal = request_ordinals(c, req, fd, &n)) == NULL)
+        return n;
     for (size_t k = 0; k < req->n && r == 0; k++) {
         struct scrub_result res;
         struct wire w;
