@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <net/if.h>
 #include <poll.h>
@@ -64,6 +63,17 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+/* 32-bit ABIs keep the 16-bit-id calls under the plain names. */
+#ifdef SYS_setresuid32
+#define SB_SYS_SETGROUPS SYS_setgroups32
+#define SB_SYS_SETRESGID SYS_setresgid32
+#define SB_SYS_SETRESUID SYS_setresuid32
+#else
+#define SB_SYS_SETGROUPS SYS_setgroups
+#define SB_SYS_SETRESGID SYS_setresgid
+#define SB_SYS_SETRESUID SYS_setresuid
+#endif
+
 #ifndef SYS_pivot_root
 #define SYS_pivot_root 155
 #endif
@@ -618,13 +628,18 @@ static void child_identity(const struct plan *p)
     for (int cap = 0; cap < 64; cap++)
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL)
             break;
-    if (setgroups(0, NULL) < 0)
+    /* The system calls themselves, not the C library's functions: in a
+     * threaded program those apply the change to every thread they know
+     * of (glibc signals each one), and this child shares the runner's
+     * memory, so the library would take the runner's threads for its
+     * own.  Only this process is to change identity. */
+    if (syscall(SB_SYS_SETGROUPS, 0, NULL) < 0)
         child_fail(p, SB_SETUP, errno, "setgroups");
-    if (setresgid(s->gid, s->gid, s->gid) < 0)
+    if (syscall(SB_SYS_SETRESGID, s->gid, s->gid, s->gid) < 0)
         child_fail(p, SB_SETUP, errno, "setresgid %u", (unsigned)s->gid);
     /* From root to a non-root uid without SECBIT_KEEP_CAPS clears the
      * permitted, effective and ambient sets. */
-    if (setresuid(s->uid, s->uid, s->uid) < 0)
+    if (syscall(SB_SYS_SETRESUID, s->uid, s->uid, s->uid) < 0)
         child_fail(p, SB_SETUP, errno, "setresuid %u", (unsigned)s->uid);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(p, SB_SETUP, errno, "no_new_privs");

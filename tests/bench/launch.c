@@ -42,9 +42,22 @@ static double now_ms(void)
 
 extern char **environ;
 
+static double ru_ms(int who)
+{
+    struct rusage ru;
+
+    getrusage(who, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+/* Prints the median, the CPU time per run (this process and the commands)
+ * and the runs per second of wall time. */
 static int spawn_mode(long runs, char **cmd)
 {
     double *t = calloc((size_t)runs, sizeof *t);
+    double cpu0 = ru_ms(RUSAGE_SELF) + ru_ms(RUSAGE_CHILDREN);
+    double wall0 = now_ms();
 
     for (long i = 0; i < runs; i++) {
         double t0 = now_ms();
@@ -59,7 +72,11 @@ static int spawn_mode(long runs, char **cmd)
         }
         t[i] = now_ms() - t0;
     }
-    printf("median_ms %.3f\n", pct(t, (size_t)runs, 0.5));
+    printf("median_ms %.3f cpu_ms_per_run %.3f runs_per_s %.1f\n",
+           pct(t, (size_t)runs, 0.5),
+           (ru_ms(RUSAGE_SELF) + ru_ms(RUSAGE_CHILDREN) - cpu0) /
+               (double)runs,
+           (double)runs * 1e3 / (now_ms() - wall0));
     free(t);
     return 0;
 }

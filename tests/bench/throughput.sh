@@ -127,5 +127,19 @@ if [ -x "$launch" ]; then
     t1=$(date +%s%N)
     echo "runner alone, 4 side by side: $(( 4 * runs * 1000000000 / (t1 - t0) )) jobs/s," \
         "$(cat "$work"/ceiling?/out | awk '/^cpu_ms_per_run/ { s += $2; n++ } END { printf "%.2f", s / n }') ms CPU per job"
+
+    # The floor under that ceiling: creating a process and nothing else
+    # (posix_spawn + wait of /bin/true, no sandbox), one at a time and two
+    # side by side, since side by side is how the jobs run.
+    runs=${BENCH_SPAWN_RUNS:-500}
+    "$launch" --spawn "$runs" /bin/true > "$work/spawn0"
+    t0=$(date +%s%N)
+    for k in 1 2; do "$launch" --spawn "$runs" /bin/true > "$work/spawn$k" & done
+    wait
+    t1=$(date +%s%N)
+    echo "posix_spawn + wait of /bin/true, no sandbox: alone" \
+        "$(awk '{ printf "%.0f/s at %.2f ms CPU each", $6, $4 }' "$work/spawn0");" \
+        "2 side by side $(( 2 * runs * 1000000000 / (t1 - t0) ))/s in all at" \
+        "$(cat "$work/spawn1" "$work/spawn2" | awk '{ s += $4 } END { printf "%.2f", s / 2 }') ms CPU each"
 fi
 exit 0
