@@ -3,7 +3,9 @@
 # simulated device) through surplusd, submitted over its Unix socket by 4
 # clients at once.  Prints jobs/s from the first submission to the last
 # job's end, p50 and p99 of submit-to-start and submit-to-done (from the
-# job records), and the daemon's peak RSS.
+# job records), and the daemon's peak RSS.  BENCH_RATE=N paces the clients
+# to N submissions per second in all (default: as fast as they can), to
+# measure submit-to-start on a node that is not saturated.
 #   tests/bench/throughput.sh [BUILD_DIR]      (run from the source tree, as root)
 set -eu
 build=${1:-.}
@@ -28,10 +30,11 @@ daemon=$!
 trap 'kill $daemon 2>/dev/null || true; wait $daemon 2>/dev/null || true; rm -rf "$work"' EXIT
 for i in $(seq 1 100); do curl -s --unix-socket "$sock" http://x/healthz > /dev/null && break; sleep 0.05; done
 
-python3 - "$sock" "$work/true.tar.zst" "$jobs" "$daemon" <<'PY'
+python3 - "$sock" "$work/true.tar.zst" "$jobs" "$daemon" "${BENCH_RATE:-0}" <<'PY'
 import json, os, socket, sys, threading, time, datetime, http.client
 
 sock, bundle, n, pid = sys.argv[1], open(sys.argv[2], "rb").read(), int(sys.argv[3]), sys.argv[4]
+rate = float(sys.argv[5])
 
 class UnixHTTP(http.client.HTTPConnection):
     def connect(self):
@@ -46,9 +49,14 @@ def call(conn, method, path, body=None):
     return r.status, data
 
 ids, lock = [], threading.Lock()
-def client(count):
+def client(k, count):
     conn = UnixHTTP("localhost")
-    for _ in range(count):
+    for i in range(count):
+        if rate > 0:
+            # Client k submits its i-th job at (4i + k) / rate seconds.
+            delay = t0 + (4 * i + k) / rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
         st, data = call(conn, "POST", "/v1/jobs", bundle)
         if st != 201:
             raise SystemExit("submit failed: %d %s" % (st, data[:200]))
@@ -56,7 +64,7 @@ def client(count):
             ids.append(json.loads(data)["id"])
 
 t0 = time.time()
-threads = [threading.Thread(target=client, args=(n // 4 + (1 if i < n % 4 else 0),)) for i in range(4)]
+threads = [threading.Thread(target=client, args=(i, n // 4 + (1 if i < n % 4 else 0))) for i in range(4)]
 for t in threads: t.start()
 for t in threads: t.join()
 t_submitted = time.time()
@@ -94,7 +102,8 @@ print("jobs %d, succeeded %d" % (len(jobs), len(ok)))
 for j in jobs:
     if j["state"] != "succeeded":
         print("  not succeeded: %s %s exit %s: %s" % (j["id"], j["state"], j["exit_status"], j["reason"]))
-print("submission: %.1f jobs/s accepted (%.2f s for all)" % (n / (t_submitted - t0), t_submitted - t0))
+print("submission: %.1f jobs/s accepted (%.2f s for all%s)" % (n / (t_submitted - t0), t_submitted - t0,
+      ", paced at %g/s" % rate if rate > 0 else ""))
 print("throughput: %.1f jobs/s (first submit to last end, %.2f s)" % (len(ok) / (last - first), last - first))
 print("submit-to-start ms: p50 %.1f  p99 %.1f" % (p(start, .5), p(start, .99)))
 print("submit-to-done  ms: p50 %.1f  p99 %.1f" % (p(done, .5), p(done, .99)))
