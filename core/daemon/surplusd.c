@@ -5,8 +5,8 @@
  * devices, serves the API on api.socket (and api.listen with TLS) and runs
  * jobs.  SIGTERM or SIGINT drain it (no new jobs; running ones get the
  * drain timeout, then are stopped and requeued); SIGHUP reloads tenants
- * and limits.  Logs go to stderr, one line each with a level (journald
- * reads them).  See surplusd(8).
+ * and limits.  Logs go to stderr, one line each, with the syslog priority
+ * as a "<N>" prefix when stderr is the journal.  See surplusd(8).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -114,17 +114,17 @@ int main(int argc, char **argv)
         return 64;
     }
     if (geteuid() != 0) {
-        fprintf(stderr, "surplusd: needs root: each job gets an "
-                        "unprivileged uid and namespaces of its own\n");
+        log_msg(SURPLUS_LOG_ERR, "needs root: each job gets an "
+                                 "unprivileged uid and namespaces of its own");
         return 77;
     }
     if (config_load(path, &cf, &e) < 0) {
-        fprintf(stderr, "surplusd: %s\n", e.msg);
+        log_msg(SURPLUS_LOG_ERR, "%s", e.msg);
         return 78;
     }
     log_setup("surplusd", cf->log_level);
     if (!foreground && detach(&ready) < 0) {
-        fprintf(stderr, "surplusd: cannot detach: %s\n", strerror(errno));
+        log_msg(SURPLUS_LOG_ERR, "cannot detach: %s", strerror(errno));
         return 70;
     }
     /* Signals are taken by this thread only; every other thread (HTTP,
