@@ -99,6 +99,71 @@ ok $? "another tenant over HTTPS does not see the job: $(cat "$tmp/err")"
 [ "$(https "$url/healthz")" = 200 ]
 ok $? "/healthz answers over HTTPS without a token"
 
+# --- exit codes of submit --wait and of an unreachable daemon -------------------
+mkdir -p "$tmp/three"
+printf 'api = 1;\nname = "three";\ncommand = ["/bin/true"];\nresources = { gpus = 3; };\n' > "$tmp/three/job.conf"
+"$SURPLUS" bundle create "$tmp/three" -o "$tmp/three.tar.zst" > /dev/null 2>&1
+T submit --wait "$tmp/three.tar.zst" > /dev/null 2> "$tmp/err"
+rc=$?
+[ $rc -eq 69 ] && grep -q "failed: asks for 3 GPUs, but only 2 devices" "$tmp/err"
+ok $? "submit --wait of a job no device here can serve exits 69 ($rc): $(tail -n 1 "$tmp/err")"
+T --json submit --wait "$tmp/three.tar.zst" 2> /dev/null |
+    python3 -c 'import json,sys; j = json.load(sys.stdin); assert j["state"] == "failed" and j["reason_code"] == "no_device", j'
+ok $? "... and its JSON says reason_code no_device"
+"$SURPLUS" --socket "$tmp/nonesuch.sock" list > /dev/null 2> "$tmp/err"
+rc=$?
+[ $rc -eq 75 ] && grep -q "cannot reach surplusd at $tmp/nonesuch.sock" "$tmp/err"
+ok $? "a socket with no daemon behind it exits 75, try later ($rc): $(cat "$tmp/err")"
+
+# --- usage over HTTPS: a tenant sees only its own records -----------------------
+B() { run "$SURPLUS" --url "$url" --token-file "$tmp/beta.tok" --cacert "$tmp/test-ca.pem" "$@"; }
+id_b=$(B submit --wait "$tmp/hello.tar.zst" 2> /dev/null)
+[ -n "$id_b" ]
+ok $? "beta runs a job over HTTPS too ($id_b)"
+B --json usage > "$tmp/usage.json" 2> "$tmp/err"
+rc=$?
+[ $rc -eq 0 ] && python3 - "$tmp/usage.json" "$id_b" "$id" <<'PY'
+import json, sys
+recs = json.load(open(sys.argv[1]))
+assert recs and all(r["tenant"] == "beta" for r in recs), recs
+assert sys.argv[2] in [r["job_id"] for r in recs], recs
+assert sys.argv[3] not in [r["job_id"] for r in recs], recs
+assert all(r["start"].endswith("Z") and r["devices"] is not None for r in recs), recs
+PY
+ok $? "usage --json over HTTPS: beta's records only, none of acme's ($rc) $(cat "$tmp/err")"
+B usage --format csv > "$tmp/usage.csv" 2> "$tmp/err" &&
+    head -n 1 "$tmp/usage.csv" | grep -q '^record_id,' &&
+    grep -q ",$id_b,beta," "$tmp/usage.csv" && ! grep -q "$id" "$tmp/usage.csv" &&
+    ! grep -q ',acme,' "$tmp/usage.csv"
+ok $? "usage --format csv over HTTPS: $(tail -n +2 "$tmp/usage.csv" | head -n 1) $(cat "$tmp/err")"
+B usage > "$tmp/usage.txt" 2> "$tmp/err" && grep -q "beta" "$tmp/usage.txt" &&
+    ! grep -q "acme" "$tmp/usage.txt"
+ok $? "usage as a table over HTTPS shows beta's records $(cat "$tmp/err")"
+B usage --tenant acme --format csv > "$tmp/usage.csv" 2> "$tmp/err" &&
+    [ "$(wc -l < "$tmp/usage.csv")" -eq 1 ]
+ok $? "... and --tenant acme shows beta none of acme's: $(cat "$tmp/usage.csv")"
+B --token-file "$tmp/wrong.tok" usage > /dev/null 2> "$tmp/err"
+rc=$?
+[ $rc -eq 77 ] && grep -q "HTTP 401" "$tmp/err"
+ok $? "usage with a wrong token exits 77 ($rc): $(cat "$tmp/err")"
+run "$SURPLUS" --socket "$sock" --json usage > "$tmp/usage.json" 2> "$tmp/err" &&
+    python3 -c 'import json,sys; t = {r["tenant"] for r in json.load(open(sys.argv[1]))}; assert t == {"acme", "beta"}, t' "$tmp/usage.json"
+ok $? "usage --socket as root (the administrator) shows every tenant's records $(cat "$tmp/err")"
+
+# --- fetch --json ------------------------------------------------------------------
+T --json fetch "$id" -o "$tmp/fetched-json" > "$tmp/fetch.json" 2> "$tmp/err" &&
+    python3 - "$tmp/fetch.json" "$tmp/fetched-json" "$id" <<'PY'
+import json, os, sys
+j = json.load(open(sys.argv[1]))
+assert j["job"] == sys.argv[3] and j["directory"] == sys.argv[2], j
+assert len(j["files"]) == 3, j
+for f in j["files"]:
+    assert os.path.getsize(os.path.join(sys.argv[2], f["path"])) == f["bytes"], f
+assert j["total_bytes"] == sum(f["bytes"] for f in j["files"]) > 0, j
+assert any(f["path"] == "out/greeting.txt" for f in j["files"]), j
+PY
+ok $? "fetch --json prints the directory, each file with its size, and the total: $(tr -d '\n' < "$tmp/fetch.json") $(cat "$tmp/err")"
+
 # --- what must fail -------------------------------------------------------------
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$port/healthz")
 [ "$code" = 000 ]
@@ -107,13 +172,13 @@ ok $? "plain HTTP to the TLS port gets no HTTP answer (code $code)"
 [ $? -eq 64 ] && grep -q "expected https://" "$tmp/err"
 ok $? "surplus refuses an http:// --url rather than send the token in clear: $(cat "$tmp/err")"
 R list > /dev/null 2> "$tmp/err"
-[ $? -eq 69 ] && grep -q "certificate problem" "$tmp/err" && grep -q -- "--cacert" "$tmp/err"
-ok $? "a client that does not trust the CA exits 69 naming the certificate problem: $(cat "$tmp/err")"
+[ $? -eq 78 ] && grep -q "certificate problem" "$tmp/err" && grep -q -- "--cacert" "$tmp/err"
+ok $? "a client that does not trust the CA exits 78 (configuration) naming the certificate problem: $(cat "$tmp/err")"
 R --cacert "$tmp/other-ca.pem" list > /dev/null 2> "$tmp/err"
-[ $? -eq 69 ] && grep -q "certificate problem" "$tmp/err"
+[ $? -eq 78 ] && grep -q "certificate problem" "$tmp/err"
 ok $? "... and so does one that trusts another CA: $(cat "$tmp/err")"
 "$SURPLUS" --url "https://localhost:$port" --token-file "$tmp/acme.tok" --cacert "$tmp/test-ca.pem" list > /dev/null 2> "$tmp/err"
-[ $? -eq 69 ] && grep -q "localhost" "$tmp/err"
+[ $? -eq 78 ] && grep -q "localhost" "$tmp/err"
 ok $? "a host name the certificate does not name is refused: $(cat "$tmp/err")"
 T --cacert "$tmp/nonexistent.pem" list > /dev/null 2> "$tmp/err"
 [ $? -eq 64 ] && grep -q "nonexistent.pem" "$tmp/err"

@@ -15,16 +15,19 @@ sock="$tmp/surplus.sock"
 # tokens: acme -> "acme-token", beta -> "beta-token"
 acme_sha=$(printf acme-token | sha256sum | cut -d' ' -f1)
 beta_sha=$(printf beta-token | sha256sum | cut -d' ' -f1)
+delta_sha=$(printf delta-token | sha256sum | cut -d' ' -f1)
 printf acme-token > "$tmp/acme.tok"
 printf beta-token > "$tmp/beta.tok"
 printf wrong-token > "$tmp/wrong.tok"
+printf delta-token > "$tmp/delta.tok"
 cat > "$tmp/d.conf" <<CONF
 state_dir = "$tmp/state";
 accelerators = ( { plugin = "sim"; count = 2; model = "SIM-80G"; memory = "1M"; } );
 sandbox = { uid_base = 330000; kill_grace = "1s"; };
 api = { socket = "$sock"; };
 tenants = ( { name = "acme"; token_sha256 = "$acme_sha"; max_gpus = 2; max_queued = 100; },
-            { name = "beta"; token_sha256 = "$beta_sha"; max_gpus = 1; max_queued = 1; } );
+            { name = "beta"; token_sha256 = "$beta_sha"; max_gpus = 1; max_queued = 1; },
+            { name = "delta"; token_sha256 = "$delta_sha"; max_gpus = 1; max_queued = 3; } );
 CONF
 stop_daemon() { kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null; }
 trap 'kill -9 $daemon 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -91,6 +94,31 @@ B cancel "$(cat "$tmp/b1")" > /dev/null 2>&1
 mkjob two 'true' 'resources = { gpus = 2; };'
 B submit "$tmp/two.tar.zst" > /dev/null 2> "$tmp/err"
 ok $(( $? != 75 )) "a job asking for more GPUs than max_gpus gets 429: $(cat "$tmp/err")"
+
+# delta may queue 3: with its one GPU taken, 16 submissions at once (each
+# bundle slow to check, to widen any gap between counting and queueing)
+# get exactly 3 places.
+mkdir -p "$tmp/big"
+for i in $(seq 1 400); do echo "$i" > "$tmp/big/f$i"; done
+printf 'echo started; sleep 30\n' > "$tmp/big/run.sh"
+printf 'api = 1;\nname = "big";\ncommand = ["/bin/sh", "run.sh"];\nresources = { gpus = 1; };\n' > "$tmp/big/job.conf"
+C bundle create "$tmp/big" -o "$tmp/big.tar.zst" > /dev/null 2>&1
+D() { curl -s -o /dev/null -w '%{http_code}\n' --unix-socket "$sock" -H 'Authorization: Bearer delta-token' "$@"; }
+dr=$(C --token-file "$tmp/delta.tok" submit "$tmp/slow.tar.zst")
+for i in $(seq 1 100); do C --token-file "$tmp/delta.tok" logs "$dr" 2>/dev/null | grep -q started && break; sleep 0.1; done
+pids=
+for i in $(seq 1 16); do
+    D --data-binary @"$tmp/big.tar.zst" -H 'Content-Type: application/octet-stream' http://x/v1/jobs > "$tmp/code.$i" &
+    pids="$pids $!"
+done
+wait $pids
+n201=$(cat "$tmp"/code.* | grep -c '^201$'); n429=$(cat "$tmp"/code.* | grep -c '^429$')
+nq=$(C --token-file "$tmp/delta.tok" --json list | python3 -c 'import json,sys; print(sum(1 for j in json.load(sys.stdin) if j["state"]=="queued"))')
+[ "$n201" -eq 3 ] && [ "$n429" -eq 13 ] && [ "$nq" -eq 3 ]
+ok $? "16 concurrent submissions against max_queued = 3: 3 accepted, 13 refused with 429, 3 queued ($n201, $n429, $nq)"
+for j in $(C --token-file "$tmp/delta.tok" --json list | python3 -c 'import json,sys; print(" ".join(j["id"] for j in json.load(sys.stdin) if j["state"] in ("queued","running")))'); do
+    C --token-file "$tmp/delta.tok" cancel "$j" > /dev/null 2>&1
+done
 
 # --- cancel ---------------------------------------------------------------------------------
 running=$(A submit "$tmp/slow.tar.zst")
@@ -217,15 +245,33 @@ ok $? "a configuration with an error is refused on SIGHUP and the old tenants st
 cp "$tmp/d.conf.good" "$tmp/d.conf"
 
 # --- drain on SIGTERM -------------------------------------------------------------------------------
-d=$(A submit "$tmp/slow.tar.zst")
-for i in $(seq 1 100); do A logs "$d" 2>/dev/null | grep -q started && break; sleep 0.1; done
+# A drain of 3 s: one job ends within it, the other is stopped at its end.
+stop_daemon
+drain_timeout=3s start_daemon
+drain_timeout=
+mkjob short 'echo started; sleep 1.5' 'resources = { gpus = 1; };'
+d=$(A submit "$tmp/slow.tar.zst"); dshort=$(A submit "$tmp/short.tar.zst")
+for i in $(seq 1 100); do
+    A logs "$d" 2>/dev/null | grep -q started && A logs "$dshort" 2>/dev/null | grep -q started && break; sleep 0.1
+done
 kill -TERM $daemon
 sleep 0.3
-[ "$(api http://x/healthz)" != 200 ]
-ok $? "on SIGTERM surplusd stops taking requests"
+[ "$(api http://x/healthz)" = 503 ] && grep -q '"status":"draining"' "$tmp/body"
+ok $? "on SIGTERM /healthz answers 503, status draining: $(cat "$tmp/body")"
+[ "$(api -X POST --data-binary @"$tmp/quick.tar.zst" -H 'Authorization: Bearer acme-token' http://x/v1/jobs)" = 503 ] &&
+    python3 -c 'import json,sys; assert "draining" in json.load(open(sys.argv[1]))["error"]' "$tmp/body"
+ok $? "a submission while draining gets 503 with a JSON error: $(cat "$tmp/body")"
+A submit "$tmp/quick.tar.zst" > /dev/null 2> "$tmp/err"
+rc=$?
+ok $(( rc != 75 )) "... and surplus submit exits 75 (got $rc): $(cat "$tmp/err")"
+[ "$(api -H 'Authorization: Bearer acme-token' http://x/v1/jobs/$d)" = 200 ] && grep -q '"state":"running"' "$tmp/body"
+ok $? "a running job can still be read while draining"
 wait $daemon
 ok $? "... and exits 0 once its jobs are stopped"
 start_daemon
+st=$(A status "$dshort" | sed -n 's/^state: *//p')
+[ "$st" = succeeded ]
+ok $? "a job that ended within the drain timeout finished ($st)"
 st=$(A status "$d" | sed -n 's/^state: *//p')
 [ "$st" = queued ] || [ "$st" = running ]
 ok $? "a job stopped by the drain is back in the queue after the restart ($st)"
@@ -266,6 +312,36 @@ done
 A status "$j" > "$tmp/st.txt"
 [ "$st" = failed ] && grep -q 'reason:.*drained' "$tmp/st.txt"
 ok $? "a two-device job can no longer be placed: failed, the reason naming the drained device"
+stop_daemon
+
+# --- a device that fails its health check before a lease is drained too ------------------------
+sed -i 's|fail_scrub = 0;|fail_health = 0;|; s|/state2"|/state3"|' "$tmp/d.conf"
+start_daemon
+ok $? "surplusd restarts with device sim-0 set to fail its next health check"
+j=$(A submit "$tmp/gpu2.tar.zst")
+for i in $(seq 1 50); do
+    st=$(A status "$j" | sed -n 's/^state: *//p'); [ "$st" = failed ] && break; sleep 0.1
+done
+A status "$j" > "$tmp/st.txt"
+[ "$st" = failed ] && grep -q 'reason:.*sim-0 failed its health check' "$tmp/st.txt"
+ok $? "the job given the failing device fails, the reason naming it: $(sed -n 's/^reason: *//p' "$tmp/st.txt")"
+api http://x/v1/devices > /dev/null
+python3 - "$tmp/body" <<'PY'
+import json, sys
+devs = {d["id"]: d for d in json.load(open(sys.argv[1]))}
+d0, d1 = devs["sim-0"], devs["sim-1"]
+assert d0["state"] == "drained", d0
+assert "health check" in (d0.get("reason") or ""), d0
+assert d1["state"] == "free", d1
+PY
+ok $? "GET /v1/devices shows sim-0 drained, with the failed health check as its reason"
+api http://x/metrics > /dev/null
+grep -q '^surplus_devices{state="drained"} 1$' "$tmp/body" &&
+    grep -q '^surplus_devices{state="free"} 1$' "$tmp/body"
+ok $? "/metrics counts one device drained, one free"
+j=$(A submit --wait "$tmp/gpu.tar.zst" 2> "$tmp/err") &&
+    A logs "$j" | grep -q 'gpus=sim-1'
+ok $? "the next one-device job runs on the other device (sim-1)"
 stop_daemon
 
 grep -q 'error' "$tmp/surplusd.log" && diag "$(grep error "$tmp/surplusd.log" | head -5)"

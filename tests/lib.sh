@@ -20,8 +20,9 @@ trap 'rm -rf "$tmp"' EXIT
 
 # start_daemon: surplusd on "$tmp/d.conf" in the background ($daemon), its
 # log appended to "$tmp/surplusd.log"; returns once it answers on "$sock".
+# $drain_timeout (default 1s) is its --drain-timeout.
 start_daemon() {
-    "$SURPLUSD" -c "$tmp/d.conf" --foreground --drain-timeout 1s \
+    "$SURPLUSD" -c "$tmp/d.conf" --foreground --drain-timeout "${drain_timeout:-1s}" \
         >> "$tmp/surplusd.log" 2>&1 &
     daemon=$!
     for i in $(seq 1 100); do

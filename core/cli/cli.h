@@ -15,8 +15,9 @@
 enum {
     EXIT_USAGE = 64,
     EXIT_BUNDLE = 65,
-    EXIT_NO_DEVICE = 69,
-    EXIT_TEMPFAIL = 75,     /* quota reached or node draining: try later */
+    EXIT_NO_DEVICE = 69,    /* the job can never be placed on this node */
+    EXIT_TEMPFAIL = 75,     /* quota reached, node draining, or surplusd
+                               not reachable: try later */
     EXIT_INTERNAL = 70,
     EXIT_NOT_PERMITTED = 77,
     EXIT_CONFIG = 78,

@@ -112,7 +112,9 @@ static int check_remote(const struct cli *cli)
     return 0;
 }
 
-/* Why curl got no answer, and the exit code for it. */
+/* Why curl got no answer, and the exit code for it: a certificate that
+ * does not verify is this side's configuration (78); anything else
+ * (no socket, refused, timed out) may pass, so try again later (75). */
 static int transfer_failed(const struct cli *cli, const char *where,
                            CURLcode rc, const char *detail)
 {
@@ -129,10 +131,10 @@ static int transfer_failed(const struct cli *cli, const char *where,
                                 "CA certificates in --cacert"
                               : "give the certificate of the CA that "
                                 "signed surplusd's with --cacert FILE");
-        return EXIT_NO_DEVICE;
+        return EXIT_CONFIG;
     default:
         cli_error("cannot reach surplusd at %s: %s", where, why);
-        return EXIT_NO_DEVICE;
+        return EXIT_TEMPFAIL;
     }
 }
 
@@ -211,7 +213,10 @@ int client_request(const struct cli *cli, const char *method,
             goto out;
         }
         hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
-        hdr = curl_slist_append(hdr, "Expect:");
+        /* surplusd answers before the body when it will refuse it
+         * (too large, draining, bad token); without waiting for its
+         * "100 Continue" the answer would be lost to a broken pipe. */
+        hdr = curl_slist_append(hdr, "Expect: 100-continue");
         curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(c, CURLOPT_READDATA, up);
         curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);

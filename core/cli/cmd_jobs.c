@@ -238,7 +238,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 }
 
 /* The job's exit code for `submit --wait`: its own status, 124 after its
- * walltime. */
+ * walltime, 69 when it never ran because no device here can serve it. */
 static int job_exit(json_t *j)
 {
     json_t *ex = json_object_get(j, "exit_status");
@@ -246,6 +246,8 @@ static int job_exit(json_t *j)
 
     if (strcmp(st, "timeout") == 0)
         return 124;
+    if (strcmp(str(j, "reason_code"), "no_device") == 0)
+        return EXIT_NO_DEVICE;
     if (json_is_integer(ex))
         return (int)json_integer_value(ex);
     return strcmp(st, "succeeded") == 0 ? 0 : EXIT_INTERNAL;
@@ -337,7 +339,11 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
     } else {
-        fprintf(stderr, "surplus: job %s %s\n", id, str(j, "state"));
+        fprintf(stderr, "surplus: job %s %s%s%s\n", id, str(j, "state"),
+                json_is_string(json_object_get(j, "reason")) ? ": " : "",
+                json_is_string(json_object_get(j, "reason"))
+                    ? str(j, "reason")
+                    : "");
     }
     r = job_exit(j);
     json_decref(j);
@@ -376,8 +382,7 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
     bool follow = false;
     const char *id;
     struct reply rep;
-    char path[64];
-    size_t shown = 0;
+    char path[80];
     int opt, r;
 
     while ((opt = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
@@ -391,36 +396,36 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
     }
     if ((r = id_arg(argc, argv, "logs", &id)) != 0)
         return r;
-    snprintf(path, sizeof path, "/v1/jobs/%s/log", id);
-    /* -f: the log is fetched again until the job is over, and only what
-     * is new is printed. */
-    for (;;) {
-        json_t *j = NULL;
-        bool over = true;
-
-        if (follow) {
-            if ((r = fetch_job(cli, id, &j)) != 0)
-                return r;
-            over = terminal(str(j, "state"));
-            json_decref(j);
-        }
-        if ((r = client_request(cli, "GET", path, -1, -1, &rep)) != 0)
-            return r;
-        if (rep.status != 200) {
-            r = client_fail(&rep);
-            reply_free(&rep);
-            return r;
-        }
-        if (rep.len > shown) {
-            fwrite(rep.body + shown, 1, rep.len - shown, stdout);
-            fflush(stdout);
-            shown = rep.len;
-        }
+    /* -f: the daemon keeps the answer open while the job runs and sends
+     * what it writes as it writes it (?follow=1); it ends with the job. */
+    snprintf(path, sizeof path, "/v1/jobs/%s/log%s", id,
+             follow ? "?follow=1" : "");
+    fflush(stdout);
+    if ((r = client_request(cli, "GET", path, -1, STDOUT_FILENO, &rep)) != 0)
+        return r;
+    if (rep.status != 200) {
+        r = client_fail(&rep);
         reply_free(&rep);
-        if (over)
-            return 0;
-        usleep(250 * 1000);
+        return r;
     }
+    reply_free(&rep);
+    if (follow) {
+        /* A stream cut short (the daemon stopped, the connection
+         * dropped) ends before the job does. */
+        json_t *j = NULL;
+        bool over;
+
+        if ((r = fetch_job(cli, id, &j)) != 0)
+            return r;
+        over = terminal(str(j, "state"));
+        json_decref(j);
+        if (!over) {
+            cli_error("the log of job %s stopped before the job ended; "
+                      "run surplus logs -f %s again", id, id);
+            return EXIT_TEMPFAIL;
+        }
+    }
+    return 0;
 }
 
 int cmd_fetch(struct cli *cli, int argc, char **argv)
@@ -432,7 +437,8 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
     const char *id, *dir = NULL;
     char path[4200], def[64];
     struct reply rep;
-    json_t *list, *o;
+    json_t *list, *o, *files = NULL;
+    json_int_t total = 0;
     size_t i;
     int opt, r, dfd;
 
@@ -454,9 +460,16 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
     snprintf(path, sizeof path, "/v1/jobs/%s/outputs", id);
     if ((r = request_json(cli, "GET", path, 200, &list)) != 0)
         return r;
+    /* --json: what was written where, sizes as they landed on disk. */
+    if (cli->json && (files = json_array()) == NULL) {
+        cli_error("out of memory");
+        json_decref(list);
+        return EXIT_INTERNAL;
+    }
     if ((r = node_mkdirs(dir, 0755)) < 0 ||
         (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         cli_error("%s: %s", dir, strerror(r < 0 ? -r : errno));
+        json_decref(files);
         json_decref(list);
         return EXIT_INTERNAL;
     }
@@ -464,6 +477,7 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
     json_array_foreach(list, i, o) {
         const char *rel = str(o, "path");
         char sub[4200];
+        struct stat st;
         int fd;
 
         /* Names come from the server: only storage-key names (no "..",
@@ -494,14 +508,33 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
                 r = client_fail(&rep);
             else
                 r = EXIT_INTERNAL;
+        } else if (files != NULL && fstat(fd, &st) == 0) {
+            json_array_append_new(files,
+                                  json_pack("{s:s, s:I}", "path", rel,
+                                            "bytes", (json_int_t)st.st_size));
+            total += (json_int_t)st.st_size;
         }
         reply_free(&rep);
         close(fd);
     }
     close(dfd);
-    if (r == 0)
+    if (r == 0 && files != NULL) {
+        json_t *out = json_pack("{s:s, s:s, s:O, s:I}", "job", id,
+                                "directory", dir, "files", files,
+                                "total_bytes", total);
+
+        if (out == NULL || json_dumpf(out, stdout, JSON_INDENT(2)) < 0) {
+            cli_error("cannot write the report");
+            r = EXIT_INTERNAL;
+        } else {
+            putchar('\n');
+        }
+        json_decref(out);
+    } else if (r == 0) {
         fprintf(stderr, "surplus: %zu output file(s) in %s/\n",
                 json_array_size(list), dir);
+    }
+    json_decref(files);
     json_decref(list);
     return r;
 }

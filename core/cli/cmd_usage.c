@@ -2,10 +2,14 @@
  * surplus usage [--since T] [--until T] [--tenant NAME]
  *               [--format table|csv|json]
  *
- * Reads usage records back through the configured accounting plugin: those
- * whose end time lies in [since, until), in the order the plugin returns
- * them (end time, then record id).  The table is for people; CSV and JSON
- * carry every field, unrounded, for scripts and spreadsheets.
+ * Reads usage records back: those whose end time lies in [since, until),
+ * in the order the accounting plugin returns them (end time, then record
+ * id).  With --url, --socket or --token-file, or for a caller who is not
+ * root, they come from surplusd (GET /v1/usage), which shows a tenant only
+ * its own; only root without those reads the ledger through the configured
+ * accounting plugin directly (on the node, with or without the daemon).
+ * The table is for people; CSV and JSON carry every field, unrounded, for
+ * scripts and spreadsheets.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "client.h"
 #include "loader.h"
 #include "units.h"
 
@@ -761,6 +767,117 @@ static int load_accounting(const struct config *cf, struct plugin **ret)
     return 0;
 }
 
+/* ---- or through surplusd ------------------------------------------------------ */
+
+/* Whether the records come from surplusd rather than the ledger: the
+ * daemon decides who sees what; the ledger is for root on the node. */
+static bool through_daemon(const struct cli *cli)
+{
+    return cli->url != NULL || cli->socket != NULL ||
+           cli->token_file != NULL || geteuid() != 0;
+}
+
+static const char *json_str(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static int64_t json_int(json_t *o, const char *key)
+{
+    return (int64_t)json_integer_value(json_object_get(o, key));
+}
+
+/* A record of GET /v1/usage, as the plugin would have handed it over;
+ * null (no number) is unknown, as NaN is in the ledger. */
+static int record_from_json(json_t *o, struct walk *w)
+{
+    json_t *devs = json_object_get(o, "devices"), *d, *v;
+    size_t n = json_array_size(devs), i;
+    struct surplus_usage_device *dv = calloc(n + 1, sizeof(*dv));
+    struct surplus_usage_record rec = {0};
+    int r;
+
+    if (dv == NULL)
+        return -ENOMEM;
+    json_array_foreach(devs, i, d) {
+        dv[i].id = json_str(d, "id");
+        dv[i].model = json_str(d, "model");
+    }
+    rec.record_id = json_str(o, "record_id");
+    rec.job_id = json_str(o, "job_id");
+    rec.tenant = json_str(o, "tenant");
+    rec.job_name = json_str(o, "job_name");
+    rec.node = json_str(o, "node");
+    rec.devices = dv;
+    rec.n_devices = n;
+    rec.start_us = json_int(o, "start_us");
+    rec.end_us = json_int(o, "end_us");
+    rec.duration_us = (uint64_t)json_int(o, "duration_us");
+    v = json_object_get(o, "device_seconds");
+    rec.device_seconds = json_is_number(v) ? json_number_value(v) : NAN;
+    v = json_object_get(o, "cpu_seconds");
+    rec.cpu_seconds = json_is_number(v) ? json_number_value(v) : NAN;
+    rec.max_rss_bytes = (uint64_t)json_int(o, "max_rss_bytes");
+    rec.exit_status = (int)json_int(o, "exit_status");
+    rec.state = json_str(o, "state");
+    rec.bytes_in = (uint64_t)json_int(o, "bytes_in");
+    rec.bytes_out = (uint64_t)json_int(o, "bytes_out");
+    rec.cost_micros = json_int(o, "cost_micros");
+    rec.currency = json_str(o, "currency");
+    r = on_record(w, &rec);
+    free(dv);
+    return r;
+}
+
+/* GET /v1/usage?since=&until= and each record, of --tenant only if given,
+ * through on_record(); 0 or the exit code, with the reason printed. */
+static int query_daemon(struct cli *cli, const struct surplus_usage_query *q,
+                        struct walk *w)
+{
+    char path[128], since[32] = "";
+    struct reply rep;
+    json_t *arr, *o;
+    size_t i;
+    int r;
+
+    if (q->since_us != INT64_MIN)
+        snprintf(since, sizeof(since), "since=%lld&",
+                 (long long)q->since_us);
+    snprintf(path, sizeof(path), "/v1/usage?%suntil=%lld", since,
+             (long long)q->until_us);
+    if ((r = client_request(cli, "GET", path, -1, -1, &rep)) != 0)
+        return r;
+    if (rep.status != 200) {
+        r = client_fail(&rep);
+        reply_free(&rep);
+        return r;
+    }
+    arr = client_json(&rep);
+    reply_free(&rep);
+    if (!json_is_array(arr)) {
+        if (arr != NULL)
+            cli_error("surplusd answered something that is not a list of "
+                      "usage records");
+        json_decref(arr);
+        return EXIT_INTERNAL;
+    }
+    if (w->format == FORMAT_CSV)
+        puts(csv_header);
+    json_array_foreach(arr, i, o) {
+        const char *t = json_str(o, "tenant");
+
+        if (q->tenant != NULL && (t == NULL || strcmp(t, q->tenant) != 0))
+            continue;
+        if ((r = record_from_json(o, w)) < 0) {
+            cli_error("usage: %s", strerror(-r));
+            json_decref(arr);
+            return EXIT_INTERNAL;
+        }
+    }
+    json_decref(arr);
+    return 0;
+}
+
 static int bad_time(const char *option, const char *value, int r)
 {
     char esc[256];
@@ -875,6 +992,17 @@ int cmd_usage(struct cli *cli, int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    if (through_daemon(cli)) {
+        r = query_daemon(cli, &q, &w);
+        if (r == 0 && w.n == 0)
+            print_empty(w.format, &q);
+        else if (r == 0 && w.format == FORMAT_TABLE)
+            table_print(&w.table, (size_t)cli_term_width());
+        else if (r == 0 && w.format == FORMAT_JSON)
+            fputs("\n]\n", stdout);
+        table_free(&w.table);
+        goto flush;
+    }
     if ((r = cli_load_config(cli, &cf)) != 0)
         return r;
     r = load_accounting(cf, &p);
@@ -904,6 +1032,7 @@ int cmd_usage(struct cli *cli, int argc, char **argv)
     }
     table_free(&w.table);
     plugin_close(p);
+flush:
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("usage: cannot write the report: %s", strerror(errno));
         return EXIT_INTERNAL;

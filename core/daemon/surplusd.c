@@ -173,8 +173,11 @@ int main(int argc, char **argv)
         }
         log_msg(SURPLUS_LOG_INFO, "%s: draining",
                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        api_quiesce(a);
+        /* The API keeps serving while running jobs finish: submissions
+         * and /healthz answer 503 (draining), reads still work.  The
+         * listeners go only once nothing runs any more. */
         service_drain(s, drain_ms);
+        api_quiesce(a);
         break;
     }
 out:

@@ -8,11 +8,13 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -58,7 +60,8 @@ struct req {
     /* POST /v1/jobs */
     int fd;
     uint64_t bytes;
-    bool over;
+    bool over;        /* past limits.max_bundle_bytes: the rest is dropped */
+    int spool_errno;  /* a write to the spool failed: the rest is dropped */
     bool answered;
 };
 
@@ -258,20 +261,16 @@ static void log_reader_free(void *cls)
     close((int)(intptr_t)cls);
 }
 
-static enum MHD_Result get_file(struct api *a, struct MHD_Connection *c,
-                                struct req *rq, const char *id,
-                                const char *output)
+static enum MHD_Result get_output(struct api *a, struct MHD_Connection *c,
+                                  struct req *rq, const char *id,
+                                  const char *output)
 {
     struct err e = {0};
     struct MHD_Response *resp;
     enum MHD_Result ret;
-    bool done = true;
     int fd, r;
 
-    if (output != NULL)
-        r = service_output(a->svc, &rq->caller, id, output, &fd, &e);
-    else
-        r = service_log(a->svc, &rq->caller, id, &fd, &done, &e);
+    r = service_output(a->svc, &rq->caller, id, output, &fd, &e);
     if (r < 0)
         return send_error(c, r, e.msg);
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
@@ -282,9 +281,134 @@ static enum MHD_Result get_file(struct api *a, struct MHD_Connection *c,
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            output ? "application/octet-stream"
-                                   : "text/plain; charset=utf-8");
-    MHD_add_response_header(resp, "X-Surplus-Job-Done", done ? "1" : "0");
+                            "application/octet-stream");
+    ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* GET /v1/jobs/{id}/log[?follow=1][&offset=N]: the log from byte N on.
+ * Followed, the response stays open while the job runs: caught up with
+ * the log, the reader asks the service again (never holding its lock
+ * while it waits) and ends once the job is over and all of its log has
+ * gone out. */
+#define FOLLOW_POLL_US (100 * 1000)
+
+struct log_stream {
+    struct api *a;
+    struct caller caller;
+    char tenant[128];
+    char id[JOB_ID_LEN + 1];
+    int fd;          /* the log as service_log gave it last */
+    bool done;       /* ... and it is the whole of it */
+    bool follow;
+    uint64_t offset;
+    int conn_fd;     /* the client's socket, to notice it leaving */
+};
+
+static void log_stream_free(void *cls)
+{
+    struct log_stream *ls = cls;
+
+    if (ls->fd >= 0)
+        close(ls->fd);
+    free(ls);
+}
+
+/* Whether the client hung up (a follower may wait long between bytes). */
+static bool client_gone(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+    return fd >= 0 && poll(&p, 1, 0) > 0 &&
+           (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* The log again from the service: the runner's file grows in place while
+ * the job runs; once the job is over, the stored log is the whole. */
+static int log_stream_refresh(struct log_stream *ls)
+{
+    struct err e = {0};
+    bool done = false;
+    int fd, r;
+
+    r = service_log(ls->a->svc, &ls->caller, ls->id, &fd, &done, &e);
+    if (r < 0)
+        return r;
+    close(ls->fd);
+    ls->fd = fd;
+    ls->done = done;
+    return 0;
+}
+
+static ssize_t log_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct log_stream *ls = cls;
+    ssize_t n = pread(ls->fd, buf, max, (off_t)(ls->offset + pos));
+
+    if (n != 0)
+        return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
+    if (!ls->follow || ls->done)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (client_gone(ls->conn_fd) || log_stream_refresh(ls) < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    n = pread(ls->fd, buf, max, (off_t)(ls->offset + pos));
+    if (n != 0)
+        return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
+    if (ls->done)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    /* Nothing new yet: libmicrohttpd asks again after the wait. */
+    usleep(FOLLOW_POLL_US);
+    return 0;
+}
+
+static enum MHD_Result get_log(struct api *a, struct MHD_Connection *c,
+                               struct req *rq, const char *id)
+{
+    const char *follow = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+                                                     "follow");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct MHD_Response *resp;
+    struct log_stream *ls;
+    struct err e = {0};
+    enum MHD_Result ret;
+    bool bad = false;
+    int64_t offset = query_time(c, "offset", 0, &bad);
+    int r;
+
+    if (bad || offset < 0)
+        return send_error(c, -EINVAL, "offset is a byte count (0 or more)");
+    if (follow != NULL && strcmp(follow, "0") != 0 && strcmp(follow, "1") != 0)
+        return send_error(c, -EINVAL, "follow is 0 or 1");
+    if ((ls = calloc(1, sizeof *ls)) == NULL)
+        return send_error(c, -ENOMEM, "out of memory");
+    ls->a = a;
+    ls->caller.admin = rq->caller.admin;
+    if (rq->caller.tenant != NULL) {
+        snprintf(ls->tenant, sizeof ls->tenant, "%s", rq->caller.tenant);
+        ls->caller.tenant = ls->tenant;
+    }
+    snprintf(ls->id, sizeof ls->id, "%s", id);
+    ls->follow = follow != NULL && strcmp(follow, "1") == 0;
+    ls->offset = (uint64_t)offset;
+    ls->conn_fd = ci ? ci->connect_fd : -1;
+    r = service_log(a->svc, &ls->caller, id, &ls->fd, &ls->done, &e);
+    if (r < 0) {
+        free(ls);
+        return send_error(c, r, e.msg);
+    }
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+                                             log_stream_read, ls,
+                                             log_stream_free);
+    if (resp == NULL) {
+        log_stream_free(ls);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, "X-Surplus-Job-Done",
+                            ls->done ? "1" : "0");
     ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -346,9 +470,9 @@ static enum MHD_Result route(struct api *a, struct MHD_Connection *c,
             return send_result(c, r, MHD_HTTP_OK, j, &e);
         }
         if (strcmp(rest, "/log") == 0 && get)
-            return get_file(a, c, rq, id, NULL);
+            return get_log(a, c, rq, id);
         if (strncmp(rest, "/outputs/", 9) == 0 && rest[9] && get)
-            return get_file(a, c, rq, id, rest + 9);
+            return get_output(a, c, rq, id, rest + 9);
         if (strcmp(rest, "/outputs") == 0 && get) {
             r = service_outputs(a->svc, &rq->caller, id, &j, &e);
             return send_result(c, r, MHD_HTTP_OK, j, &e);
@@ -364,55 +488,109 @@ static enum MHD_Result route(struct api *a, struct MHD_Connection *c,
     return send_error(c, -ENOENT, "no such route");
 }
 
-/* POST /v1/jobs: the body streams into an unnamed file in the spool
- * directory, refused as soon as it passes limits.max_bundle_bytes. */
+static void bundle_too_big(struct api *a, char *msg, size_t len)
+{
+    snprintf(msg, len, "the bundle exceeds limits.max_bundle_bytes (%llu "
+                       "bytes)",
+             (unsigned long long)service_max_bundle_bytes(a->svc));
+}
+
+/* What an upload over the limit may still send, read and dropped, so that
+ * its 413 reaches the client (below). */
+#define UPLOAD_DISCARD_MAX (64ULL << 20)
+
+/* POST /v1/jobs, first call (headers only): what can be refused before
+ * the body is read is refused now.  libmicrohttpd takes a response only
+ * here or after the whole body.  A Content-Length over the limit is
+ * answered now when the client waits for "100 Continue" (it then sends
+ * none of the body) or when the body is huge; otherwise the body is read
+ * and dropped first: answering while a client is still sending makes the
+ * connection close under it, and the client sees a broken pipe instead
+ * of the 413. */
+static enum MHD_Result upload_begin(struct api *a, struct MHD_Connection *c,
+                                    struct req *rq)
+{
+    const char *cl = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    char msg[160];
+
+    if (service_draining(a->svc)) {
+        rq->answered = true;
+        return send_error(c, -ESHUTDOWN, "the node is draining");
+    }
+    if (cl != NULL &&
+        strtoull(cl, NULL, 10) > service_max_bundle_bytes(a->svc)) {
+        const char *expect = MHD_lookup_connection_value(
+            c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+
+        if ((expect != NULL && strcasecmp(expect, "100-continue") == 0) ||
+            strtoull(cl, NULL, 10) - service_max_bundle_bytes(a->svc) >
+                UPLOAD_DISCARD_MAX) {
+            rq->answered = true;
+            bundle_too_big(a, msg, sizeof msg);
+            return send_error(c, -EFBIG, msg);
+        }
+        rq->over = true;
+        return MHD_YES;
+    }
+    rq->fd = open(service_spool_dir(a->svc), O_TMPFILE | O_RDWR | O_CLOEXEC,
+                  0600);
+    if (rq->fd < 0) {
+        rq->answered = true;
+        return send_error(c, -EIO, "cannot spool the upload");
+    }
+    return MHD_YES;
+}
+
+/* POST /v1/jobs, the body: it streams into an unnamed file in the spool
+ * directory.  Past limits.max_bundle_bytes (a chunked body, or one longer
+ * than its Content-Length said) or after a failed write, the rest is read
+ * and dropped, and the error is the answer once the body has ended. */
 static enum MHD_Result upload(struct api *a, struct MHD_Connection *c,
                               struct req *rq, const char *data, size_t *size)
 {
     struct err e = {0};
     json_t *j = NULL;
+    char msg[160];
     int r;
 
-    if (rq->fd < 0 && !rq->over) {
-        if (service_draining(a->svc))
-            return send_error(c, -ESHUTDOWN, "the node is draining");
-        rq->fd = open(service_spool_dir(a->svc), O_TMPFILE | O_RDWR | O_CLOEXEC,
-                      0600);
-        if (rq->fd < 0)
-            return send_error(c, -EIO, "cannot spool the upload");
-    }
     if (*size > 0) {
-        if (!rq->over) {
+        /* Dropped bytes are counted too: a chunked body that goes on
+         * and on is cut off. */
+        if (rq->fd < 0 && (rq->bytes += *size) >
+                              service_max_bundle_bytes(a->svc) +
+                                  UPLOAD_DISCARD_MAX)
+            return MHD_NO;
+        if (rq->fd >= 0) {
             rq->bytes += *size;
-            if (rq->bytes > service_max_bundle_bytes(a->svc)) {
-                char msg[160];
+            if (rq->bytes > service_max_bundle_bytes(a->svc))
                 rq->over = true;
-                close(rq->fd);
-                rq->fd = -1;
-                snprintf(msg, sizeof msg,
-                         "the bundle exceeds limits.max_bundle_bytes (%llu "
-                         "bytes)",
-                         (unsigned long long)service_max_bundle_bytes(a->svc));
-                *size = 0;
-                rq->answered = true;
-                return send_error(c, -EFBIG, msg);
-            }
-            for (size_t off = 0; off < *size;) {
+            for (size_t off = 0; !rq->over && off < *size;) {
                 ssize_t n = write(rq->fd, data + off, *size - off);
                 if (n < 0) {
-                    *size = 0;
-                    rq->answered = true;
-                    return send_error(c, -EIO, "cannot spool the upload");
+                    rq->spool_errno = errno;
+                    break;
                 }
                 off += (size_t)n;
+            }
+            if (rq->over || rq->spool_errno) {
+                close(rq->fd);
+                rq->fd = -1;
             }
         }
         *size = 0;
         return MHD_YES;
     }
-    if (rq->answered || rq->over)
-        return MHD_YES;
     rq->answered = true;
+    if (rq->over) {
+        bundle_too_big(a, msg, sizeof msg);
+        return send_error(c, -EFBIG, msg);
+    }
+    if (rq->spool_errno) {
+        snprintf(msg, sizeof msg, "cannot spool the upload in %s: %s",
+                 service_spool_dir(a->svc), strerror(rq->spool_errno));
+        return send_error(c, -EIO, msg);
+    }
     r = service_submit(a->svc, &rq->caller, rq->fd, rq->bytes, &j, &e);
     rq->fd = -1; /* the service took it over */
     return send_result(c, r, MHD_HTTP_CREATED, j, &e);
@@ -449,7 +627,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
         }
         rq->authed = true;
         if (strcmp(url, "/v1/jobs") == 0 && strcmp(method, "POST") == 0)
-            return MHD_YES; /* the body follows */
+            return upload_begin(a, c, rq); /* the body follows */
     }
     if (rq->answered) {
         *size = 0;

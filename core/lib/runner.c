@@ -7,7 +7,8 @@
  *   jobs/<id>/log    the job's stdout and stderr, written by the runner
  *   run/uids/<n>     lock held while uid_base+n runs a job
  *   run/devices/<d>  lock held while device d is leased
- *   drained/<d>      a device that failed its scrub; never leased again
+ *   drained/<d>      a device that failed its scrub or its pre-lease
+ *                    health check; never leased again
  *                    until an operator removes the file
  */
 #include "runner.h"
@@ -502,6 +503,55 @@ static bool cancelled(const struct run *j)
     return j->o->cancel_fd >= 0 && poll(&pfd, 1, 0) > 0;
 }
 
+/* After a failed prepare or release: which of the lease's devices the
+ * plugin now reports unhealthy. */
+struct unhealthy {
+    struct run *j;
+    bool *bad;
+    size_t n_bad;
+};
+
+static int on_unhealthy(void *arg, const struct surplus_device *d)
+{
+    struct unhealthy *u = arg;
+
+    if (d->healthy)
+        return 0;
+    for (size_t i = 0; i < u->j->n_picked; i++)
+        if (!u->bad[i] && strcmp(u->j->lease_ids[i], d->id) == 0) {
+            u->bad[i] = true;
+            u->n_bad++;
+        }
+    return 0;
+}
+
+/* After prepare failed: drains the leased devices its health check found
+ * unhealthy, so that no later job is given them.  Returns how many. */
+static size_t drain_unhealthy(struct run *j, const char *msg, char *names,
+                              size_t size)
+{
+    bool *bad = calloc(j->n_picked + 1, sizeof *bad);
+    struct unhealthy u = {.j = j, .bad = bad};
+    size_t len = 0;
+
+    names[0] = '\0';
+    if (bad == NULL ||
+        plugin_accelerator(j->acc)->discover(j->acc->state, on_unhealthy,
+                                             &u) < 0)
+        u.n_bad = 0;
+    for (size_t i = 0; u.n_bad > 0 && i < j->n_picked; i++)
+        if (bad[i]) {
+            char why[ERR_MSG_MAX + 64];
+
+            snprintf(why, sizeof why, "failed its health check: %s", msg);
+            drain(j, &j->devs[j->picked[i]], why);
+            appendf(names, size, &len, "%s%s", len ? ", " : "",
+                    j->lease_ids[i]);
+        }
+    free(bad);
+    return u.n_bad;
+}
+
 static int lease(struct run *j)
 {
     const struct job_resources *res = &j->sum.spec->resources;
@@ -544,31 +594,15 @@ static int lease(struct run *j)
                     j->lease_out.err.msg);
         else
             plugin_error(j->acc, r, &pe, "prepare");
+        char names[256];
+
+        if (drain_unhealthy(j, pe.msg, names, sizeof names) > 0)
+            return err_set(j->e, -ENODEV, "cannot lease devices: %s failed "
+                                          "its health check and is drained "
+                                          "(%s)", names, pe.msg);
         return err_set(j->e, -ENODEV, "cannot lease devices: %s", pe.msg);
     }
     j->prepared = true;
-    return 0;
-}
-
-/* After a failed release: which of the lease's devices the plugin now
- * reports unhealthy (the others scrubbed fine). */
-struct unhealthy {
-    struct run *j;
-    bool *bad;
-    size_t n_bad;
-};
-
-static int on_release_check(void *arg, const struct surplus_device *d)
-{
-    struct unhealthy *u = arg;
-
-    if (d->healthy)
-        return 0;
-    for (size_t i = 0; i < u->j->n_picked; i++)
-        if (!u->bad[i] && strcmp(u->j->lease_ids[i], d->id) == 0) {
-            u->bad[i] = true;
-            u->n_bad++;
-        }
     return 0;
 }
 
@@ -596,7 +630,7 @@ static void release(struct run *j)
          * every device of the lease, since none is known to be clean. */
         if (bad != NULL &&
             plugin_accelerator(j->acc)->discover(j->acc->state,
-                                                 on_release_check, &u) < 0)
+                                                 on_unhealthy, &u) < 0)
             u.n_bad = 0;
         char names[512] = "";
         size_t len = 0;

@@ -100,7 +100,8 @@ int runner_run(struct node *node, const struct runner_opts *o,
 void runner_result_free(struct runner_result *res);
 
 /* Whether device `id` of accelerator `plugin` ("accelerator/sim") was
- * drained after a failed scrub (state_dir/drained/<plugin>-<id>), and why. */
+ * drained after a failed scrub or health check
+ * (state_dir/drained/<plugin>-<id>), and why. */
 bool runner_device_drained(const struct config *cf, const char *plugin,
                            const char *id, char *why, size_t len);
 

@@ -599,6 +599,30 @@ static int no_devices(struct plan *p, size_t i, const struct shape *s)
     return reason != NULL ? add_impossible(p, i, reason) : -ENOMEM;
 }
 
+/* The wording is no_devices()'s: "asks for N GPU[s], but " followed by
+ * "no device" or "only"; over_quota() goes on with "tenant". */
+bool sched_reason_no_device(const char *reason)
+{
+    const char *p = reason;
+
+    if (p == NULL || strncmp(p, "asks for ", 9) != 0)
+        return false;
+    p += 9;
+    if (*p < '0' || *p > '9')
+        return false;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (strncmp(p, " GPU", 4) != 0)
+        return false;
+    p += 4;
+    if (*p == 's')
+        p++;
+    if (strncmp(p, ", but ", 6) != 0)
+        return false;
+    p += 6;
+    return strncmp(p, "no device ", 10) == 0 || strncmp(p, "only ", 5) == 0;
+}
+
 static int over_quota(struct plan *p, size_t i, const struct tenant_state *t)
 {
     const struct sched_job *job = &p->in->queued[i];

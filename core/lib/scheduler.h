@@ -161,6 +161,10 @@ int sched_plan(const struct sched_input *in, struct sched_result **ret_result);
 /* Accepts NULL. */
 void sched_result_free(struct sched_result *r);
 
+/* Whether `reason` (of a struct sched_impossible) says no device of this
+ * node can serve the job, as opposed to its tenant's quota; accepts NULL. */
+bool sched_reason_no_device(const char *reason);
+
 /*
  * Whether `dev` can serve `job` by its model and memory: the job's model
  * glob matches the device model and the device has at least gpu_memory.

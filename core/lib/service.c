@@ -76,6 +76,8 @@ struct tenant {
     char token[65];     /* token_sha256, or "" */
     uint32_t max_gpus;
     uint64_t max_queued;
+    uint64_t pending;   /* submissions past the max_queued check, not
+                           yet in the queue (or refused) */
 };
 
 struct service {
@@ -128,6 +130,8 @@ static void tenants_free(struct tenant *t, size_t n)
     free(t);
 }
 
+static struct tenant *tenant_find(struct service *s, const char *name);
+
 static int tenants_load(struct service *s, const struct config *cf)
 {
     struct tenant *t = calloc(cf->n_tenants + 1, sizeof *t);
@@ -143,6 +147,10 @@ static int tenants_load(struct service *s, const struct config *cf)
         t[i].max_queued = (uint64_t)cf->tenants[i].max_queued;
     }
     pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < cf->n_tenants; i++) {
+        const struct tenant *old = tenant_find(s, t[i].name);
+        t[i].pending = old ? old->pending : 0;
+    }
     tenants_free(s->tenants, s->n_tenants);
     s->tenants = t;
     s->n_tenants = cf->n_tenants;
@@ -151,7 +159,7 @@ static int tenants_load(struct service *s, const struct config *cf)
     return 0;
 }
 
-static const struct tenant *tenant_find(struct service *s, const char *name)
+static struct tenant *tenant_find(struct service *s, const char *name)
 {
     for (size_t i = 0; name && i < s->n_tenants; i++)
         if (strcmp(s->tenants[i].name, name) == 0)
@@ -246,7 +254,7 @@ static void inventory(struct service *s)
             s->n_devs, s->node->n_accelerators);
 }
 
-/* A device that failed its scrub (the runner marks it). */
+/* A device that failed its scrub or health check (the runner marks it). */
 static bool drained(struct service *s, const struct dev *d, char *why,
                     size_t len)
 {
@@ -307,7 +315,7 @@ static json_t *job_json(const struct job_row *r)
 
     return json_pack(
         "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s?, s:i, s:I, "
-        "s:{s:i, s:s, s:I, s:I}, s:b}",
+        "s:{s:i, s:s, s:I, s:I}, s:b, s:s?}",
         "id", r->id, "tenant", r->tenant, "name", r->name, "state",
         job_state_name(r->state), "exit_status",
         r->exit_status >= 0 ? json_integer(r->exit_status) : json_null(),
@@ -318,7 +326,14 @@ static json_t *job_json(const struct job_row *r)
         "resources", "gpus", (int)r->gpus, "model",
         r->model ? r->model : "*", "gpu_memory_bytes",
         (json_int_t)r->gpu_memory, "walltime_ms",
-        (json_int_t)r->walltime_ms, "requeue", r->requeue);
+        (json_int_t)r->walltime_ms, "requeue", r->requeue,
+        /* Machine-readable for `submit --wait` (exit 69): failed without
+         * ever starting because no device here can serve it. */
+        "reason_code",
+        r->state == JOB_FAILED && r->started_us <= 0 &&
+                sched_reason_no_device(r->reason)
+            ? "no_device"
+            : NULL);
 }
 
 /* The job, if the caller may see it: -ENOENT otherwise, as if absent. */
@@ -437,6 +452,17 @@ static void wake(struct service *s)
     pthread_cond_broadcast(&s->cv);
 }
 
+/* With the lock held: gives back a submission's place under max_queued,
+ * once (it is in the queue now, or was refused). */
+static void unreserve(struct service *s, const char *tenant, bool *reserved)
+{
+    struct tenant *t = tenant_find(s, tenant);
+
+    if (*reserved && t != NULL && t->pending > 0)
+        t->pending--;
+    *reserved = false;
+}
+
 int service_submit(struct service *s, const struct caller *c, int fd,
                    uint64_t bytes, json_t **ret, struct err *e)
 {
@@ -444,33 +470,36 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     struct bundle_summary sum = {0};
     struct job_row row = {0};
     char path[64], key[64];
-    const struct tenant *t;
-    uint64_t queued = 0, max_queued = 0;
+    struct tenant *t;
+    uint64_t queued = 0;
     uint32_t max_gpus = 0;
-    bool quota = false;
+    bool reserved = false;
     int r;
 
     if (service_draining(s)) {
         close(fd);
         return err_set(e, -ESHUTDOWN, "the node is draining");
     }
+    /* Counted and reserved in one step: submissions that pass the check
+     * together must not overshoot max_queued between it and the insert. */
     pthread_mutex_lock(&s->mu);
     if ((t = tenant_find(s, tenant)) != NULL) {
-        quota = true;
-        max_queued = t->max_queued;
         max_gpus = t->max_gpus;
+        queued = t->pending;
+        for (size_t i = 0; i < s->n_queue; i++)
+            if (strcmp(s->queue[i].tenant, tenant) == 0)
+                queued++;
+        if (queued < t->max_queued) {
+            t->pending++;
+            reserved = true;
+        }
     }
     pthread_mutex_unlock(&s->mu);
-    if (quota) {
-        if ((r = jobstore_count(s->js, tenant, JOB_STATE_BIT(JOB_QUEUED),
-                                &queued, e)) < 0)
-            goto out;
-        if (queued >= max_queued) {
-            r = err_set(e, -EDQUOT, "tenant '%s' has %llu job(s) queued, "
-                                    "its max_queued",
-                        tenant, (unsigned long long)queued);
-            goto out;
-        }
+    if (t != NULL && !reserved) {
+        r = err_set(e, -EDQUOT, "tenant '%s' has %llu job(s) queued, "
+                                "its max_queued",
+                    tenant, (unsigned long long)queued);
+        goto out;
     }
     /* Checked from the spooled copy: every rule of surplus-bundle(5). */
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
@@ -479,7 +508,7 @@ int service_submit(struct service *s, const struct caller *c, int fd,
             r = -EBADMSG;
         goto out;
     }
-    if (quota && sum.spec->resources.gpus > max_gpus) {
+    if (reserved && sum.spec->resources.gpus > max_gpus) {
         r = err_set(e, -EDQUOT, "job '%s' asks for %u GPU(s); tenant '%s' "
                                 "may lease %u at once (max_gpus)",
                     sum.spec->name, sum.spec->resources.gpus, tenant,
@@ -514,6 +543,7 @@ int service_submit(struct service *s, const struct caller *c, int fd,
         goto out;
 
     pthread_mutex_lock(&s->mu);
+    unreserve(s, tenant, &reserved);
     struct qjob *q = realloc(s->queue, (s->n_queue + 1) * sizeof *q);
     if (q != NULL) {
         s->queue = q;
@@ -532,6 +562,11 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     pthread_mutex_unlock(&s->mu);
     r = service_job(s, &(struct caller){.admin = true}, row.id, ret, e);
 out:
+    if (reserved) {
+        pthread_mutex_lock(&s->mu);
+        unreserve(s, tenant, &reserved);
+        pthread_mutex_unlock(&s->mu);
+    }
     close(fd);
     bundle_summary_free(&sum);
     return r;

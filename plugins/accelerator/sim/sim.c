@@ -32,6 +32,7 @@
 
 #define SIM_REASON_SETTING "simulated fault (unhealthy setting)"
 #define SIM_REASON_SCRUB "scrub verification failed (simulated)"
+#define SIM_REASON_HEALTH "health check failed before a lease (simulated)"
 
 struct sim_device {
     char id[16];            /* "sim-N" */
@@ -48,6 +49,7 @@ struct sim {
     uint64_t memory;
     size_t shadow_bytes;
     int64_t fail_scrub;     /* device index, or -1 */
+    int64_t fail_health;    /* device index, or -1 */
     struct sim_device *devices;
     size_t n_devices;
 };
@@ -81,7 +83,7 @@ static int sim_check_index(struct sim *s, const char *key, int64_t v,
 static int sim_init(const struct surplus_host *host, struct surplus_ctx *ctx,
                     void **ret_state)
 {
-    int64_t count, fail_scrub, unhealthy;
+    int64_t count, fail_scrub, fail_health, unhealthy;
     uint64_t memory, shadow;
     const char *model;
     struct sim *s;
@@ -105,6 +107,9 @@ static int sim_init(const struct surplus_host *host, struct surplus_ctx *ctx,
     if (r < 0)
         return r;
     r = host->config_int(ctx, "unhealthy", -1, &unhealthy);
+    if (r < 0)
+        return r;
+    r = host->config_int(ctx, "fail_health", -1, &fail_health);
     if (r < 0)
         return r;
 
@@ -135,10 +140,13 @@ static int sim_init(const struct surplus_host *host, struct surplus_ctx *ctx,
     s->memory = memory;
     s->shadow_bytes = (size_t)shadow;
     s->fail_scrub = fail_scrub;
+    s->fail_health = fail_health;
 
     r = sim_check_index(s, "fail_scrub", fail_scrub, count);
     if (r == 0)
         r = sim_check_index(s, "unhealthy", unhealthy, count);
+    if (r == 0)
+        r = sim_check_index(s, "fail_health", fail_health, count);
     if (r < 0) {
         sim_fini(s);
         return r;
@@ -266,6 +274,12 @@ static int sim_prepare(void *state, const struct surplus_lease *lease)
             return s->host->error(s->ctx, -EBUSY,
                                   "simulated device '%s' is held by lease "
                                   "'%s'", id, d->holder);
+        /* fail_health: the device looks healthy until its first
+         * pre-lease check, which finds it faulty from then on. */
+        if (d->healthy && (int64_t)index == s->fail_health) {
+            d->healthy = false;
+            d->reason = SIM_REASON_HEALTH;
+        }
         if (!d->healthy)
             return s->host->error(s->ctx, -EIO,
                                   "simulated device '%s' is unhealthy: %s",
