@@ -21,6 +21,7 @@ state_dir = "$tmp/state";
 accelerators = ( { plugin = "sim"; count = 2; model = "SIM-80G"; memory = "1M"; } );
 sandbox = { uid_base = $uid_base; kill_grace = "1s"; };
 api = { socket = "$sock"; };
+accounting = { plugin = "sqlite"; busy_timeout = "30s"; };
 tenants = ( { name = "acme"; token_sha256 = "$acme_sha"; } );
 CONF
 trap 'kill -9 $daemon 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -125,6 +126,54 @@ assert again[0]["state"] == "succeeded", again[0]
 assert not [r for r in recs if r["job_id"] == sys.argv[3]], recs
 PY
 ok $? "one usage record for the requeued job (the attempt that ran to its end), none for the failed one, no id twice $(cat "$tmp/py")"
+
+# --- kill -9 after the usage record, before the final state ---------------------------
+# The ledger is held until the job's end is in the job store (so its record
+# waits), then the job store (so its final state waits), then the ledger is
+# let go: the record is written, and surplusd is killed before its final state.
+mkjob ends 'echo started; sleep 2; echo done' 'requeue = true;'
+mkfifo "$tmp/ledger.fifo" "$tmp/jobs.fifo"
+ends=$(A submit "$tmp/ends.tar.zst") && started "$ends"
+ok $? "a job with requeue = true runs (to be killed after its usage record)"
+sqlite3 "$tmp/state/ledger.db" < "$tmp/ledger.fifo" > /dev/null & ledger_lock=$!
+exec 3> "$tmp/ledger.fifo"
+printf '.timeout 10000\nBEGIN IMMEDIATE;\n' >&3
+for i in $(seq 1 30); do
+    [ "$(sqlite3 "$tmp/state/jobs.db" "SELECT state FROM jobs WHERE id = '$ends'")" = completing ] && break
+    sleep 0.1
+done
+sqlite3 "$tmp/state/jobs.db" < "$tmp/jobs.fifo" > /dev/null 3>&- & jobs_lock=$!
+exec 4> "$tmp/jobs.fifo"
+printf '.timeout 10000\nBEGIN IMMEDIATE;\nSELECT 1;\n' >&4
+sleep 0.5
+exec 3>&-; wait $ledger_lock
+for i in $(seq 1 100); do
+    [ "$(sqlite3 "$tmp/state/ledger.db" "SELECT count(*) FROM usage WHERE job_id = '$ends'")" -ge 1 ] && break
+    sleep 0.1
+done
+[ "$(sqlite3 "$tmp/state/ledger.db" "SELECT count(*) FROM usage WHERE job_id = '$ends'")" -ge 1 ]
+ok $? "its usage record is written while its final state cannot be"
+kill9
+exec 4>&-; wait $jobs_lock
+start_daemon
+ok $? "surplusd restarts"
+wait_state "$ends" succeeded
+jq_ "$ends" '
+states = [h["state"] for h in j["history"]]
+assert states == ["queued", "running", "completing", "succeeded"], states
+assert j["state"] == "succeeded" and j["exit_status"] == 0, j
+assert j["attempts"] == 1, j["attempts"]' > "$tmp/py" 2>&1
+ok $? "the job that had ended is succeeded, not run again nor failed $(cat "$tmp/py")"
+V usage --format json > "$tmp/usage.json"
+python3 - "$tmp/usage.json" "$ends" > "$tmp/py" 2>&1 <<'PY'
+import json, sys
+recs = [r for r in json.load(open(sys.argv[1])) if r["job_id"] == sys.argv[2]]
+assert len(recs) == 1, recs
+assert recs[0]["state"] == "succeeded", recs[0]
+PY
+ok $? "it is billed once (one usage record by job id) $(cat "$tmp/py")"
+grep -q 'after a restart: 1 job(s) that had ended finished, not run again' "$tmp/surplusd.log"
+ok $? "surplusd logs that it finished it"
 
 # --- a job that keeps taking the node down ---------------------------------------------
 crashy=$(A submit "$tmp/crashy.tar.zst")

@@ -117,6 +117,7 @@ void job_row_free(struct job_row *row)
     free(row->reason);
     free(row->bundle_key);
     free(row->model);
+    free(row->record_id);
     memset(row, 0, sizeof *row);
 }
 
@@ -166,14 +167,23 @@ static const char schema_sql[] =
     "CREATE INDEX transitions_job ON transitions (job_id, n);\n"
     "PRAGMA user_version = 1;";
 
-_Static_assert(JOBSTORE_SCHEMA_VERSION == 1,
-               "schema_sql writes user_version 1");
+/* Version 2: what a job ends as, persisted when it enters completing
+ * (before its usage record is written), so that a restart finishes it
+ * from there rather than running or failing it again. */
+static const char migrate_v2_sql[] =
+    "ALTER TABLE jobs ADD COLUMN outcome TEXT CHECK (outcome IS NULL OR "
+    "outcome IN " STATE_LIST ");\n"
+    "ALTER TABLE jobs ADD COLUMN record_id TEXT;\n"
+    "PRAGMA user_version = 2;";
+
+_Static_assert(JOBSTORE_SCHEMA_VERSION == 2,
+               "schema_sql and migrate_v2_sql write user_version 2");
 
 #define COLUMNS                                                              \
     "seq, id, tenant, name, state, exit_status, submitted_us, started_us, " \
     "ended_us, devices, reason, bundle_key, bundle_bytes, gpus, model, "    \
     "gpu_memory, cpus, memory, walltime_ms, requeue, recorded, "            \
-    "cancel_requested"
+    "cancel_requested, outcome, record_id"
 
 /* Positions in COLUMNS. */
 enum {
@@ -199,6 +209,8 @@ enum {
     COL_REQUEUE,
     COL_RECORDED,
     COL_CANCEL_REQUESTED,
+    COL_OUTCOME,
+    COL_RECORD_ID,
 };
 
 /* The eight parameters of "state IN (...)" are bound to the names of the
@@ -252,7 +264,9 @@ static const char *const stmt_sql[ST_N] = {
         "ended_us = CASE WHEN ?8 THEN ?9 ELSE ended_us END, "
         "devices = CASE WHEN ?10 THEN ?11 ELSE devices END, "
         "reason = CASE WHEN ?12 THEN ?13 ELSE reason END, "
-        "recorded = CASE WHEN ?14 THEN ?15 ELSE recorded END "
+        "recorded = CASE WHEN ?14 THEN ?15 ELSE recorded END, "
+        "outcome = CASE WHEN ?16 THEN ?17 ELSE outcome END, "
+        "record_id = CASE WHEN ?18 THEN ?19 ELSE record_id END "
         "WHERE id = ?1 AND state = ?2",
     [ST_SET_CANCEL] = "UPDATE jobs SET cancel_requested = ?2 WHERE id = ?1",
     [ST_SET_RECORDED] = "UPDATE jobs SET recorded = ?2 WHERE id = ?1",
@@ -268,8 +282,8 @@ static const char *const stmt_sql[ST_N] = {
     [ST_TRANSITIONS] = "SELECT n, job_id, from_state, to_state, time_us, "
                        "reason FROM transitions WHERE job_id = ?1 "
                        "ORDER BY n",
-    [ST_ACTIVE] = "SELECT id, state, requeue, recorded, cancel_requested "
-                  "FROM jobs WHERE state IN ('running', 'completing') "
+    [ST_ACTIVE] = "SELECT id, state, requeue, recorded, cancel_requested, "
+                  "outcome FROM jobs WHERE state IN ('running', 'completing') "
                   "ORDER BY seq",
     /* An array of objects; the json functions are built into SQLite since
      * 3.38 and enabled by distributions before that. */
@@ -590,7 +604,8 @@ static int check_schema_version(struct jobstore *js, int version,
 }
 
 /*
- * Creates the schema in an empty database.  The transaction takes the write
+ * Creates the schema in an empty database, or brings an older one up to
+ * JOBSTORE_SCHEMA_VERSION.  The transaction takes the write
  * lock from the start (IMMEDIATE), so that of two processes opening a new
  * file together, one creates the schema and the other, once it gets the
  * lock, finds it there.
@@ -605,8 +620,13 @@ static int create_schema(struct jobstore *js, struct err *e)
     r = read_schema_version(js, &version, e);
     if (r >= 0)
         r = check_schema_version(js, version, e);
-    if (r >= 0 && version == 0)
+    if (r >= 0 && version == 0) {
         r = exec_sql(js, schema_sql, e, "cannot create the schema");
+        version = 1;
+    }
+    if (r >= 0 && version == 1)
+        r = exec_sql(js, migrate_v2_sql, e,
+                     "cannot migrate the schema to version 2");
     if (r >= 0)
         r = exec_sql(js, "COMMIT", e, "cannot commit the schema");
     if (r < 0)
@@ -876,9 +896,17 @@ static int bind_update(sqlite3_stmt *s, const char *id, enum job_state from,
             SQLITE_OK ||
         (rc = bind_text(s, 13, u->reason)) != SQLITE_OK ||
         (rc = sqlite3_bind_int(s, 14, !!(set & JOB_UPDATE_RECORDED))) !=
+            SQLITE_OK ||
+        (rc = sqlite3_bind_int(s, 15, u->recorded)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int(s, 16, !!(set & JOB_UPDATE_OUTCOME))) !=
+            SQLITE_OK ||
+        (rc = (set & JOB_UPDATE_OUTCOME) ? bind_state(s, 17, u->outcome)
+                                         : sqlite3_bind_null(s, 17)) !=
+            SQLITE_OK ||
+        (rc = sqlite3_bind_int(s, 18, !!(set & JOB_UPDATE_RECORD_ID))) !=
             SQLITE_OK)
         return rc;
-    return sqlite3_bind_int(s, 15, u->recorded);
+    return bind_text(s, 19, u->record_id);
 }
 
 /*
@@ -924,7 +952,8 @@ static int check_update(const char *id, const struct job_update *u,
 {
     const unsigned known = JOB_UPDATE_EXIT_STATUS | JOB_UPDATE_STARTED_US |
                            JOB_UPDATE_ENDED_US | JOB_UPDATE_DEVICES |
-                           JOB_UPDATE_REASON | JOB_UPDATE_RECORDED;
+                           JOB_UPDATE_REASON | JOB_UPDATE_RECORDED |
+                           JOB_UPDATE_OUTCOME | JOB_UPDATE_RECORD_ID;
 
     if (u->set & ~known)
         return err_set(e, -EINVAL, "job %s: unknown update fields 0x%x", id,
@@ -933,6 +962,9 @@ static int check_update(const char *id, const struct job_update *u,
         ((u->set & JOB_UPDATE_ENDED_US) && u->ended_us < 0) ||
         u->time_us < 0)
         return err_set(e, -EINVAL, "job %s: a time before the epoch", id);
+    if ((u->set & JOB_UPDATE_OUTCOME) && !job_state_terminal(u->outcome))
+        return err_set(e, -EINVAL, "job %s: outcome %s is not a final state",
+                       id, job_state_name(u->outcome));
     return 0;
 }
 
@@ -1147,12 +1179,17 @@ static int read_row(struct jobstore *js, sqlite3_stmt *s,
     row->requeue = sqlite3_column_int(s, COL_REQUEUE) != 0;
     row->recorded = sqlite3_column_int(s, COL_RECORDED) != 0;
     row->cancel_requested = sqlite3_column_int(s, COL_CANCEL_REQUESTED) != 0;
+    row->outcome = JOB_STATE_NONE;
+    if (sqlite3_column_type(s, COL_OUTCOME) != SQLITE_NULL &&
+        (r = column_state(js, s, COL_OUTCOME, row->id, &row->outcome, e)) < 0)
+        return r;
     if (column_dup(s, COL_TENANT, true, &row->tenant) < 0 ||
         column_dup(s, COL_NAME, true, &row->name) < 0 ||
         column_dup(s, COL_DEVICES, true, &row->devices) < 0 ||
         column_dup(s, COL_REASON, false, &row->reason) < 0 ||
         column_dup(s, COL_BUNDLE_KEY, false, &row->bundle_key) < 0 ||
-        column_dup(s, COL_MODEL, true, &row->model) < 0) {
+        column_dup(s, COL_MODEL, true, &row->model) < 0 ||
+        column_dup(s, COL_RECORD_ID, false, &row->record_id) < 0) {
         job_row_free(row);
         return err_set(e, -ENOMEM, "job %s: out of memory", id);
     }
@@ -1401,6 +1438,7 @@ struct active {
     char id[JOBSTORE_ID_LEN + 1];
     enum job_state state;
     bool requeue, recorded, cancel_requested;
+    bool outcome;           /* what it ends as is persisted */
 };
 
 /* The running and completing jobs, read inside the reconcile transaction
@@ -1440,6 +1478,7 @@ static int read_active(struct jobstore *js, struct active **ret, size_t *ret_n,
         v[n].requeue = sqlite3_column_int(s, 2) != 0;
         v[n].recorded = sqlite3_column_int(s, 3) != 0;
         v[n].cancel_requested = sqlite3_column_int(s, 4) != 0;
+        v[n].outcome = sqlite3_column_type(s, 5) != SQLITE_NULL;
         n++;
     }
     if (r >= 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -1488,7 +1527,8 @@ int jobstore_reconcile(struct jobstore *js, int64_t now,
             u.started_us = 0;
             u.devices = "[]";
             u.reason = "node restarted; requeued";
-        } else if (v[i].state == JOB_COMPLETING && v[i].recorded) {
+        } else if (v[i].state == JOB_COMPLETING &&
+                   (v[i].recorded || v[i].outcome)) {
             continue;
         } else {
             to = JOB_FAILED;

@@ -26,7 +26,7 @@
 
 #include "err.h"
 
-#define JOBSTORE_SCHEMA_VERSION 1      /* PRAGMA user_version written */
+#define JOBSTORE_SCHEMA_VERSION 2      /* PRAGMA user_version written */
 #define JOBSTORE_BUSY_TIMEOUT_MS 5000
 #define JOBSTORE_ID_LEN 16             /* lowercase hex digits of a job id */
 
@@ -97,6 +97,11 @@ struct job_row {
     bool requeue;           /* the manifest allows a restart to requeue it */
     bool recorded;          /* its usage record has been written */
     bool cancel_requested;
+    /* Set when it enters completing, before its usage record is written:
+     * the final state it ends in and the id of that record.  A restart
+     * finishes a completing job from these. */
+    enum job_state outcome; /* JOB_STATE_NONE until then */
+    char *record_id;        /* or NULL */
 };
 
 /* Frees the strings of *row (not row itself) and clears it. */
@@ -110,6 +115,8 @@ enum {
     JOB_UPDATE_DEVICES = 1u << 3,
     JOB_UPDATE_REASON = 1u << 4,
     JOB_UPDATE_RECORDED = 1u << 5,
+    JOB_UPDATE_OUTCOME = 1u << 6,   /* a final state */
+    JOB_UPDATE_RECORD_ID = 1u << 7,
 };
 
 struct job_update {
@@ -120,6 +127,8 @@ struct job_update {
     const char *devices;    /* JSON array; NULL means "[]" */
     const char *reason;     /* NULL clears it; also the history row's */
     bool recorded;
+    enum job_state outcome;
+    const char *record_id;  /* NULL clears it */
     int64_t time_us;        /* of the history row; 0: now */
 };
 
@@ -227,13 +236,13 @@ int jobstore_transitions(struct jobstore *js, const char *id,
  *  - running jobs whose manifest allows it (requeue) and whose cancel was
  *    not requested go back to queued, with started_us 0, no devices and
  *    reason "node restarted; requeued";
- *  - other running jobs, and completing jobs whose usage record was not
- *    written, end as failed, reason "node restarted", ended_us now_us;
- *  - completing jobs whose usage record was written (recorded) are left in
- *    completing: they are billed, and the state in their record, which the
- *    store does not hold, is theirs to end in.  The daemon finishes them
- *    (jobstore_count(js, NULL, JOB_STATE_BIT(JOB_COMPLETING), ...) says
- *    how many).
+ *  - other running jobs, and completing jobs with neither an outcome nor
+ *    a written usage record (older daemons), end as failed, reason "node restarted", ended_us now_us;
+ *  - completing jobs whose outcome was persisted, or whose usage record
+ *    was written (recorded), are left in completing: what they end as is
+ *    known, and they may be billed already.  The daemon finishes them
+ *    (recovery_finish(); jobstore_count(js, NULL,
+ *    JOB_STATE_BIT(JOB_COMPLETING), ...) says how many).
  * Each change has its history row, at now_us (0: now).  The counts (either
  * may be NULL) say how many jobs were requeued and failed.
  */

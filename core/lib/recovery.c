@@ -56,6 +56,65 @@ int recovery_reconcile(struct jobstore *js, const char *state_dir,
     return r;
 }
 
+static int64_t wall_us(void);
+
+struct finish {
+    struct jobstore *js;
+    int64_t now_us;
+    recovery_record_fn record;
+    void *arg;
+    uint64_t finished;
+};
+
+static int on_completing(void *arg, const struct job_row *row)
+{
+    struct finish *f = arg;
+    struct job_update u = {.set = JOB_UPDATE_RECORDED | JOB_UPDATE_REASON,
+                           .recorded = row->recorded, .reason = row->reason,
+                           .time_us = f->now_us};
+    struct err e = {0};
+    int r;
+
+    if (row->outcome == JOB_STATE_NONE)
+        return 0;
+    /* The record may have been written before the crash, under the id
+     * persisted with the outcome: the ledger is asked, not the store. */
+    if (!row->recorded && f->record) {
+        if ((r = f->record(f->arg, row)) < 0)
+            log_msg(SURPLUS_LOG_ERR, "job %s: usage record %s not written: "
+                                     "%s", row->id,
+                    row->record_id ? row->record_id : "(none)",
+                    strerror(-r));
+        else
+            u.recorded = true;
+    }
+    if (jobstore_transition(f->js, row->id, JOB_COMPLETING, row->outcome,
+                            &u, &e) < 0) {
+        log_msg(SURPLUS_LOG_ERR, "job %s: %s", row->id, e.msg);
+        return 0;
+    }
+    log_msg(SURPLUS_LOG_INFO, "job %s: %s after a restart, as it had ended",
+            row->id, job_state_name(row->outcome));
+    f->finished++;
+    return 0;
+}
+
+int recovery_finish(struct jobstore *js, int64_t now_us,
+                    recovery_record_fn record, void *arg,
+                    uint64_t *ret_finished, struct err *e)
+{
+    struct job_filter jf = {.states = JOB_STATE_BIT(JOB_COMPLETING)};
+    struct finish f = {.js = js, .now_us = now_us ? now_us : wall_us(),
+                       .record = record, .arg = arg};
+    int r;
+
+    if ((r = jobstore_list(js, &jf, on_completing, &f, e)) < 0)
+        return r;
+    if (ret_finished)
+        *ret_finished = f.finished;
+    return 0;
+}
+
 static int count_requeues(void *arg, const struct job_transition *t)
 {
     if (t->from == JOB_RUNNING && t->to == JOB_QUEUED && t->reason &&

@@ -29,6 +29,25 @@ int recovery_reconcile(struct jobstore *js, const char *state_dir,
                        uint64_t *ret_failed, struct err *e);
 
 /*
+ * Writes the usage record of job `row`, found completing after a restart
+ * with its outcome and record id persisted, unless the ledger holds that
+ * record already.  0 or a negative errno.
+ */
+typedef int (*recovery_record_fn)(void *arg, const struct job_row *row);
+
+/*
+ * After recovery_reconcile(): each job left completing with a persisted
+ * outcome ends in that outcome, at `now_us` (0: now), and is never run
+ * again; its usage record is written first through `record` (NULL: not
+ * written) unless the store says it was.  A record that cannot be written
+ * is logged and the job still ends, unrecorded.  *ret_finished (may be
+ * NULL) says how many jobs were finished.
+ */
+int recovery_finish(struct jobstore *js, int64_t now_us,
+                    recovery_record_fn record, void *arg,
+                    uint64_t *ret_finished, struct err *e);
+
+/*
  * For a queued job read at start: true when a restart requeued it (its
  * reason says so) more than RECOVERY_MAX_REQUEUES times in all; it has then
  * been moved to failed, with a reason that says why, and must not be

@@ -1256,6 +1256,7 @@ int runner_run(struct node *node, const struct runner_opts *o,
     char **env = NULL;
     uint64_t t = mono_ns();
     int r, out_fd = -1;
+    bool unbilled = false;
 
     memset(res, 0, sizeof *res);
     res->failed_stage = STAGE_START;
@@ -1345,6 +1346,11 @@ int runner_run(struct node *node, const struct runner_opts *o,
     res->max_rss_bytes = out.peak;
     res->device_seconds =
         (double)res->n_devices * (double)res->duration_us / 1e6;
+    if (o->ended && (r = o->ended(o->ended_arg, res)) < 0) {
+        note(&j, "usage record not written: the job's end was not "
+                 "persisted: %s", strerror(-r));
+        unbilled = true;
+    }
 
     /* collect */
     if (out_dir_open(&j, &out_fd) < 0) {
@@ -1365,7 +1371,8 @@ int runner_run(struct node *node, const struct runner_opts *o,
     stage_end(&j, STAGE_COLLECT, &t);
 
     price(&j);
-    record(&j);
+    if (!unbilled)
+        record(&j);
     stage_end(&j, STAGE_RECORD, &t);
     r = 0;
 done:

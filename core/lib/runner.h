@@ -32,6 +32,8 @@ enum runner_stage {
 
 const char *runner_stage_name(enum runner_stage s);
 
+struct runner_result;
+
 struct runner_opts {
     const char *bundle;    /* path of the bundle file */
     const char *job_id;    /* NULL: a fresh random one */
@@ -54,6 +56,14 @@ struct runner_opts {
     void (*note)(void *arg, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
     void *note_arg;
+    /* Called once the command has ended, when *res says how (state,
+     * exit_status, end_us, devices), before outputs are collected and the
+     * usage record written: a daemon persists the job's outcome here, so
+     * that a crash after the record cannot run or bill it again.  A
+     * negative return leaves the usage record unwritten (and noted).  May
+     * be NULL. */
+    int (*ended)(void *arg, const struct runner_result *res);
+    void *ended_arg;
 };
 
 struct runner_device {

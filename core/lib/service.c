@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,7 @@ struct active {
     int64_t submitted_us, started_us;
     int cancel_fd;
     bool requeue;       /* stopped by a drain: back to the queue */
+    bool completing;    /* its outcome is persisted (job_ended) */
     int group;
     char **dev_ids;
     size_t n_dev;
@@ -594,7 +596,72 @@ static void active_free(struct active *a)
     free(a);
 }
 
+static enum job_state final_state(const char *state)
+{
+    return strcmp(state, "succeeded") == 0   ? JOB_SUCCEEDED
+           : strcmp(state, "timeout") == 0   ? JOB_TIMEOUT
+           : strcmp(state, "cancelled") == 0 ? JOB_CANCELLED
+                                             : JOB_FAILED;
+}
 
+static const char *final_reason(enum job_state final)
+{
+    return final == JOB_TIMEOUT     ? "walltime exceeded"
+           : final == JOB_CANCELLED ? "cancelled"
+                                    : NULL;
+}
+
+/* The devices of a result, as the store keeps them; free() it. */
+static char *devices_text(const struct runner_result *res)
+{
+    json_t *devs = json_array();
+    char *text;
+
+    for (size_t i = 0; i < res->n_devices; i++)
+        json_array_append_new(devs, json_pack("{s:s, s:s, s:s}", "id",
+                                              res->devices[i].id, "model",
+                                              res->devices[i].model, "plugin",
+                                              res->devices[i].plugin));
+    text = json_dumps(devs, JSON_COMPACT);
+    json_decref(devs);
+    return text;
+}
+
+/* runner_opts.ended: the command has ended and nothing is billed yet.
+ * running -> completing, with what the job ends as and the id of its
+ * usage record, is committed first, so that a daemon killed after the
+ * record finishes the job from here (recovery_finish) instead of running
+ * it again or failing it. */
+static int job_ended(void *arg, const struct runner_result *res)
+{
+    struct active *a = arg;
+    enum job_state final = final_state(res->state);
+    struct job_update u = {.set = JOB_UPDATE_EXIT_STATUS |
+                                  JOB_UPDATE_ENDED_US | JOB_UPDATE_DEVICES |
+                                  JOB_UPDATE_REASON | JOB_UPDATE_OUTCOME |
+                                  JOB_UPDATE_RECORD_ID,
+                           .exit_status = res->exit_status,
+                           .ended_us = res->end_us,
+                           .reason = final_reason(final),
+                           .outcome = final,
+                           .record_id = a->record_id};
+    struct err e = {0};
+    int r;
+
+    if (a->requeue && final == JOB_CANCELLED)
+        return 0; /* stopped by a drain: job_thread requeues it */
+    if ((u.devices = devices_text(res)) == NULL)
+        return -ENOMEM;
+    r = jobstore_transition(a->s->js, a->id, JOB_RUNNING, JOB_COMPLETING, &u,
+                            &e);
+    free((char *)u.devices);
+    if (r < 0) {
+        log_msg(SURPLUS_LOG_ERR, "job %s: %s", a->id, e.msg);
+        return r;
+    }
+    a->completing = true;
+    return 0;
+}
 
 static void *job_thread(void *arg)
 {
@@ -602,7 +669,8 @@ static void *job_thread(void *arg)
     struct service *s = a->s;
     struct runner_opts o = {.tenant = a->tenant, .out_dir = "",
                             .echo_fd = -1, .cancel_fd = a->cancel_fd,
-                            .job_id = a->id, .record_id = a->record_id};
+                            .job_id = a->id, .record_id = a->record_id,
+                            .ended = job_ended, .ended_arg = a};
     struct runner_result res = {0};
     struct job_update u = {0};
     struct err e = {0};
@@ -637,29 +705,15 @@ static void *job_thread(void *arg)
         final = r == -ECANCELED ? JOB_CANCELLED : JOB_FAILED;
         u.reason = e.msg;
     } else {
-        json_t *devs = json_array();
-        char *devtext;
+        char *devtext = devices_text(&res);
 
-        final = strcmp(res.state, "succeeded") == 0   ? JOB_SUCCEEDED
-                : strcmp(res.state, "timeout") == 0   ? JOB_TIMEOUT
-                : strcmp(res.state, "cancelled") == 0 ? JOB_CANCELLED
-                                                      : JOB_FAILED;
-        for (size_t i = 0; i < res.n_devices; i++)
-            json_array_append_new(devs, json_pack("{s:s, s:s, s:s}", "id",
-                                                  res.devices[i].id, "model",
-                                                  res.devices[i].model,
-                                                  "plugin",
-                                                  res.devices[i].plugin));
-        devtext = json_dumps(devs, JSON_COMPACT);
-        json_decref(devs);
+        final = final_state(res.state);
         u.set |= JOB_UPDATE_EXIT_STATUS | JOB_UPDATE_DEVICES |
                  JOB_UPDATE_RECORDED;
         u.exit_status = res.exit_status;
         u.devices = devtext;
         u.recorded = res.recorded;
-        u.reason = final == JOB_TIMEOUT ? "walltime exceeded"
-                   : final == JOB_CANCELLED ? "cancelled"
-                                             : NULL;
+        u.reason = final_reason(final);
         if (a->requeue && final == JOB_CANCELLED) {
             /* Stopped by a drain: back in the queue for the next start
              * (this attempt is billed under its own record id). */
@@ -675,8 +729,17 @@ static void *job_thread(void *arg)
             final = JOB_QUEUED;
             goto done;
         }
-        /* The runner has collected, scrubbed and recorded by now: both
-         * steps go to the store in one commit. */
+        if (a->completing) {
+            /* Its end time is the command's, persisted by job_ended. */
+            u.set &= ~JOB_UPDATE_ENDED_US;
+            if (jobstore_transition(s->js, a->id, JOB_COMPLETING, final, &u,
+                                    &e) < 0)
+                log_msg(SURPLUS_LOG_ERR, "job %s: %s", a->id, e.msg);
+            free(devtext);
+            goto done;
+        }
+        /* job_ended could not persist completing, so the runner did not
+         * record: both steps go to the store in one commit. */
         struct job_step steps[2] = {
             {.id = a->id, .from = JOB_RUNNING, .to = JOB_COMPLETING},
             {.id = a->id, .from = JOB_COMPLETING, .to = final, .u = &u}};
@@ -1297,6 +1360,92 @@ static int queue_add(struct service *s, const struct job_row *row)
     return 0;
 }
 
+struct ledger_find {
+    const char *record_id;
+    bool found;
+};
+
+static int on_ledger_record(void *arg, const struct surplus_usage_record *rec)
+{
+    struct ledger_find *f = arg;
+
+    if (rec->record_id && strcmp(rec->record_id, f->record_id) == 0) {
+        f->found = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* recovery_finish's record: the ledger is asked for the persisted record
+ * id (its end time is the job's ended_us); when the daemon died before
+ * writing it, it is written from what the store holds: the job's
+ * resource use died with the daemon, so it bills device time only. */
+static int record_again(void *arg, const struct job_row *row)
+{
+    struct service *s = arg;
+    struct plugin *a = s->node->accounting;
+    const struct surplus_accounting_ops *ops = plugin_accounting(a);
+    struct surplus_usage_query q = {.tenant = row->tenant,
+                                    .since_us = row->ended_us,
+                                    .until_us = row->ended_us + 1};
+    struct ledger_find f = {.record_id = row->record_id};
+    struct surplus_usage_record rec = {0};
+    struct surplus_usage_device *devs = NULL;
+    json_t *dj = NULL, *d;
+    size_t i;
+    double hours, cost = 0;
+    int r;
+
+    if (row->record_id == NULL)
+        return -ENOENT;
+    r = ops->query(a->state, &q, on_ledger_record, &f);
+    if (f.found)
+        return 0;
+    if (r < 0)
+        return r;
+    if ((dj = json_loads(row->devices, 0, NULL)) != NULL &&
+        json_array_size(dj) &&
+        (devs = calloc(json_array_size(dj), sizeof *devs)) == NULL) {
+        json_decref(dj);
+        return -ENOMEM;
+    }
+    rec.duration_us = row->ended_us > row->started_us
+                          ? (uint64_t)(row->ended_us - row->started_us)
+                          : 0;
+    hours = (double)rec.duration_us / 3600e6;
+    json_array_foreach(dj, i, d) {
+        devs[i].id = json_string_value(json_object_get(d, "id"));
+        devs[i].model = json_string_value(json_object_get(d, "model"));
+        for (size_t k = 0; k < s->cf->pricing.n_gpu; k++)
+            if (devs[i].model && fnmatch(s->cf->pricing.gpu[k].model,
+                                         devs[i].model, 0) == 0) {
+                cost += s->cf->pricing.gpu[k].hour * hours;
+                break;
+            }
+    }
+    rec.record_id = row->record_id;
+    rec.job_id = row->id;
+    rec.tenant = row->tenant;
+    rec.job_name = row->name;
+    rec.node = s->node->hostname;
+    rec.devices = devs;
+    rec.n_devices = dj ? json_array_size(dj) : 0;
+    rec.start_us = row->started_us;
+    rec.end_us = row->ended_us;
+    rec.device_seconds = (double)rec.n_devices * (double)rec.duration_us / 1e6;
+    rec.exit_status = row->exit_status;
+    rec.state = job_state_name(row->outcome);
+    rec.bytes_in = row->bundle_bytes;
+    rec.cost_micros = (int64_t)llround(cost * 1e6);
+    rec.currency = s->cf->pricing.currency ? s->cf->pricing.currency : "USD";
+    r = ops->record(a->state, &rec);
+    if (r == 0 && ops->flush)
+        r = ops->flush(a->state);
+    free(devs);
+    json_decref(dj);
+    return r;
+}
+
 /* At start: each job the store has queued. */
 static int on_queued(void *arg, const struct job_row *row)
 {
@@ -1349,7 +1498,7 @@ fail:
 int service_start(struct service *s, struct err *e)
 {
     struct job_filter f = {.states = JOB_STATE_BIT(JOB_QUEUED)};
-    uint64_t requeued = 0, failed = 0;
+    uint64_t requeued = 0, failed = 0, finished = 0;
     int r;
 
     /* Jobs that were running when the daemon stopped have no process any
@@ -1361,6 +1510,13 @@ int service_start(struct service *s, struct err *e)
         log_msg(SURPLUS_LOG_WARNING, "after a restart: %llu job(s) requeued, "
                                      "%llu failed (node restarted)",
                 (unsigned long long)requeued, (unsigned long long)failed);
+    if ((r = recovery_finish(s->js, wall_us(), record_again, s, &finished,
+                             e)) < 0)
+        return r;
+    if (finished)
+        log_msg(SURPLUS_LOG_WARNING, "after a restart: %llu job(s) that had "
+                                     "ended finished, not run again",
+                (unsigned long long)finished);
     if ((r = jobstore_list(s->js, &f, on_queued, s, e)) < 0)
         return r;
     if (s->n_queue)

@@ -372,14 +372,14 @@ static void test_version(void)
     db_path(path, sizeof path, "version");
     js = open_or_bail(path);
     jobstore_close(js);
-    tap_ok(sql_exec(path, "PRAGMA user_version = 2") == SQLITE_OK,
-           "schema version set to 2 behind the store's back");
+    tap_ok(sql_exec(path, "PRAGMA user_version = 3") == SQLITE_OK,
+           "schema version set to 3 behind the store's back");
     js = NULL;
     err_clear(&e);
     r = jobstore_open(path, &js, &e);
     tap_ok(r == -ENOTSUP && js == NULL &&
-               strstr(e.msg, "schema version 2") != NULL &&
-               strstr(e.msg, "up to 1") != NULL &&
+               strstr(e.msg, "schema version 3") != NULL &&
+               strstr(e.msg, "up to 2") != NULL &&
                strstr(e.msg, "newer") != NULL,
            "a newer schema is refused (%d: %s)", r, e.msg);
     if (r == 0)

@@ -23,6 +23,8 @@
 #define ID_ONCE "00000000000000b2"
 #define ID_QUEUED "00000000000000c3"
 #define ID_OTHER "00000000000000d4" /* not the store's: surplus run's, say */
+#define ID_ENDED "00000000000000e5"
+#define ENDED_RECORD ID_ENDED "-1700000000000000"
 
 static char dir[] = "/tmp/surplus-recovery.XXXXXX";
 
@@ -108,6 +110,72 @@ static bool give_up(struct jobstore *js, const char *id)
     return r;
 }
 
+struct recorded {
+    int calls;
+    char record_id[64];
+};
+
+static int fake_record(void *arg, const struct job_row *row)
+{
+    struct recorded *rc = arg;
+
+    rc->calls++;
+    snprintf(rc->record_id, sizeof rc->record_id, "%s",
+             row->record_id ? row->record_id : "");
+    return 0;
+}
+
+/* A job whose command ended and whose outcome was persisted (running ->
+ * completing), killed with the daemon before its final state was written,
+ * maybe after its usage record: it ends as it had ended, billed under the
+ * persisted record id, and is never run again, even with requeue. */
+static void test_completing(struct jobstore *js)
+{
+    struct job_update u = {.set = JOB_UPDATE_EXIT_STATUS |
+                                  JOB_UPDATE_ENDED_US | JOB_UPDATE_OUTCOME |
+                                  JOB_UPDATE_RECORD_ID,
+                           .exit_status = 0, .ended_us = 1700000000000000,
+                           .outcome = JOB_SUCCEEDED,
+                           .record_id = ENDED_RECORD};
+    struct recorded rc = {0};
+    struct job_row row = {0};
+    uint64_t requeued = 99, failed = 99, finished = 99;
+    struct err e = {0};
+    char reason[256];
+    int r;
+
+    tap_ok(insert(js, ID_ENDED, true) == 0 && start(js, ID_ENDED) == 0 &&
+               jobstore_transition(js, ID_ENDED, JOB_RUNNING, JOB_COMPLETING,
+                                   &u, &e) == 0,
+           "a job with requeue ended and is completing, outcome persisted "
+           "(%s)", e.msg);
+    job_dir(ID_ENDED);
+    r = recovery_reconcile(js, dir, 0, &requeued, &failed, &e);
+    tap_ok(r == 0 && requeued == 0 && failed == 0,
+           "recovery_reconcile neither requeues nor fails it (%d: %s)", r,
+           e.msg);
+    tap_ok(state_of(js, ID_ENDED, reason, sizeof reason) == JOB_COMPLETING,
+           "it is left completing");
+    tap_ok(!exists("jobs/" ID_ENDED), "its directory is removed");
+    r = recovery_finish(js, 0, fake_record, &rc, &finished, &e);
+    tap_ok(r == 0 && finished == 1, "recovery_finish finishes it (%d: %s)", r,
+           e.msg);
+    tap_ok(rc.calls == 1 && strcmp(rc.record_id, ENDED_RECORD) == 0,
+           "its usage record is written once, under the persisted id '%s' "
+           "(%d calls)", rc.record_id, rc.calls);
+    r = jobstore_get(js, ID_ENDED, &row, &e);
+    tap_ok(r == 0 && row.state == JOB_SUCCEEDED && row.recorded &&
+               row.exit_status == 0 && row.ended_us == 1700000000000000 &&
+               row.reason == NULL,
+           "it is succeeded, recorded, with its exit status and end time "
+           "(%s, reason %s)", job_state_name(row.state),
+           row.reason ? row.reason : "none");
+    job_row_free(&row);
+    r = recovery_finish(js, 0, fake_record, &rc, &finished, &e);
+    tap_ok(r == 0 && finished == 0 && rc.calls == 1,
+           "a second recovery_finish changes nothing");
+}
+
 int main(void)
 {
     struct jobstore *js = NULL;
@@ -180,6 +248,7 @@ int main(void)
                "it is failed, saying why: %s", reason);
     }
     tap_ok(!give_up(js, ID_AGAIN), "a failed job is left alone");
+    test_completing(js);
 
     jobstore_close(js);
     fsafe_remove_tree(dir);
