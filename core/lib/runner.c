@@ -1171,20 +1171,34 @@ static void store_log(struct run *j, int out_fd)
 
 /* ---- the usage record --------------------------------------------------- */
 
-static void price(struct run *j)
+int64_t runner_cost_micros(const struct config *cf, double cpu_seconds,
+                           uint64_t duration_us, const char *const *models,
+                           size_t n)
 {
-    const struct config *cf = j->cf;
-    double hours = (double)j->res->duration_us / 3600e6, cost;
+    double hours = (double)duration_us / 3600e6;
+    double cost = cf->pricing.cpu_hour * cpu_seconds / 3600.0;
 
-    cost = cf->pricing.cpu_hour * j->res->cpu_seconds / 3600.0;
-    for (size_t i = 0; i < j->res->n_devices; i++)
+    for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < cf->pricing.n_gpu; k++)
-            if (fnmatch(cf->pricing.gpu[k].model, j->res->devices[i].model,
-                        0) == 0) {
+            if (models[i] != NULL &&
+                fnmatch(cf->pricing.gpu[k].model, models[i], 0) == 0) {
                 cost += cf->pricing.gpu[k].hour * hours;
                 break;
             }
-    j->res->cost_micros = (int64_t)llround(cost * 1e6);
+    return (int64_t)llround(cost * 1e6);
+}
+
+static void price(struct run *j)
+{
+    const struct config *cf = j->cf;
+    const char **models = calloc(j->res->n_devices + 1, sizeof *models);
+
+    for (size_t i = 0; models != NULL && i < j->res->n_devices; i++)
+        models[i] = j->res->devices[i].model;
+    j->res->cost_micros = runner_cost_micros(
+        cf, j->res->cpu_seconds, j->res->duration_us, models,
+        models != NULL ? j->res->n_devices : 0);
+    free(models);
     snprintf(j->res->currency, sizeof j->res->currency, "%s",
              cf->pricing.currency ? cf->pricing.currency : "USD");
 }

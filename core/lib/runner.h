@@ -118,4 +118,12 @@ bool runner_device_drained(const struct config *cf, const char *plugin,
 /* A fresh random job id (RUNNER_ID_LEN hex digits). */
 void runner_new_id(char buf[RUNNER_ID_LEN + 1]);
 
+/* The cost of a run under cf's pricing, in millionths of
+ * pricing.currency: cpu_hour per CPU hour, plus, for each device, the
+ * hourly rate of the first pricing.gpu entry whose model pattern matches
+ * its model, for the run's duration. */
+int64_t runner_cost_micros(const struct config *cf, double cpu_seconds,
+                           uint64_t duration_us, const char *const *models,
+                           size_t n);
+
 #endif

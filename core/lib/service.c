@@ -12,8 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1391,9 +1389,9 @@ static int record_again(void *arg, const struct job_row *row)
     struct ledger_find f = {.record_id = row->record_id};
     struct surplus_usage_record rec = {0};
     struct surplus_usage_device *devs = NULL;
+    const char **models = NULL;
     json_t *dj = NULL, *d;
-    size_t i;
-    double hours, cost = 0;
+    size_t i, n;
     int r;
 
     if (row->record_id == NULL)
@@ -1403,25 +1401,21 @@ static int record_again(void *arg, const struct job_row *row)
         return 0;
     if (r < 0)
         return r;
-    if ((dj = json_loads(row->devices, 0, NULL)) != NULL &&
-        json_array_size(dj) &&
-        (devs = calloc(json_array_size(dj), sizeof *devs)) == NULL) {
+    dj = json_loads(row->devices, 0, NULL);
+    n = json_array_size(dj);
+    if ((devs = calloc(n + 1, sizeof *devs)) == NULL ||
+        (models = calloc(n + 1, sizeof *models)) == NULL) {
+        free(devs);
         json_decref(dj);
         return -ENOMEM;
     }
     rec.duration_us = row->ended_us > row->started_us
                           ? (uint64_t)(row->ended_us - row->started_us)
                           : 0;
-    hours = (double)rec.duration_us / 3600e6;
     json_array_foreach(dj, i, d) {
         devs[i].id = json_string_value(json_object_get(d, "id"));
-        devs[i].model = json_string_value(json_object_get(d, "model"));
-        for (size_t k = 0; k < s->cf->pricing.n_gpu; k++)
-            if (devs[i].model && fnmatch(s->cf->pricing.gpu[k].model,
-                                         devs[i].model, 0) == 0) {
-                cost += s->cf->pricing.gpu[k].hour * hours;
-                break;
-            }
+        devs[i].model = models[i] =
+            json_string_value(json_object_get(d, "model"));
     }
     rec.record_id = row->record_id;
     rec.job_id = row->id;
@@ -1429,19 +1423,22 @@ static int record_again(void *arg, const struct job_row *row)
     rec.job_name = row->name;
     rec.node = s->node->hostname;
     rec.devices = devs;
-    rec.n_devices = dj ? json_array_size(dj) : 0;
+    rec.n_devices = n;
     rec.start_us = row->started_us;
     rec.end_us = row->ended_us;
     rec.device_seconds = (double)rec.n_devices * (double)rec.duration_us / 1e6;
     rec.exit_status = row->exit_status;
     rec.state = job_state_name(row->outcome);
     rec.bytes_in = row->bundle_bytes;
-    rec.cost_micros = (int64_t)llround(cost * 1e6);
+    /* The CPU time is not in the store: device time only. */
+    rec.cost_micros =
+        runner_cost_micros(s->cf, 0, rec.duration_us, models, n);
     rec.currency = s->cf->pricing.currency ? s->cf->pricing.currency : "USD";
     r = ops->record(a->state, &rec);
     if (r == 0 && ops->flush)
         r = ops->flush(a->state);
     free(devs);
+    free(models);
     json_decref(dj);
     return r;
 }
