@@ -6,12 +6,7 @@
 # what a running job writes as it writes it and ends when the job does.
 . "$top_srcdir/tests/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || skip_all "surplusd needs root (namespaces, job uids)"
-unshare -mpinu --fork true 2>/dev/null ||
-    skip_all "this host cannot create namespaces"
-command -v curl > /dev/null || skip_all "no curl"
-
-SURPLUSD="$top_builddir/surplusd"
+need_daemon
 chmod 711 "$tmp"
 sock="$tmp/surplus.sock"
 acme_sha=$(printf acme-token | sha256sum | cut -d' ' -f1)

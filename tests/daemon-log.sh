@@ -5,12 +5,7 @@
 # as "<N>", so `journalctl -p err` finds the errors.
 . "$top_srcdir/tests/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || skip_all "surplusd needs root"
-unshare -mpinu --fork true 2>/dev/null ||
-    skip_all "this host cannot create namespaces"
-command -v curl > /dev/null || skip_all "no curl"
-
-SURPLUSD="$top_builddir/surplusd"
+need_daemon
 sock="$tmp/surplus.sock"
 printf 'state_dir = 5;\n' > "$tmp/bad.conf"
 stream() { stat -c '%d:%i' "$1"; }

@@ -6,12 +6,7 @@
 # requeue that is not true or false is refused with the file, line and key.
 . "$top_srcdir/tests/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || skip_all "surplusd needs root (namespaces, job uids)"
-unshare -mpinu --fork true 2>/dev/null ||
-    skip_all "this host cannot create namespaces"
-command -v curl > /dev/null || skip_all "no curl"
-
-SURPLUSD="$top_builddir/surplusd"
+need_daemon
 sock="$tmp/surplus.sock"
 uid_base=353000
 acme_sha=$(printf acme-token | sha256sum | cut -d' ' -f1)

@@ -6,13 +6,9 @@
 # certificate or key is wrong, which refuses to start.
 . "$top_srcdir/tests/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || skip_all "surplusd needs root (namespaces, job uids)"
-unshare -mpinu --fork true 2>/dev/null ||
-    skip_all "this host cannot create namespaces"
-command -v curl > /dev/null || skip_all "no curl"
+need_daemon
 command -v openssl > /dev/null || skip_all "no openssl to make certificates"
 
-SURPLUSD="$top_builddir/surplusd"
 sock="$tmp/surplus.sock"
 
 # --- a throwaway CA and a certificate for 127.0.0.1 (and no name) ----------

@@ -18,6 +18,16 @@ PLUGINS="$SURPLUS_PLUGIN_PATH"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/surplus-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
+# need_daemon: skips the whole test unless surplusd can run here (root,
+# namespaces, curl to talk to it); sets SURPLUSD.
+need_daemon() {
+    [ "$(id -u)" -eq 0 ] || skip_all "surplusd needs root (namespaces, job uids)"
+    unshare -mpinu --fork true 2>/dev/null ||
+        skip_all "this host cannot create namespaces"
+    command -v curl > /dev/null || skip_all "no curl"
+    SURPLUSD="$top_builddir/surplusd"
+}
+
 # start_daemon: surplusd on "$tmp/d.conf" in the background ($daemon), its
 # log appended to "$tmp/surplusd.log"; returns once it answers on "$sock".
 # $drain_timeout (default 1s) is its --drain-timeout.
