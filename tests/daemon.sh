@@ -287,6 +287,15 @@ assert sys.argv[2] in (d0.get("reason") or ""), d0
 assert d1["state"] == "free", d1
 PY
 }
+# submit_until_failed BUNDLE: submits it as acme and waits (5 s at most)
+# for it to fail; $st is its last state, $tmp/st.txt its `surplus status`.
+submit_until_failed() {
+    j=$(A submit "$1")
+    for i in $(seq 1 50); do
+        st=$(A status "$j" | sed -n 's/^state: *//p'); [ "$st" = failed ] && break; sleep 0.1
+    done
+    A status "$j" > "$tmp/st.txt"
+}
 one_drained_metrics() {
     api http://x/metrics > /dev/null
     grep -q '^surplus_devices{state="drained"} 1$' "$tmp/body" &&
@@ -311,11 +320,7 @@ ok $? "/metrics counts one device drained, one free"
 j=$(A submit --wait "$tmp/gpu.tar.zst" 2> "$tmp/err") &&
     A logs "$j" | grep -q 'gpus=sim-1'
 ok $? "a one-device job runs on the device left (sim-1)"
-j=$(A submit "$tmp/gpu2.tar.zst")
-for i in $(seq 1 50); do
-    st=$(A status "$j" | sed -n 's/^state: *//p'); [ "$st" = failed ] && break; sleep 0.1
-done
-A status "$j" > "$tmp/st.txt"
+submit_until_failed "$tmp/gpu2.tar.zst"
 [ "$st" = failed ] && grep -q 'reason:.*drained' "$tmp/st.txt"
 ok $? "a two-device job can no longer be placed: failed, the reason naming the drained device"
 stop_daemon
@@ -324,11 +329,7 @@ stop_daemon
 sed -i 's|fail_scrub = 0;|fail_health = 0;|; s|/state2"|/state3"|' "$tmp/d.conf"
 start_daemon
 ok $? "surplusd restarts with device sim-0 set to fail its next health check"
-j=$(A submit "$tmp/gpu2.tar.zst")
-for i in $(seq 1 50); do
-    st=$(A status "$j" | sed -n 's/^state: *//p'); [ "$st" = failed ] && break; sleep 0.1
-done
-A status "$j" > "$tmp/st.txt"
+submit_until_failed "$tmp/gpu2.tar.zst"
 [ "$st" = failed ] && grep -q 'reason:.*sim-0 failed its health check' "$tmp/st.txt"
 ok $? "the job given the failing device fails, the reason naming it: $(sed -n 's/^reason: *//p' "$tmp/st.txt")"
 sim0_drained "health check"
