@@ -718,7 +718,10 @@ static int unix_listen(struct api *a, const char *path, struct err *e)
     int fd, r;
 
     if (strlen(path) >= sizeof sa.sun_path)
-        return err_set(e, -ENAMETOOLONG, "api.socket '%s' is too long", path);
+        return err_set(e, -ENAMETOOLONG,
+                       "api.socket '%s' is %zu bytes; a Unix socket path "
+                       "must be shorter than %zu (set api.socket)",
+                       path, strlen(path), sizeof sa.sun_path);
     snprintf(dir, sizeof dir, "%s", path);
     if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
         *slash = '\0';

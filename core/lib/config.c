@@ -27,8 +27,10 @@
 
 #define GIB (UINT64_C(1) << 30)
 
-/* Parsing context: the file's directory for relative paths, and the error. */
+/* Parsing context: the file (for settings left at their defaults), its
+ * directory for relative paths, and the error. */
 struct cfg {
+    const char *path;
     char *dir;
     struct err *e;
 };
@@ -47,10 +49,14 @@ static int cfg_bad(struct cfg *c, const config_setting_t *st,
     char where[512], msg[1024], path[200] = "";
     va_list ap;
 
-    settings_path(st, path, sizeof(path));
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* A setting left out has no place of its own: the file is named. */
+    if (st == NULL)
+        return err_set(c->e, -EINVAL, "%s: %s",
+                       c->path ? c->path : "(built-in defaults)", msg);
+    settings_path(st, path, sizeof(path));
     return err_set(c->e, -EINVAL, "%s: %s: %s",
                    settings_where(st, where, sizeof(where)),
                    path, msg);
@@ -452,9 +458,15 @@ static int cfg_api(struct cfg *c, const config_setting_t *root,
         (r = cfg_str(c, g, "tls_cert", &cf->api.tls_cert)) < 0 ||
         (r = cfg_str(c, g, "tls_key", &cf->api.tls_key)) < 0)
         return r;
-    if (strlen(cf->api.socket) >= 108)
+    /* Checked where it is set.  The default (from --runstatedir) is
+     * checked by surplusd when it listens, so that a long build or
+     * install prefix does not stop the CLI from loading this file. */
+    if (config_setting_get_member(g, "socket") != NULL &&
+        strlen(cf->api.socket) >= 108)
         return cfg_bad(c, config_setting_get_member(g, "socket"),
-                       "a Unix socket path must be shorter than 108 bytes");
+                       "'%s' is %zu bytes; a Unix socket path must be "
+                       "shorter than 108 bytes",
+                       cf->api.socket, strlen(cf->api.socket));
     if (!cfg_listen_valid(cf->api.listen))
         return cfg_bad(c, config_setting_get_member(g, "listen"),
                        "expected \"HOST:PORT\" or \"[V6ADDR]:PORT\"");
@@ -480,6 +492,11 @@ static bool tenant_name_valid(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
+/* Names the core gives callers of its own: a tenant with one of them
+ * would see root's jobs and usage. */
+static const char *const tenant_reserved[] = {"local", "root", "admin",
+                                              "surplus", "system", NULL};
+
 static int cfg_tenant(struct cfg *c, const config_setting_t *g,
                       struct config *cf, struct tenant_conf *t)
 {
@@ -504,6 +521,15 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
                        "tenant name '%s' is not valid (1-64 of a-z, 0-9, "
                        "'_' and '-', starting with a letter or digit)",
                        t->name);
+    for (const char *const *rn = tenant_reserved; *rn; rn++)
+        if (strcmp(*rn, t->name) == 0)
+            return cfg_bad(c, config_setting_get_member(g, "name"),
+                           "tenant name '%s' is reserved (surplus uses it "
+                           "for %s)",
+                           t->name,
+                           strcmp(t->name, "local") == 0
+                               ? "root's own jobs: the socket and surplus run"
+                               : "itself");
     for (size_t i = 0; i + 1 < cf->n_tenants; i++)
         if (strcmp(cf->tenants[i].name, t->name) == 0)
             return cfg_bad(c, config_setting_get_member(g, "name"),
@@ -514,6 +540,15 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
         return cfg_bad(c, config_setting_get_member(g, "token_sha256"),
                        "expected 64 lower-case hex digits (sha256sum of "
                        "the token)");
+    /* A token names one tenant: with two, the last would silently win
+     * and bill the first tenant's jobs to the other. */
+    for (size_t i = 0; t->token_sha256 && i + 1 < cf->n_tenants; i++)
+        if (cf->tenants[i].token_sha256 &&
+            strcmp(cf->tenants[i].token_sha256, t->token_sha256) == 0)
+            return cfg_bad(c, config_setting_get_member(g, "token_sha256"),
+                           "tenant '%s' has the same token as tenant '%s'; "
+                           "each tenant needs a token of its own",
+                           t->name, cf->tenants[i].name);
     return 0;
 }
 
@@ -704,6 +739,7 @@ int config_load(const char *path, struct config **ret, struct err *e)
                        strerror(-r));
     }
     cf->path = strdup(path);
+    c.path = path;
     c.dir = dir_of(path);
     if (cf->path == NULL || c.dir == NULL) {
         free(c.dir);

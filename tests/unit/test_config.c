@@ -8,6 +8,9 @@
 #include "config.h"
 #include "tap.h"
 
+#define TOKEN_A \
+    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
 static char dir[] = "/tmp/surplus-config.XXXXXX";
 static char file[256];
 
@@ -173,6 +176,29 @@ int main(void)
         "64 lower-case hex digits", "short token hash");
     bad("tenants = ( { name = \"Bad Name\"; } );\n", 1, "not valid",
         "bad tenant name");
+    bad("tenants = ( { name = \"local\"; } );\n", 1, "is reserved",
+        "the name the core gives root's own jobs is reserved");
+    bad("tenants = ( { name = \"root\"; } );\n", 1, "is reserved",
+        "tenant name root is reserved");
+    bad("tenants = ( { name = \"a\"; token_sha256 = \"" TOKEN_A "\"; },\n"
+        "  { name = \"b\"; token_sha256 = \"" TOKEN_A "\"; } );\n",
+        2, "same token as tenant 'a'", "two tenants with one token");
+    {
+        char text[512];
+
+        snprintf(text, sizeof text, "api = {\n socket = \"/%0200d\"; };\n", 0);
+        bad(text, 2, "shorter than 108 bytes", "a socket path too long");
+    }
+    /* Left out, api.socket keeps its default, however long the
+     * --runstatedir it came from (make distcheck's is): loading must not
+     * depend on it, nor crash over the missing setting. */
+    c = NULL;
+    r = load("api = { listen = \"\"; };\n", &c, &e);
+    tap_ok(r == 0 && c != NULL && c->api.socket[0] == '/',
+           "an api group without socket loads with the default socket "
+           "(%zu bytes): %s",
+           c ? strlen(c->api.socket) : 0, e.msg);
+    config_free(c);
     bad("api = { listen = \"0.0.0.0:8443\"; };\n", 1,
         "TCP listening requires tls_cert and tls_key",
         "TCP without TLS");
