@@ -240,6 +240,24 @@ sleep 0.3
     grep -q "reload refused" "$tmp/surplusd.log"
 ok $? "a configuration with an error is refused on SIGHUP and the old tenants stay"
 cp "$tmp/d.conf.good" "$tmp/d.conf"
+# A second tenant holding acme's token would take acme's jobs and bills.
+sed "s|{ name = \"gamma\"; token_sha256 = \"$gamma_sha\"|{ name = \"gamma\"; token_sha256 = \"$acme_sha\"|" \
+    "$tmp/d.conf.good" > "$tmp/dup.conf"
+out=$("$SURPLUSD" -c "$tmp/dup.conf" --check-config 2>&1)
+[ $? -eq 78 ] && echo "$out" | grep -q "tenant 'acme' has the same token as tenant 'gamma'"
+ok $? "two tenants with one token: --check-config exits 78 naming both ($out)"
+cp "$tmp/dup.conf" "$tmp/d.conf"
+kill -HUP $daemon
+sleep 0.3
+cp "$tmp/d.conf.good" "$tmp/d.conf" # the CLI reads it too
+[ "$(grep -c 'reload refused.*same token' "$tmp/surplusd.log")" -eq 1 ] &&
+    A status "$id_a" > /dev/null 2>&1
+ok $? "... and on SIGHUP the reload is refused; acme's token still acts as acme"
+printf 'tenants = ( { name = "local"; } );\n' > "$tmp/local.conf"
+out=$("$SURPLUSD" -c "$tmp/local.conf" --check-config 2>&1)
+[ $? -eq 78 ] && echo "$out" | grep -q "tenant name 'local' is reserved"
+ok $? "a tenant named local (root's own jobs) is refused with 78 ($out)"
+cp "$tmp/d.conf.good" "$tmp/d.conf"
 
 # --- drain on SIGTERM -------------------------------------------------------------------------------
 # A drain of 3 s: one job ends within it, the other is stopped at its end.

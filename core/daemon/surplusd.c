@@ -28,7 +28,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: surplusd [-c FILE] [--foreground] "
-               "[--drain-timeout DURATION]\n");
+               "[--drain-timeout DURATION] [--check-config]\n");
 }
 
 /* Without --foreground: a child serves; the parent exits 0 once the
@@ -67,10 +67,11 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"foreground", no_argument, NULL, 'f'},
         {"drain-timeout", required_argument, NULL, 'd'},
+        {"check-config", no_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *path = NULL;
-    bool foreground = false;
+    bool foreground = false, check = false;
     uint64_t drain_ms = 30000;
     struct config *cf = NULL;
     struct service *s = NULL;
@@ -101,6 +102,9 @@ int main(int argc, char **argv)
                 return 64;
             }
             break;
+        case 'k':
+            check = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -112,6 +116,17 @@ int main(int argc, char **argv)
     if (optind != argc) {
         usage(stderr);
         return 64;
+    }
+    /* What SIGHUP would load, checked the same way (the unit's
+     * ExecReload, an operator before a restart); needs no root. */
+    if (check) {
+        if (config_load(path, &cf, &e) < 0) {
+            fprintf(stderr, "surplusd: %s\n", e.msg);
+            return 78;
+        }
+        printf("%s: configuration OK\n", cf->path ? cf->path : "(built-in defaults)");
+        config_free(cf);
+        return 0;
     }
     if (geteuid() != 0) {
         log_msg(SURPLUS_LOG_ERR, "needs root: each job gets an "
