@@ -501,7 +501,7 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
                       struct config *cf, struct tenant_conf *t)
 {
     static const char *const keys[] = {"name", "token_sha256", "max_gpus",
-                                       "max_queued", NULL};
+                                       "max_queued", "max_running", NULL};
     int r;
 
     t->max_gpus = INT32_MAX;
@@ -512,7 +512,8 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
         (r = cfg_str(c, g, "name", &t->name)) < 0 ||
         (r = cfg_str(c, g, "token_sha256", &t->token_sha256)) < 0 ||
         (r = cfg_int(c, g, "max_gpus", 0, INT32_MAX, &t->max_gpus)) < 0 ||
-        (r = cfg_int(c, g, "max_queued", 0, INT32_MAX, &t->max_queued)) < 0)
+        (r = cfg_int(c, g, "max_queued", 0, INT32_MAX, &t->max_queued)) < 0 ||
+        (r = cfg_int(c, g, "max_running", 0, INT32_MAX, &t->max_running)) < 0)
         return r;
     if (t->name == NULL)
         return cfg_bad(c, g, "'name' is required");

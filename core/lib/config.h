@@ -24,6 +24,7 @@ struct tenant_conf {
     char *token_sha256;  /* 64 lower-case hex digits, or NULL: socket only */
     int64_t max_gpus;
     int64_t max_queued;
+    int64_t max_running;  /* jobs running at once; 0: the fair share only */
 };
 
 struct gpu_price {

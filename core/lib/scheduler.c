@@ -158,8 +158,11 @@ struct shape {
 
 struct tenant_state {
     uint32_t max_gpus;
+    uint32_t max_running;   /* 0: only the fair share bounds it */
     uint64_t used;          /* GPUs held by its running and started jobs */
+    uint64_t running;       /* its running and started jobs */
     bool blocked;           /* a GPU job waits for quota: later ones too */
+    bool waiting;           /* it has queued jobs */
 };
 
 /* A device's sort key: devices are visited group by group. */
@@ -204,6 +207,15 @@ struct plan {
     uint64_t running;       /* jobs running, this pass's starts included */
     bool full;              /* max_running reached */
 
+    /* Fair share of the running slots while several tenants wait: in the
+     * first walk a tenant holding `share` slots or more is passed over
+     * (its jobs marked in `deferred`); the second walk offers what is
+     * left to them, so no slot stays idle for fairness' sake. */
+    uint64_t share;         /* 0: no fair share (one tenant waits, or no
+                               slot limit) */
+    bool second_walk;
+    uint8_t *deferred;      /* by queued index */
+
     /* The head, once there is one. */
     uint32_t head_gpus;
     struct tenant_state *head_tenant;
@@ -235,6 +247,13 @@ static int by_group_free_at(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+static int by_job(const void *a, const void *b)
+{
+    const struct sched_start *x = a, *y = b;
+
+    return x->job < y->job ? -1 : x->job > y->job;
+}
+
 static int by_index(const void *a, const void *b)
 {
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
@@ -261,6 +280,7 @@ static int setup_tenants(struct plan *p)
         if (in->tenants[i].name == NULL)
             continue;
         p->tenants[i].max_gpus = in->tenants[i].max_gpus;
+        p->tenants[i].max_running = in->tenants[i].max_running;
         if ((r = smap_add(&p->tenant_ix, in->tenants[i].name, 0, i)) < 0)
             return r;
     }
@@ -268,10 +288,29 @@ static int setup_tenants(struct plan *p)
         const struct sched_running *rj = &in->running[i];
         struct tenant_state *t = tenant_of(p, rj->tenant);
 
-        if (t != NULL)
+        if (t != NULL) {
             t->used += rj->gpus;
+            t->running++;
+        }
         if (rj->id != NULL && (r = smap_add(&p->running_ix, rj->id, 0, i)) < 0)
             return r;
+    }
+    if (in->max_running != 0) {
+        uint64_t waiting = 0;
+
+        for (size_t i = 0; i < in->n_queued; i++) {
+            struct tenant_state *t = tenant_of(p, in->queued[i].tenant);
+
+            if (t != NULL && !t->waiting) {
+                t->waiting = true;
+                waiting++;
+            }
+        }
+        if (waiting > 1) {
+            p->share = (in->max_running + waiting - 1) / waiting;
+            if ((p->deferred = calloc(in->n_queued, 1)) == NULL)
+                return -ENOMEM;
+        }
     }
     return 0;
 }
@@ -757,8 +796,10 @@ static void took(struct plan *p, size_t i, struct tenant_state *t,
         if (!p->reserved[d])
             p->n_avail_unres--;
     }
-    if (t != NULL)
+    if (t != NULL) {
         t->used += job->gpus;
+        t->running++;
+    }
     p->running++;
     if (p->in->max_running != 0 && p->running >= p->in->max_running)
         p->full = true;
@@ -772,13 +813,12 @@ static int consider(struct plan *p, size_t i)
     const struct sched_job *job = &p->in->queued[i];
     struct sched_result *res = p->res;
     struct shape *s = NULL;
-    struct tenant_state *t = NULL;
+    struct tenant_state *t = tenant_of(p, job->tenant);
     bool outlasts;
 
     if (job->gpus > 0) {
         if ((s = shape_of(p, job)) == NULL)
             return -ENOMEM;
-        t = tenant_of(p, job->tenant);
         if (t != NULL && job->gpus > t->max_gpus)
             return over_quota(p, i, t);
         if (job->gpus > s->best_group)
@@ -787,7 +827,14 @@ static int consider(struct plan *p, size_t i)
     /* Past here only impossible jobs are still reported. */
     if (p->full)
         return 0;
-    if (t != NULL) {
+    if (t != NULL && t->max_running != 0 && t->running >= t->max_running)
+        return 0;
+    if (t != NULL && p->share != 0 && !p->second_walk &&
+        t->running >= p->share) {
+        p->deferred[i] = 1;
+        return 0;
+    }
+    if (t != NULL && job->gpus > 0) {
         if (t->blocked)
             return 0;
         if (t->used + job->gpus > t->max_gpus) {
@@ -822,6 +869,7 @@ static void plan_free(struct plan *p)
     free(p->reason_ix.slot);
     free(p->shapes);
     free(p->fitbuf);
+    free(p->deferred);
 }
 
 void sched_result_free(struct sched_result *r)
@@ -866,6 +914,18 @@ int sched_plan(const struct sched_input *in, struct sched_result **ret_result)
     for (size_t i = 0; i < in->n_queued; i++)
         if ((r = consider(&p, i)) < 0)
             goto out;
+    if (p.deferred != NULL) {
+        size_t first = p.res->n_starts;
+
+        p.second_walk = true;
+        for (size_t i = 0; i < in->n_queued && !p.full; i++)
+            if (p.deferred[i] && (r = consider(&p, i)) < 0)
+                goto out;
+        /* Starts are applied in queue order, as without fair share. */
+        if (p.res->n_starts > first)
+            qsort(p.res->starts, p.res->n_starts, sizeof *p.res->starts,
+                  by_job);
+    }
     *ret_result = p.res;
     p.res = NULL;
 out:

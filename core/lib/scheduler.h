@@ -48,6 +48,16 @@
  * CPU-only jobs still run: they take no quota.  A tenant that is not listed
  * has no quota.
  *
+ * Running slots are shared fairly: while more than one listed tenant has
+ * queued jobs, a tenant already running its share (max_running divided
+ * by the number of tenants with queued jobs, rounded up) is passed over
+ * until the other tenants' jobs have been considered; a second walk then
+ * offers the slots still free to the jobs passed over, in queue order, so
+ * fairness never leaves a slot idle.  Without this, one tenant's
+ * thousand CPU-only jobs, queued first, would hold every slot until the
+ * last of them ended.  A tenant's own max_running is a hard cap: its jobs
+ * beyond it wait, holding up no one.
+ *
  * Device choice, among free devices that fit, in one group: first those not
  * reserved for the head, then the smallest memory (best fit: large devices
  * stay free for jobs that need them), then the lowest index.  When several
@@ -106,6 +116,7 @@ struct sched_job {
 struct sched_tenant {
     const char *name;
     uint32_t max_gpus;     /* devices leased at once; 0: CPU-only jobs */
+    uint32_t max_running;  /* jobs running at once; 0: no cap of its own */
 };
 
 struct sched_input {

@@ -75,6 +75,7 @@ struct tenant {
     char *name;
     char token[65];     /* token_sha256, or "" */
     uint32_t max_gpus;
+    uint32_t max_running;
     uint64_t max_queued;
     uint64_t pending;   /* submissions past the max_queued check, not
                            yet in the queue (or refused) */
@@ -145,6 +146,7 @@ static int tenants_load(struct service *s, const struct config *cf)
                      cf->tenants[i].token_sha256);
         t[i].max_gpus = (uint32_t)cf->tenants[i].max_gpus;
         t[i].max_queued = (uint64_t)cf->tenants[i].max_queued;
+        t[i].max_running = (uint32_t)cf->tenants[i].max_running;
     }
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < cf->n_tenants; i++) {
@@ -982,7 +984,9 @@ static size_t schedule(struct service *s)
                                    .walltime_ms = s->queue[i].walltime_ms};
     for (i = 0; i < s->n_tenants; i++)
         tn[i] = (struct sched_tenant){.name = s->tenants[i].name,
-                                      .max_gpus = s->tenants[i].max_gpus};
+                                      .max_gpus = s->tenants[i].max_gpus,
+                                      .max_running =
+                                          s->tenants[i].max_running};
     in.devices = dv;
     in.n_devices = s->n_devs;
     in.running = rn;

@@ -432,7 +432,7 @@ static void test_cpu_only(void)
 {
     struct sched_device dev[] = {HELD("H100", 80, 0, "r0")};
     struct sched_running run[] = {RUN("r0", NULL, 1, 100)};
-    struct sched_tenant ten[] = {{"t", 0}};
+    struct sched_tenant ten[] = {{"t", 0, 0}};
     struct sched_job job[] = {JOB("gpu", NULL, 1, "*", 0, 10),
                               JOB("cpu", "t", 0, NULL, 0, 100000),
                               JOB("cpu2", NULL, 0, "no-such-model", 999, 5)};
@@ -460,7 +460,7 @@ static void test_quota(void)
                                  FREE("H100", 80, 0), FREE("H100", 80, 0),
                                  FREE("H100", 80, 0), FREE("H100", 80, 0)};
     struct sched_running run[] = {RUN("ra", "a", 1, 100)};
-    struct sched_tenant ten[] = {{"a", 2}, {"b", 3}};
+    struct sched_tenant ten[] = {{"a", 2, 0}, {"b", 3, 0}};
     /* a holds 1 of its 2.  a1 waits for a's quota without a reservation
      * (b may go ahead); a2 would fit the quota but waits behind a1 (a
      * tenant's own queue stays FIFO); a3 needs no GPU; c has no quota;
@@ -483,7 +483,7 @@ static void test_impossible(void)
                                  FREE("H100-80G", 80, 0),
                                  FREE("H100-80G", 80, 0),
                                  FREE("H100-80G", 80, 0)};
-    struct sched_tenant ten[] = {{"a", 2}, {"b\nx", 1}};
+    struct sched_tenant ten[] = {{"a", 2, 0}, {"b\nx", 1, 0}};
     struct sched_job job[] = {JOB("quota", "a", 3, "*", 0, 10),
                               JOB("wide", "z", 5, "*", 0, 10),
                               JOB("model", "z", 1, "V100*\x1b[2J", 0, 10),
@@ -591,7 +591,7 @@ static void test_head_quota(void)
                                  HELD("L4", 24, 0, "ra")};
     struct sched_running run[] = {RUN("rz", "z", 4, 100),
                                   RUN("ra", "a", 1, 5000)};
-    struct sched_tenant ten[] = {{"a", 4}, {"b", 4}};
+    struct sched_tenant ten[] = {{"a", 4, 0}, {"b", 4, 0}};
     struct sched_job job[] = {JOB("H", "a", 3, "H100*", 0, 500),
                               JOB("a-long", "a", 1, "*", 0, 9999),
                               JOB("b-long", "b", 1, "*", 0, 9999),
@@ -607,7 +607,7 @@ static void test_head_quota(void)
                                  HELD("H100", 80, 0, "rz"),
                                  FREE("L4", 24, 0), FREE("L4", 24, 0),
                                  FREE("L4", 24, 0), FREE("L4", 24, 0)};
-    struct sched_tenant five[] = {{"a", 5}};
+    struct sched_tenant five[] = {{"a", 5, 0}};
     struct sched_job stream[] = {JOB("A0", "a", 1, "L4", 0, 9999),
                                  JOB("H", "a", 2, "H100*", 0, 500),
                                  JOB("a-long1", "a", 1, "*", 0, 9999),
@@ -667,6 +667,48 @@ static void test_max_running(void)
     s.max_running = 0;
     check("max_running: 0 is unlimited", &s,
           "c1[] g1[0] c2[] | impossible huge");
+}
+
+static void test_fair_share(void)
+{
+    struct sched_running run[] = {RUN("ra1", "a", 0, 100), RUN("ra2", "a", 0, 100),
+                                  RUN("ra3", "a", 0, 100)};
+    struct sched_tenant ten[] = {{"a", 0, 0}, {"b", 0, 0}, {"c", 0, 1}};
+    struct sched_job job[] = {JOB("a5", "a", 0, NULL, 0, 10),
+                              JOB("a6", "a", 0, NULL, 0, 10),
+                              JOB("b1", "b", 0, NULL, 0, 10)};
+    struct sched_job alone[] = {JOB("a5", "a", 0, NULL, 0, 10),
+                                JOB("a6", "a", 0, NULL, 0, 10)};
+    struct sched_job spare[] = {JOB("a5", "a", 0, NULL, 0, 10),
+                                JOB("a6", "a", 0, NULL, 0, 10),
+                                JOB("a7", "a", 0, NULL, 0, 10),
+                                JOB("b1", "b", 0, NULL, 0, 10)};
+    struct sched_running crun[] = {RUN("rc1", "c", 0, 100)};
+    struct sched_job cjob[] = {JOB("c2", "c", 0, NULL, 0, 10),
+                               JOB("b1", "b", 0, NULL, 0, 10)};
+    struct scenario s = {NULL, 0, run, N(run), job, N(job), ten, N(ten), 4};
+
+    /* a holds 3 of 4 slots and queued first; b waits too: the share is
+     * 2 each, so the free slot goes to b, not to a's next job. */
+    check("fair share: the last slot goes to the tenant under its share",
+          &s, "b1[]");
+    s.job = alone;
+    s.n_job = N(alone);
+    check("fair share: a tenant waiting alone takes every free slot", &s,
+          "a5[]");
+    s.run = run + 2;
+    s.n_run = 1;
+    s.job = spare;
+    s.n_job = N(spare);
+    check("fair share: slots the others cannot use go back to the tenant "
+          "passed over, in queue order",
+          &s, "a5[] a6[] b1[]");
+    s.run = crun;
+    s.n_run = N(crun);
+    s.job = cjob;
+    s.n_job = N(cjob);
+    check("max_running of a tenant: its jobs wait, the others' start", &s,
+          "b1[]");
 }
 
 /* --- starvation: a wide job against an endless stream of narrow ones ------ */
@@ -836,7 +878,7 @@ static bool gen_make(struct gen *g, size_t n_job, size_t n_free, uint64_t seed)
         return false;
     for (size_t t = 0; t < 10; t++) {
         snprintf(g->ten_names[t], sizeof g->ten_names[t], "t%zu", t);
-        g->ten[t] = (struct sched_tenant){g->ten_names[t], t < 5 ? 8 : 4};
+        g->ten[t] = (struct sched_tenant){g->ten_names[t], t < 5 ? 8 : 4, 0};
     }
     /* One H100 per running job on the busy devices. */
     for (size_t d = 0; d < g->n_dev; d++) {
@@ -981,6 +1023,7 @@ int main(void)
     test_head_quota();
     test_unknown_holder();
     test_max_running();
+    test_fair_share();
     test_starvation();
     test_determinism();
     time_plan("all devices busy", 0);
