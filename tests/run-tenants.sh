@@ -11,7 +11,7 @@ unshare -mpinu --fork true 2>/dev/null ||
     skip_all "this host cannot create namespaces"
 command -v python3 > /dev/null || skip_all "no python3 for the probes"
 
-uid_base=330000
+uid_base=360000
 conf() { # conf FILE STATE-DIR EXTRA-SANDBOX-KEYS
     cat > "$1" <<CONF
 state_dir = "$2";
