@@ -645,6 +645,11 @@ static void child_limits(const struct plan *p)
     }
 }
 
+#define SB_USERNS_HINT                                                      \
+    " (user.max_user_namespaces, or a security module such as AppArmor's " \
+    "restrict_unprivileged_userns without a profile for surplus that "     \
+    "allows userns, may forbid them)"
+
 /* Writes `text` to a file of /proc/self; runs in the child only. */
 static void child_write(const struct plan *p, const char *file,
                         const char *text)
@@ -653,7 +658,8 @@ static void child_write(const struct plan *p, const char *file,
     size_t n = strlen(text);
 
     if (fd < 0 || write(fd, text, n) != (ssize_t)n)
-        child_fail(p, SB_SETUP, errno, "user namespace: %s", file);
+        child_fail(p, SB_SETUP, errno, "user namespace: %s%s", file,
+                   errno == EPERM ? SB_USERNS_HINT : "");
     close(fd);
 }
 
@@ -671,10 +677,7 @@ static void child_userns(const struct plan *p)
 {
     if (unshare(CLONE_NEWUSER) < 0)
         child_fail(p, SB_SETUP, errno, "user namespace%s",
-                   errno == EPERM || errno == ENOSPC
-                       ? " (user.max_user_namespaces or a security module "
-                         "may forbid them)"
-                       : "");
+                   errno == EPERM || errno == ENOSPC ? SB_USERNS_HINT : "");
     /* Leaving root made the process (and the runner, whose memory it
      * shares) non-dumpable, which gives its /proc files to root; the maps
      * can only be written while they are its own.  Nothing else runs as
