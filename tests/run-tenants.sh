@@ -161,11 +161,27 @@ else
 fi
 
 # --- surplus's own files, outside the state directory ------------------------
-# Below the build tree: the job sees the host's /tmp as an empty tmpfs of
-# its own, so files there would be hidden anyway.
-base=$(mktemp -d "$top_builddir/tests/hide.XXXXXX")
+# Somewhere a job would see: not below /tmp, /var/tmp or /run (a job has
+# its own, empty ones), and where any uid can reach: the build tree if it
+# is such a place, else /var/lib.
+base=
+for parent in "$top_builddir/tests" /var/lib; do
+    case "$(cd "$parent" && pwd -P)/" in /tmp/* | /var/tmp/* | /run/*) continue ;; esac
+    base=$(mktemp -d "$parent/surplus-hide.XXXXXX") || continue
+    chmod 755 "$base"
+    echo x > "$base/probe"
+    chmod 644 "$base/probe"
+    setpriv --reuid=65534 --regid=65534 --clear-groups cat "$base/probe" \
+        > /dev/null 2>&1 && break
+    rm -rf "$base"
+    base=
+done
+if [ -z "$base" ]; then
+    skip "surplus's own files are hidden" "no directory outside /tmp that every uid can reach"
+    done_testing
+    exit
+fi
 trap 'rm -rf "$tmp" "$base"' EXIT
-chmod 755 "$base"
 mkdir "$base/etc" "$base/tls"
 echo 'tls-key-secret' > "$base/tls/key.pem"
 echo 'public' > "$base/tls/public.txt"
