@@ -2,10 +2,8 @@
  * seccomp.c - the jobs' system call filter (see seccomp.h).
  *
  * A classic BPF program over struct seccomp_data: check the ABI, load the
- * call number, then one compare-and-return per denied call, and the few
- * calls whose arguments decide (clone, unshare, personality) at the end.
- * A linear list costs a few dozen instructions per system call once the
- * kernel has compiled it, far below the cost of the call itself.
+ * call number, then a binary search over the calls with a rule (denied,
+ * or decided by their arguments: clone, unshare, personality).
  */
 #include "seccomp.h"
 
@@ -15,6 +13,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -176,19 +175,32 @@ const char *sandbox_seccomp_allow_names(void)
     return "\"io_uring\" or \"perf_event_open\"";
 }
 
-struct prog {
-    struct sandbox_seccomp *f;
-    int overflow;
+/* What the filter does with one call number. */
+enum rule_kind { RULE_DENY, RULE_ENOSYS, RULE_FLAGS, RULE_PERSONALITY };
+
+struct rule {
+    uint32_t nr;
+    enum rule_kind kind;
+    uint32_t mask; /* RULE_FLAGS: the flags of argument 0 denied */
 };
 
-static void emit(struct prog *p, unsigned short code, unsigned char jt,
-                 unsigned char jf, uint32_t k)
+#define SB_MAX_RULES 80
+
+struct prog {
+    struct sandbox_seccomp *f;
+    const struct rule *r;
+    int bad;
+};
+
+static void emit(struct prog *p, unsigned short code, size_t jt, size_t jf,
+                 uint32_t k)
 {
-    if (p->f->len >= SB_SECCOMP_MAX) {
-        p->overflow = 1;
+    if (p->f->len >= SB_SECCOMP_MAX || jt > 255 || jf > 255) {
+        p->bad = 1;
         return;
     }
-    p->f->insn[p->f->len++] = (struct sock_filter)BPF_JUMP(code, k, jt, jf);
+    p->f->insn[p->f->len++] =
+        (struct sock_filter)BPF_JUMP(code, k, (uint8_t)jt, (uint8_t)jf);
 }
 
 static void ret(struct prog *p, uint32_t action)
@@ -196,23 +208,111 @@ static void ret(struct prog *p, uint32_t action)
     emit(p, BPF_RET | BPF_K, 0, 0, action);
 }
 
-/* Denies `nr` when its argument 0 has any bit of `mask`. */
-static void deny_flags(struct prog *p, int nr, uint32_t mask)
+/* Instructions of a rule's action, once its number matched. */
+static size_t action_len(const struct rule *r)
 {
-    emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 4, (uint32_t)nr);
-    emit(p, BPF_LD | BPF_W | BPF_ABS, 0, 0, SB_ARG_LO(0));
-    emit(p, BPF_JMP | BPF_JSET | BPF_K, 0, 1, mask);
-    ret(p, SB_DENY);
+    return r->kind == RULE_FLAGS ? 4 : r->kind == RULE_PERSONALITY ? 6 : 1;
+}
+
+static void action(struct prog *p, const struct rule *r)
+{
+    switch (r->kind) {
+    case RULE_DENY:
+        ret(p, SB_DENY);
+        break;
+    case RULE_ENOSYS:
+        ret(p, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
+        break;
+    case RULE_FLAGS:
+        emit(p, BPF_LD | BPF_W | BPF_ABS, 0, 0, SB_ARG_LO(0));
+        emit(p, BPF_JMP | BPF_JSET | BPF_K, 0, 1, r->mask);
+        ret(p, SB_DENY);
+        ret(p, SECCOMP_RET_ALLOW);
+        break;
+    case RULE_PERSONALITY:
+        /* The default, a query, and turning address space randomisation
+         * off (gdb does, for the programs it starts). */
+        emit(p, BPF_LD | BPF_W | BPF_ABS, 0, 0, SB_ARG_LO(0));
+        emit(p, BPF_JMP | BPF_JEQ | BPF_K, 3, 0, PER_LINUX);
+        emit(p, BPF_JMP | BPF_JEQ | BPF_K, 2, 0,
+             PER_LINUX | ADDR_NO_RANDOMIZE);
+        emit(p, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 0xffffffffu);
+        ret(p, SB_DENY);
+        ret(p, SECCOMP_RET_ALLOW);
+        break;
+    }
+}
+
+/* A binary search over the sorted rules [lo, hi), the call number in the
+ * accumulator, down to a few compares per leaf: a call passes a handful
+ * of instructions, and the kernel's pass over every call number when it
+ * installs the filter (to find the ones it can allow without running it)
+ * stays short. */
+#define LEAF 4
+
+static size_t tree_len(const struct rule *r, size_t lo, size_t hi)
+{
+    size_t n = 1; /* the leaf's final allow */
+
+    if (hi - lo > LEAF) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        return 1 + tree_len(r, lo, mid) + tree_len(r, mid, hi);
+    }
+    for (size_t i = lo; i < hi; i++)
+        n += 1 + action_len(&r[i]);
+    return n;
+}
+
+static void tree(struct prog *p, size_t lo, size_t hi)
+{
+    if (hi - lo > LEAF) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        emit(p, BPF_JMP | BPF_JGE | BPF_K, tree_len(p->r, lo, mid), 0,
+             p->r[mid].nr);
+        tree(p, lo, mid);
+        tree(p, mid, hi);
+        return;
+    }
+    for (size_t i = lo; i < hi; i++) {
+        emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, action_len(&p->r[i]),
+             p->r[i].nr);
+        action(p, &p->r[i]);
+    }
     ret(p, SECCOMP_RET_ALLOW);
+}
+
+static int rule_cmp(const void *a, const void *b)
+{
+    const struct rule *x = a, *y = b;
+
+    return x->nr < y->nr ? -1 : x->nr > y->nr;
 }
 
 int sandbox_seccomp_build(unsigned allow, struct sandbox_seccomp *ret_f,
                           struct err *e)
 {
 #ifdef SB_AUDIT_ARCH
-    struct prog p = {.f = ret_f};
+    struct rule rules[SB_MAX_RULES];
+    struct prog p = {.f = ret_f, .r = rules};
+    size_t n = 0;
 
     memset(ret_f, 0, sizeof *ret_f);
+    for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++)
+        if (!(denied[i].allow & allow) && n < SB_MAX_RULES)
+            rules[n++] = (struct rule){(uint32_t)denied[i].nr, RULE_DENY, 0};
+    if (n + 4 > SB_MAX_RULES)
+        return err_set(e, -E2BIG, "sandbox: too many system call rules");
+    /* clone3 passes its flags in memory, out of the filter's sight; C
+     * libraries take ENOSYS to mean an older kernel and use clone. */
+    rules[n++] = (struct rule){__NR_clone3, RULE_ENOSYS, 0};
+    rules[n++] = (struct rule){__NR_clone, RULE_FLAGS, SB_NS_FLAGS};
+    rules[n++] = (struct rule){__NR_unshare, RULE_FLAGS,
+                               SB_NS_FLAGS | CLONE_NEWTIME};
+    rules[n++] = (struct rule){__NR_personality, RULE_PERSONALITY, 0};
+    qsort(rules, n, sizeof rules[0], rule_cmp);
+
     /* Another ABI has other call numbers: nothing below would mean what
      * it says.  Killing is the only answer a program cannot loop on. */
     emit(&p, BPF_LD | BPF_W | BPF_ABS, 0, 0,
@@ -226,32 +326,10 @@ int sandbox_seccomp_build(unsigned allow, struct sandbox_seccomp *ret_f,
     emit(&p, BPF_JMP | BPF_JGE | BPF_K, 0, 1, __X32_SYSCALL_BIT);
     ret(&p, SECCOMP_RET_KILL_PROCESS);
 #endif
-    for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) {
-        if (denied[i].allow & allow)
-            continue;
-        emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, (uint32_t)denied[i].nr);
-        ret(&p, SB_DENY);
-    }
-    /* clone3 passes its flags in memory, out of the filter's sight; C
-     * libraries take ENOSYS to mean an older kernel and use clone. */
-    emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, __NR_clone3);
-    ret(&p, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
-    deny_flags(&p, __NR_clone, SB_NS_FLAGS);
-    deny_flags(&p, __NR_unshare, SB_NS_FLAGS | CLONE_NEWTIME);
-    /* personality: the default, a query, and turning address space
-     * randomisation off (gdb does, for the programs it starts). */
-    emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 0, 6, __NR_personality);
-    emit(&p, BPF_LD | BPF_W | BPF_ABS, 0, 0, SB_ARG_LO(0));
-    emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 3, 0, PER_LINUX);
-    emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 2, 0, PER_LINUX | ADDR_NO_RANDOMIZE);
-    emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 0xffffffffu);
-    ret(&p, SB_DENY);
-    ret(&p, SECCOMP_RET_ALLOW);
-    /* Everything else. */
-    ret(&p, SECCOMP_RET_ALLOW);
-    if (p.overflow)
-        return err_set(e, -E2BIG, "sandbox: the system call filter has "
-                                  "more than %d instructions",
+    tree(&p, 0, n);
+    if (p.bad)
+        return err_set(e, -E2BIG, "sandbox: the system call filter does not "
+                                  "fit in %d instructions",
                        SB_SECCOMP_MAX);
     return 0;
 #else
