@@ -186,7 +186,9 @@ mkdir "$base/etc" "$base/tls"
 echo 'tls-key-secret' > "$base/tls/key.pem"
 echo 'public' > "$base/tls/public.txt"
 echo 'in-config-dir' > "$base/etc/other.txt"
-conf "$base/etc/surplus.conf" "$tmp/state" ""
+# The state directory (with the default storage and ledger in it) beside
+# the configuration's, as on an installed node.
+conf "$base/etc/surplus.conf" "$base/state" ""
 printf 'api = { tls_cert = "%s"; tls_key = "%s"; };\n' "$base/tls/public.txt" \
     "$base/tls/key.pem" >> "$base/etc/surplus.conf"
 chmod 644 "$base/etc/surplus.conf" "$base/tls/key.pem" "$base/tls/public.txt" \
@@ -204,5 +206,7 @@ ok $? "control: a file beside the TLS key is readable from the job"
 ok $? "the configuration file and its directory are hidden"
 ! has hidden tls-key-secret && ! has hidden public
 ok $? "the TLS key and certificate are hidden"
+! grep -q 'is shown to jobs' "$tmp/hidden.err"
+ok $? "with the storage and ledger in the state directory nothing needs a warning"
 
 done_testing

@@ -867,26 +867,33 @@ static void hide_path(struct hide *h, const char *path, bool with_dir)
     static const char *const private_dirs[] = {"/tmp", "/var/tmp", "/run",
                                                "/dev", "/proc", NULL};
     const char *sd = h->v[0];
-
     char *real, *slash;
     struct stat st;
 
     if (path == NULL || *path == '\0' || (real = realpath(path, NULL)) == NULL)
         return;
-    /* The job has its own of these: the host's are out of its sight. */
+    /* Below the state directory it is hidden already; the job has its own
+     * of the private directories, the host's are out of its sight. */
+    if (path_under(real, sd)) {
+        free(real);
+        return;
+    }
     for (const char *const *own = private_dirs; *own; own++)
         if (path_under(real, *own)) {
             free(real);
             return;
         }
-    if (stat(real, &st) == 0 && S_ISDIR(st.st_mode)) {
-        with_dir = false;
-    } else if (with_dir && (slash = strrchr(real, '/')) != NULL) {
+    /* A directory is hidden whole; a file with its directory. */
+    if (with_dir && !(stat(real, &st) == 0 && S_ISDIR(st.st_mode)) &&
+        (slash = strrchr(real, '/')) != NULL) {
         char *dir = slash == real ? strdup("/")
                                   : strndup(real, (size_t)(slash - real));
 
-        if (dir != NULL &&
-            (strchr(dir + 1, '/') == NULL || path_under(sd, dir))) {
+        if (dir != NULL && path_under(dir, sd)) {
+            free(dir); /* the state directory: hidden already */
+            dir = NULL;
+        } else if (dir != NULL &&
+                   (strchr(dir + 1, '/') == NULL || path_under(sd, dir))) {
             if (!h->warned)
                 log_msg(SURPLUS_LOG_WARNING,
                         "%s is shown to jobs (only %s is hidden): it is %s",
