@@ -28,7 +28,12 @@ state() { A status "$1" | sed -n 's/^state: *//p'; }
 reason() { A status "$1" | sed -n 's/^reason: *//p'; }
 started() { # waits until job $1 has written "started" $2 times (default 1)
     for i in $(seq 1 200); do
-        [ "$(A logs "$1" 2>/dev/null | grep -c '^started$')" -ge "${2:-1}" ] && return 0
+        if [ "$(A logs "$1" 2>/dev/null | grep -c '^started$')" -ge "${2:-1}" ]; then
+            # the uid it runs as (each run may get another), for
+            # no_job_processes
+            stat -c %u "$tmp/state/jobs/$1/work" >> "$tmp/uids" 2>/dev/null
+            return 0
+        fi
         sleep 0.05
     done
     return 1
@@ -38,7 +43,8 @@ wait_state() { # wait_state ID STATE
     return 1
 }
 no_job_processes() {
-    [ -z "$(ps -o stat= -u $uid_base -u $((uid_base + 1)) 2>/dev/null | grep -v '^Z')" ]
+    uids=$(sort -u "$tmp/uids" | paste -sd, -)
+    [ -n "$uids" ] && [ -z "$(ps -o stat= -u "$uids" 2>/dev/null | grep -v '^Z')" ]
 }
 kill9() { kill -9 $daemon; wait $daemon 2>/dev/null; sleep 0.3; }
 # python3 over `surplus --json status ID` on stdin

@@ -34,9 +34,11 @@ has() { grep -qx -- "$2" "$tmp/$1.out"; }
 # --- identity and privileges --------------------------------------------------------
 probe ident 'id -u; id -g; id -G
 grep -E "^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs):" /proc/self/status'
-has ident "$uid_base" && has ident "$uid_base" 
-ok $? "the job runs as uid $uid_base (uid_base + slot), not root"
-[ "$(sed -n 3p "$tmp/ident.out")" = "$uid_base" ]
+job_uid=$(sed -n 1p "$tmp/ident.out")
+[ "$job_uid" -ge "$uid_base" ] && [ "$job_uid" -lt $((uid_base + 65536)) ] &&
+    [ "$(sed -n 2p "$tmp/ident.out")" = "$job_uid" ]
+ok $? "the job runs as uid and gid $job_uid (uid_base + slot), not root"
+[ "$(sed -n 3p "$tmp/ident.out")" = "$job_uid" ]
 ok $? "with no supplementary groups"
 has ident "CapEff:	0000000000000000" && has ident "CapPrm:	0000000000000000" &&
     has ident "CapBnd:	0000000000000000" && has ident "CapAmb:	0000000000000000"

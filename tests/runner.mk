@@ -1,6 +1,14 @@
 # The runner: surplus run end to end and the sandbox it builds.
-RUNNER_TESTS = tests/run-job.sh tests/run-sandbox.sh tests/daemon.sh \
-	tests/daemon-tls.sh tests/daemon-limits.sh tests/daemon-requeue.sh \
-	tests/daemon-log.sh tests/daemon-fair.sh tests/run-cuda.sh
+# One a line, so that additions merge.
+RUNNER_TESTS = tests/run-job.sh
+RUNNER_TESTS += tests/run-sandbox.sh
+RUNNER_TESTS += tests/run-tenants.sh
+RUNNER_TESTS += tests/run-cuda.sh
+RUNNER_TESTS += tests/daemon.sh
+RUNNER_TESTS += tests/daemon-tls.sh
+RUNNER_TESTS += tests/daemon-limits.sh
+RUNNER_TESTS += tests/daemon-requeue.sh
+RUNNER_TESTS += tests/daemon-log.sh
+RUNNER_TESTS += tests/daemon-fair.sh
 TESTS += $(RUNNER_TESTS)
 EXTRA_DIST += $(RUNNER_TESTS)

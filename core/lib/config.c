@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "seccomp.h"
 #include "units.h"
 
 #ifndef SURPLUS_SYSCONF_DIR
@@ -386,11 +387,59 @@ static int cfg_limits(struct cfg *c, const config_setting_t *root,
     return 0;
 }
 
+/* sandbox.seccomp and sandbox.seccomp_allow: the jobs' system call
+ * filter, or none, and the groups of calls it gives back. */
+static int cfg_seccomp(struct cfg *c, const config_setting_t *g,
+                       struct config *cf)
+{
+    const config_setting_t *list = config_setting_get_member(g,
+                                                             "seccomp_allow");
+    char *mode = NULL;
+    int r;
+
+    if ((r = cfg_str(c, g, "seccomp", &mode)) < 0)
+        return r;
+    if (mode != NULL) {
+        bool none = strcmp(mode, "none") == 0;
+
+        if (!none && strcmp(mode, "default") != 0) {
+            free(mode);
+            return cfg_bad(c, config_setting_get_member(g, "seccomp"),
+                           "expected \"default\" or \"none\"");
+        }
+        cf->sandbox.seccomp_off = none;
+        free(mode);
+    }
+    if (list == NULL)
+        return 0;
+    if (!config_setting_is_array(list) && !config_setting_is_list(list))
+        return cfg_bad(c, list, "expected a list of names, such as "
+                                "[\"io_uring\"]");
+    for (int i = 0; i < config_setting_length(list); i++) {
+        const config_setting_t *st = config_setting_get_elem(list,
+                                                             (unsigned)i);
+        unsigned bit;
+
+        if (config_setting_type(st) != CONFIG_TYPE_STRING)
+            return cfg_bad(c, st, "expected a string");
+        bit = sandbox_seccomp_allow_bit(config_setting_get_string(st));
+        if (bit == 0)
+            return cfg_bad(c, st, "unknown group '%s' (expected %s)",
+                           config_setting_get_string(st),
+                           sandbox_seccomp_allow_names());
+        cf->sandbox.seccomp_allow |= bit;
+    }
+    if (cf->sandbox.seccomp_off && cf->sandbox.seccomp_allow)
+        return cfg_bad(c, list, "has no effect with seccomp = \"none\"");
+    return 0;
+}
+
 static int cfg_sandbox(struct cfg *c, const config_setting_t *root,
                        struct config *cf)
 {
     static const char *const keys[] = {"network", "uid_base", "kill_grace",
-                                       "pids", NULL};
+                                       "pids", "seccomp", "seccomp_allow",
+                                       NULL};
     const config_setting_t *g;
     char *network = NULL;
     int64_t uid_base = cf->sandbox.uid_base;
@@ -417,7 +466,8 @@ static int cfg_sandbox(struct cfg *c, const config_setting_t *root,
                      &uid_base)) < 0 ||
         (r = cfg_duration(c, g, "kill_grace", 0,
                           &cf->sandbox.kill_grace_ms)) < 0 ||
-        (r = cfg_int(c, g, "pids", 16, INT32_MAX, &pids)) < 0)
+        (r = cfg_int(c, g, "pids", 16, INT32_MAX, &pids)) < 0 ||
+        (r = cfg_seccomp(c, g, cf)) < 0)
         return r;
     cf->sandbox.uid_base = (uint32_t)uid_base;
     cf->sandbox.pids = (uint64_t)pids;

@@ -54,6 +54,8 @@ struct config {
         uint32_t uid_base;
         uint64_t kill_grace_ms;
         uint64_t pids;        /* processes per job */
+        bool seccomp_off;     /* seccomp = "none" (default "default") */
+        unsigned seccomp_allow; /* SB_ALLOW_ groups (seccomp.h) */
     } sandbox;
     struct {
         char *socket;

@@ -5,11 +5,14 @@
  *   jobs/<id>/work   the unpacked bundle, owned by the job's uid
  *   jobs/<id>/root   mount point of the job's root inside its namespace
  *   jobs/<id>/log    the job's stdout and stderr, written by the runner
- *   run/uids/<n>     lock held while uid_base+n runs a job
  *   run/devices/<d>  lock held while device d is leased
  *   drained/<d>      a device that failed its scrub or its pre-lease
  *                    health check; never leased again
  *                    until an operator removes the file
+ *
+ * and, host-wide, whatever the state_dir (see slot_take):
+ *   /run/surplus/uids/locks     byte <uid> locked while uid runs a job
+ *   /run/surplus/uids/next-<b>  where the next search from uid_base b starts
  */
 #include "runner.h"
 
@@ -184,30 +187,74 @@ static void file_safe(char *dst, size_t len, const char *label, const char *id)
 
 /* ---- uid slots ---------------------------------------------------------- */
 
+/*
+ * A job's uid is its own on the host, not only among the jobs of one
+ * state_dir: every surplusd locks byte <uid> of one file under /run (a
+ * fixed place, whatever the build's prefix), with open file description
+ * locks, which threads of one process do not share the way they share
+ * POSIX record locks.  The search starts after the uid handed out last, so
+ * a uid comes back only once the whole range has been used: what the
+ * kernel keeps per uid after a job has ended (keyrings live on for
+ * minutes) is not met by the next job.  /run empties at boot, when no uid
+ * can be running a job.
+ */
+#define UID_LOCK_DIR "/run/surplus/uids"
+
 static int slot_take(struct run *j)
 {
-    char dir[4200], path[4300];
-    int r;
+    uint32_t base = j->cf->sandbox.uid_base;
+    char path[128], buf[32];
+    unsigned start = 0;
+    int fd, cur, r;
+    ssize_t n;
 
-    snprintf(dir, sizeof dir, "%s/run/uids", j->cf->state_dir);
-    if ((r = node_mkdirs(dir, 0700)) < 0)
-        return err_set(j->e, r, "%s: %s", dir, strerror(-r));
-    for (unsigned n = 0; n < UID_SLOTS; n++) {
-        int fd;
-
-        snprintf(path, sizeof path, "%s/%u", dir, n);
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-            return err_set(j->e, -errno, "%s: %s", path, strerror(errno));
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            j->slot_fd = fd;
-            j->slot = n;
-            return 0;
-        }
-        close(fd);
+    if ((r = node_mkdirs(UID_LOCK_DIR, 0700)) < 0)
+        return err_set(j->e, r, "%s: %s", UID_LOCK_DIR, strerror(-r));
+    fd = open(UID_LOCK_DIR "/locks", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+              0600);
+    if (fd < 0)
+        return err_set(j->e, -errno, "%s/locks: %s", UID_LOCK_DIR,
+                       strerror(errno));
+    snprintf(path, sizeof path, UID_LOCK_DIR "/next-%u", (unsigned)base);
+    cur = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (cur < 0 || flock(cur, LOCK_EX) < 0) {
+        r = err_set(j->e, -errno, "%s: %s", path, strerror(errno));
+        goto fail;
     }
-    return err_set(j->e, -EAGAIN, "all %d job uids from %u are in use",
-                   UID_SLOTS, j->cf->sandbox.uid_base);
+    if ((n = pread(cur, buf, sizeof buf - 1, 0)) > 0) {
+        buf[n] = '\0';
+        start = (unsigned)(strtoul(buf, NULL, 10) % UID_SLOTS);
+    }
+    for (unsigned i = 0; i < UID_SLOTS; i++) {
+        unsigned slot = (start + i) % UID_SLOTS;
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                           .l_start = (off_t)base + slot, .l_len = 1};
+
+        if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+            if (errno == EAGAIN || errno == EACCES)
+                continue;
+            r = err_set(j->e, -errno, "%s/locks: locking uid %u: %s",
+                        UID_LOCK_DIR, (unsigned)(base + slot),
+                        strerror(errno));
+            goto fail;
+        }
+        /* Best effort: a lost cursor only makes the next search start
+         * lower. */
+        n = snprintf(buf, sizeof buf, "%u\n", (slot + 1) % UID_SLOTS);
+        if (pwrite(cur, buf, (size_t)n, 0) == n)
+            (void)!ftruncate(cur, n);
+        close(cur);
+        j->slot_fd = fd;
+        j->slot = slot;
+        return 0;
+    }
+    r = err_set(j->e, -EAGAIN, "all %d job uids from %u are in use",
+                UID_SLOTS, (unsigned)base);
+fail:
+    if (cur >= 0)
+        close(cur);
+    close(fd);
+    return r;
 }
 
 /* ---- devices ------------------------------------------------------------ */
@@ -772,6 +819,151 @@ static int log_pump(struct run *j, int pfd)
     }
 }
 
+/* ---- what the job must not see ------------------------------------------ */
+
+#define HIDE_MAX 32
+
+struct hide {
+    char *v[HIDE_MAX + 1];  /* v[0]: the state directory */
+    size_t n;
+    bool warned;
+};
+
+static bool path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+
+    return strncmp(path, dir, n) == 0 &&
+           (path[n] == '/' || path[n] == '\0' || (n == 1 && dir[0] == '/'));
+}
+
+static void hide_add(struct hide *h, char *path)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (path_under(path, h->v[i])) {
+            free(path);
+            return;
+        }
+    /* A directory added later covers what was added below it. */
+    for (size_t i = 0; i < h->n;)
+        if (path_under(h->v[i], path)) {
+            free(h->v[i]);
+            h->v[i] = h->v[--h->n];
+        } else {
+            i++;
+        }
+    if (h->n < HIDE_MAX)
+        h->v[h->n++] = path;
+    else
+        free(path);
+}
+
+/* Hides `path` (resolved, if it exists) and, with `with_dir`, the
+ * directory it is in: surplus's own directory, unless that is a top-level
+ * one or holds the state directory, where an empty tmpfs would take the
+ * job's view of the system away. */
+static void hide_path(struct hide *h, const char *path, bool with_dir)
+{
+    static const char *const private_dirs[] = {"/tmp", "/var/tmp", "/run",
+                                               "/dev", "/proc", NULL};
+    const char *sd = h->v[0];
+    char *real, *slash;
+    struct stat st;
+
+    if (path == NULL || *path == '\0' || (real = realpath(path, NULL)) == NULL)
+        return;
+    /* Below the state directory it is hidden already; the job has its own
+     * of the private directories, the host's are out of its sight. */
+    if (path_under(real, sd)) {
+        free(real);
+        return;
+    }
+    for (const char *const *own = private_dirs; *own; own++)
+        if (path_under(real, *own)) {
+            free(real);
+            return;
+        }
+    /* A directory is hidden whole; a file with its directory. */
+    if (with_dir && !(stat(real, &st) == 0 && S_ISDIR(st.st_mode)) &&
+        (slash = strrchr(real, '/')) != NULL) {
+        char *dir = slash == real ? strdup("/")
+                                  : strndup(real, (size_t)(slash - real));
+
+        if (dir != NULL && path_under(dir, sd)) {
+            free(dir); /* the state directory: hidden already */
+            dir = NULL;
+        } else if (dir != NULL &&
+                   (strchr(dir + 1, '/') == NULL || path_under(sd, dir))) {
+            if (!h->warned)
+                log_msg(SURPLUS_LOG_WARNING,
+                        "%s is shown to jobs (only %s is hidden): it is %s",
+                        dir, real,
+                        path_under(sd, dir)
+                            ? "the state directory's parent, which holds "
+                              "the job directories"
+                            : "a top-level directory");
+            h->warned = true;
+        } else if (dir != NULL) {
+            hide_add(h, dir);
+            dir = NULL;
+        }
+        free(dir);
+    }
+    if (path_under(sd, real)) { /* "/" included */
+        if (!h->warned)
+            log_msg(SURPLUS_LOG_WARNING,
+                    "%s is shown to jobs: it holds the state directory",
+                    real);
+        h->warned = true;
+        free(real);
+        return;
+    }
+    hide_add(h, real);
+}
+
+static void hide_plugin(struct hide *h, const struct plugin_conf *pc)
+{
+    for (size_t i = 0; i < pc->settings.n; i++)
+        if (strcmp(pc->settings.v[i].key, "path") == 0 &&
+            pc->settings.v[i].type == SETTING_STRING)
+            hide_path(h, pc->settings.v[i].str, true);
+}
+
+/* Everything surplus itself uses, hidden from the job's view of the host:
+ * the state directory, the configuration and its directory, the TLS
+ * certificate and key, the API socket, and every plugin's path (the
+ * storage, the ledger) with its directory. */
+static int hide_build(const struct config *cf, struct hide *h)
+{
+    static bool warned;
+
+    /* The state directory holds the job's own directory, which the
+     * sandbox mounts again on top. */
+    if ((h->v[0] = realpath(cf->state_dir, NULL)) == NULL &&
+        (h->v[0] = strdup(cf->state_dir)) == NULL)
+        return -ENOMEM;
+    h->n = 1;
+    h->warned = __atomic_load_n(&warned, __ATOMIC_RELAXED);
+    hide_path(h, cf->path, true);
+    hide_path(h, cf->api.tls_cert, false);
+    hide_path(h, cf->api.tls_key, false);
+    hide_path(h, cf->api.socket, false);
+    hide_plugin(h, &cf->storage);
+    hide_plugin(h, &cf->accounting);
+    for (size_t i = 0; i < cf->n_accelerators; i++)
+        hide_plugin(h, &cf->accelerators[i]);
+    if (h->warned)
+        __atomic_store_n(&warned, true, __ATOMIC_RELAXED);
+    h->v[h->n] = NULL;
+    return 0;
+}
+
+static void hide_free(struct hide *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        free(h->v[i]);
+}
+
 /* ---- running ------------------------------------------------------------ */
 
 struct outcome {
@@ -785,7 +977,7 @@ static int run_command(struct run *j, char **env, struct outcome *out)
 {
     const struct job_spec *s = j->sum.spec;
     const char **devices = NULL;
-    const char *hide[] = {j->cf->state_dir, NULL};
+    struct hide hide = {0};
     struct sandbox sb;
     struct sandbox_spec sp = {0};
     int pipefd[2], r;
@@ -806,7 +998,14 @@ static int run_command(struct run *j, char **env, struct outcome *out)
     sp.job_id = j->res->job_id;
     sp.root_dir = j->root;
     sp.job_dir = j->work;
-    sp.hide = hide;
+    if (hide_build(j->cf, &hide) < 0) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+        free(devices);
+        hide_free(&hide);
+        return err_set(j->e, -ENOMEM, "out of memory");
+    }
+    sp.hide = (const char *const *)hide.v;
     sp.argv = s->argv;
     sp.envp = env;
     sp.uid = j->cf->sandbox.uid_base + j->slot;
@@ -819,6 +1018,8 @@ static int run_command(struct run *j, char **env, struct outcome *out)
     sp.memory = s->resources.memory;
     sp.pids = j->cf->sandbox.pids;
     sp.disk = s->resources.disk;
+    sp.seccomp_off = j->cf->sandbox.seccomp_off;
+    sp.seccomp_allow = j->cf->sandbox.seccomp_allow;
 
     const struct sandbox_host *h = sandbox_host_probe();
     static int warned;
@@ -833,6 +1034,7 @@ static int run_command(struct run *j, char **env, struct outcome *out)
     r = sandbox_start(&sp, &sb, j->e);
     close(pipefd[1]);
     free(devices);
+    hide_free(&hide);
     j->res->stage_ns[STAGE_START] = mono_ns() - t_start;
     if (r < 0) {
         close(pipefd[0]);

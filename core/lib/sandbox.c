@@ -7,7 +7,8 @@
  * runner is copied, and it must not take any lock another thread could
  * hold: everything it needs (paths, the environment, the command) is
  * prepared by the parent, and it makes system calls only.  It sets up the
- * mounts, limits and identity, then executes surplus-sandbox-init, which
+ * mounts, limits and identity, enters the job's user namespace, installs
+ * the system call filter, then executes surplus-sandbox-init, which
  * becomes the pid namespace's init (sandbox-init.c).
  */
 #include <errno.h>
@@ -38,6 +39,7 @@
 
 #include "sandbox.h"
 #include "sandbox-proto.h"
+#include "seccomp.h"
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
@@ -83,6 +85,10 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+#ifndef CLONE_NEWUSER
+#define CLONE_NEWUSER 0x10000000
+#endif
+#define SB_KEYCTL_JOIN_SESSION_KEYRING 1
 
 
 struct sb_mount_attr {
@@ -96,7 +102,7 @@ static const char *const std_devices[] = {"null", "zero", "full", "random",
 #define SB_MAX_DEVICES 64
 #define SB_INIT_PATH "/run/surplus-sandbox-init"
 #define SB_STACK (256 * 1024)
-#define SB_MAX_HIDE 8
+#define SB_MAX_HIDE 32
 /* Everything the child uses, prepared by the parent. */
 struct plan {
     const struct sandbox_spec *spec;
@@ -105,6 +111,7 @@ struct plan {
     /* Only as large as needed: every page the child touches after the
      * clone costs a fault. */
     char *hide_in_root[SB_MAX_HIDE];
+    bool hide_dir[SB_MAX_HIDE];  /* a directory (else masked by a file) */
     size_t n_hide;
     char *dev_src[SB_MAX_DEVICES];
     char *dev_dst[SB_MAX_DEVICES];
@@ -118,6 +125,10 @@ struct plan {
     char **init_argv; /* "surplus-sandbox-init", "--", the command */
     int use_rlimits;
     unsigned long ncpu;
+    char uid_map[32];  /* the user namespace's one uid and gid */
+    char gid_map[32];
+    bool seccomp;      /* install `filter` */
+    struct sandbox_seccomp filter;
 };
 
 /* ---------------------------------------------------------------- host */
@@ -557,6 +568,20 @@ static void child_filesystem(const struct plan *p)
     child_mount(p, "proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                 NULL);
     for (size_t i = 0; i < p->n_hide; i++) {
+        struct stat st;
+
+        if (!p->hide_dir[i]) {
+            /* A file below a fresh /tmp or /run is not there to hide. */
+            if (lstat(p->hide_in_root[i], &st) < 0 || S_ISDIR(st.st_mode))
+                continue;
+            child_mount(p, "/dev/null", p->hide_in_root[i], NULL, MS_BIND,
+                        NULL);
+            child_setattr(p, p->hide_in_root[i],
+                          MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                              MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                          0);
+            continue;
+        }
         /* Below a fresh /tmp the path does not exist yet. */
         child_mkdirs(p, p->hide_in_root[i], 0755);
         child_mount(p, "tmpfs", p->hide_in_root[i], "tmpfs",
@@ -620,14 +645,65 @@ static void child_limits(const struct plan *p)
     }
 }
 
+#define SB_USERNS_HINT                                                      \
+    " (user.max_user_namespaces, or a security module such as AppArmor's " \
+    "restrict_unprivileged_userns without a profile for surplus that "     \
+    "allows userns, may forbid them)"
+
+/* Writes `text` to a file of /proc/self; runs in the child only. */
+static void child_write(const struct plan *p, const char *file,
+                        const char *text)
+{
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    size_t n = strlen(text);
+
+    if (fd < 0 || write(fd, text, n) != (ssize_t)n)
+        child_fail(p, SB_SETUP, errno, "user namespace: %s%s", file,
+                   errno == EPERM ? SB_USERNS_HINT : "");
+    close(fd);
+}
+
+/*
+ * The job's own user namespace, mapping only its uid and gid to the same
+ * ids outside: keyrings and the other kernel objects kept per user
+ * namespace are then the job's alone, whatever ran as this uid before, and
+ * other owners' files show as the overflow id (nobody).  Entered after the
+ * mounts, as the job's uid, so the namespace belongs to that uid: the
+ * kernel lets an owner map its own ids without privilege.  The
+ * capabilities the namespace grants end at the execve of init, whose uid
+ * is not 0 in it.
+ */
+static void child_userns(const struct plan *p)
+{
+    if (unshare(CLONE_NEWUSER) < 0)
+        child_fail(p, SB_SETUP, errno, "user namespace%s",
+                   errno == EPERM || errno == ENOSPC ? SB_USERNS_HINT : "");
+    /* Leaving root made the process (and the runner, whose memory it
+     * shares) non-dumpable, which gives its /proc files to root; the maps
+     * can only be written while they are its own.  Nothing else runs as
+     * this uid (its uids are the job's alone on the host) to take the
+     * moment. */
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    child_write(p, "/proc/self/setgroups", "deny");
+    child_write(p, "/proc/self/uid_map", p->uid_map);
+    child_write(p, "/proc/self/gid_map", p->gid_map);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* The session keyring is inherited from the runner, and possessing a
+     * keyring is enough to use it: start a new, empty one. */
+    if (syscall(SYS_keyctl, SB_KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 &&
+        errno != ENOSYS)
+        child_fail(p, SB_SETUP, errno, "session keyring");
+    /* A new user namespace comes with a full bounding set; empty it while
+     * the namespace's capabilities still allow it. */
+    for (int cap = 0; cap < 64; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL)
+            break;
+}
+
 static void child_identity(const struct plan *p)
 {
     const struct sandbox_spec *s = p->spec;
 
-    /* The bounding set can only be lowered while privileged. */
-    for (int cap = 0; cap < 64; cap++)
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL)
-            break;
     /* The system calls themselves, not the C library's functions: in a
      * threaded program those apply the change to every thread they know
      * of (glibc signals each one), and this child shares the runner's
@@ -643,6 +719,7 @@ static void child_identity(const struct plan *p)
         child_fail(p, SB_SETUP, errno, "setresuid %u", (unsigned)s->uid);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(p, SB_SETUP, errno, "no_new_privs");
+    child_userns(p);
     /* A changed identity cleared it: set it again. */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 }
@@ -664,7 +741,7 @@ static int child_fn(void *arg)
 {
     const struct plan *p = arg;
     const struct sandbox_spec *s = p->spec;
-    int fds[3];
+    int fds[3], err;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (p->cg_join >= 0) {
@@ -694,6 +771,9 @@ static int child_fn(void *arg)
     syscall(SYS_close_range, SB_REPORT_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
 
     child_identity(p);
+    /* Last: from here on the filter applies to this process too. */
+    if (p->seccomp && (err = sandbox_seccomp_install(&p->filter)) < 0)
+        child_fail(p, SB_SETUP, -err, "system call filter");
     execve(SB_INIT_PATH, p->init_argv, s->envp);
     child_fail(p, SB_SETUP, errno, "execute %s", SB_INIT_PATH);
 }
@@ -786,6 +866,10 @@ static int plan_make(struct plan *p, const struct sandbox_spec *s,
         if (s->hide[i][0] != '/')
             return err_set(e, -EINVAL, "sandbox: '%s' is not absolute",
                            s->hide[i]);
+        /* Masking the root would leave the job nothing to run. */
+        if (s->hide[i][strspn(s->hide[i], "/")] == '\0')
+            return err_set(e, -EINVAL, "sandbox: refusing to hide '/'");
+        p->hide_dir[p->n_hide] = S_ISDIR(st.st_mode);
         if ((r = plan_strdup(&p->hide_in_root[p->n_hide++], e, "%s%s",
                              p->root, s->hide[i])) < 0)
             return r;
@@ -825,6 +909,15 @@ static int plan_make(struct plan *p, const struct sandbox_spec *s,
     else
         snprintf(p->tmp_opts, sizeof p->tmp_opts, "mode=1777");
     snprintf(p->hostname, sizeof p->hostname, "surplus-%.40s", s->job_id);
+    snprintf(p->uid_map, sizeof p->uid_map, "%u %u 1", (unsigned)s->uid,
+             (unsigned)s->uid);
+    snprintf(p->gid_map, sizeof p->gid_map, "%u %u 1", (unsigned)s->gid,
+             (unsigned)s->gid);
+    if (!s->seccomp_off) {
+        if ((r = sandbox_seccomp_build(s->seccomp_allow, &p->filter, e)) < 0)
+            return r;
+        p->seccomp = true;
+    }
     return 0;
 }
 

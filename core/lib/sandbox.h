@@ -5,7 +5,9 @@
  * default) network namespaces.  It builds the job's view of the filesystem
  * (the host read-only, private /tmp, /run, /dev and /proc, the job
  * directory read-write), drops to the job's unprivileged uid with no
- * capabilities and no_new_privs, and executes surplus-sandbox-init, the
+ * capabilities and no_new_privs, enters a user namespace of its own that
+ * maps only that uid and gid, installs the system call filter (seccomp.h)
+ * and executes surplus-sandbox-init, the
  * namespace's init, which starts the command and reaps everything until
  * the command exits.  When init exits the
  * kernel kills whatever else is left in the pid namespace, so nothing a job
@@ -29,8 +31,9 @@ struct sandbox_spec {
     const char *root_dir;        /* empty directory: the new root's mount
                                     point, owned by the runner */
     const char *job_dir;         /* host path; read-write, and the cwd */
-    const char *const *hide;     /* host directories masked by an empty
-                                    tmpfs (the state directory); NULL-ended */
+    const char *const *hide;     /* host paths masked: a directory by an
+                                    empty tmpfs, anything else by /dev/null;
+                                    NULL-ended */
     char *const *argv;           /* the command; argv[0] without '/' is
                                     searched in the job's PATH */
     char *const *envp;           /* the job's whole environment */
@@ -45,6 +48,8 @@ struct sandbox_spec {
     uint64_t memory;             /* bytes; 0: no limit */
     uint64_t pids;               /* processes; 0: no limit */
     uint64_t disk;               /* bytes for /tmp and per file; 0: none */
+    bool seccomp_off;            /* no system call filter */
+    unsigned seccomp_allow;      /* SB_ALLOW_ groups given back */
 };
 
 struct sandbox {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "seccomp.h"
 #include "tap.h"
 
 #define TOKEN_A \
@@ -162,6 +163,33 @@ int main(void)
         "sandbox.network: expected \"none\" or \"host\"", "bad network");
     bad("sandbox = { uid_base = 0; };\n", 1, "sandbox.uid_base",
         "uid_base 0 (root) refused");
+    bad("sandbox = {\n seccomp = \"off\"; };\n", 2,
+        "sandbox.seccomp: expected \"default\" or \"none\"",
+        "bad seccomp mode");
+    bad("sandbox = { seccomp_allow = [\"io_uring\",\n \"keyctl\"]; };\n", 2,
+        "unknown group 'keyctl' (expected \"io_uring\" or "
+        "\"perf_event_open\")",
+        "seccomp_allow names an unknown group");
+    bad("sandbox = { seccomp_allow = \"io_uring\"; };\n", 1,
+        "sandbox.seccomp_allow: expected a list", "seccomp_allow not a list");
+    bad("sandbox = { seccomp = \"none\";\n seccomp_allow = [\"io_uring\"]; };\n",
+        2, "has no effect with seccomp = \"none\"",
+        "seccomp_allow with seccomp = \"none\"");
+    r = load("sandbox = { seccomp_allow = [\"io_uring\", \"perf_event_open\"]; };\n",
+             &c, &e);
+    tap_ok(r == 0 && !c->sandbox.seccomp_off &&
+               c->sandbox.seccomp_allow ==
+                   (SB_ALLOW_IO_URING | SB_ALLOW_PERF_EVENT_OPEN),
+           "seccomp_allow gives back io_uring and perf_event_open");
+    config_free(c);
+    r = load("sandbox = { seccomp = \"none\"; };\n", &c, &e);
+    tap_ok(r == 0 && c->sandbox.seccomp_off, "seccomp = \"none\" turns the "
+                                           "filter off");
+    config_free(c);
+    r = load("sandbox = { pids = 100; };\n", &c, &e);
+    tap_ok(r == 0 && !c->sandbox.seccomp_off && c->sandbox.seccomp_allow == 0,
+           "the default filter by default");
+    config_free(c);
     bad("accelerators = ( { plugin = \"sim\"; },\n { count = 2; } );\n", 2,
         "accelerators[1]: 'plugin' is required",
         "accelerator without a plugin");
