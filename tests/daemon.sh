@@ -260,9 +260,9 @@ ok $? "a tenant named local (root's own jobs) is refused with 78 ($out)"
 cp "$tmp/d.conf.good" "$tmp/d.conf"
 
 # --- drain on SIGTERM -------------------------------------------------------------------------------
-# A drain of 3 s: one job ends within it, the other is stopped at its end.
+# A drain of 6 s (room for a loaded machine): one job ends within it, the other is stopped at its end.
 stop_daemon
-drain_timeout=3s start_daemon
+drain_timeout=6s start_daemon
 drain_timeout=
 mkjob short 'echo started; sleep 1.5' 'resources = { gpus = 1; };'
 d=$(A submit "$tmp/slow.tar.zst"); dshort=$(A submit "$tmp/short.tar.zst")

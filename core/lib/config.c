@@ -551,7 +551,8 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
                       struct config *cf, struct tenant_conf *t)
 {
     static const char *const keys[] = {"name", "token_sha256", "max_gpus",
-                                       "max_queued", "max_running", NULL};
+                                       "max_queued", "max_running",
+                                       "retention", NULL};
     int r;
 
     t->max_gpus = INT32_MAX;
@@ -563,8 +564,10 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
         (r = cfg_str(c, g, "token_sha256", &t->token_sha256)) < 0 ||
         (r = cfg_int(c, g, "max_gpus", 0, INT32_MAX, &t->max_gpus)) < 0 ||
         (r = cfg_int(c, g, "max_queued", 0, INT32_MAX, &t->max_queued)) < 0 ||
-        (r = cfg_int(c, g, "max_running", 0, INT32_MAX, &t->max_running)) < 0)
+        (r = cfg_int(c, g, "max_running", 0, INT32_MAX, &t->max_running)) < 0 ||
+        (r = cfg_duration(c, g, "retention", 0, &t->retention_ms)) < 0)
         return r;
+    t->has_retention = config_setting_get_member(g, "retention") != NULL;
     if (t->name == NULL)
         return cfg_bad(c, g, "'name' is required");
     if (!tenant_name_valid(t->name))
@@ -682,14 +685,15 @@ static int cfg_top(struct cfg *c, const config_setting_t *root,
     static const char *const keys[] = {
         "state_dir", "plugin_dir", "log_level", "storage", "accounting",
         "accelerators", "limits", "sandbox", "api", "tenants", "pricing",
-        NULL};
+        "retention", NULL};
     char *level = NULL;
     int r;
 
     if ((r = cfg_known(c, root, keys)) < 0 ||
         (r = cfg_path(c, root, "state_dir", &cf->state_dir)) < 0 ||
         (r = cfg_path(c, root, "plugin_dir", &cf->plugin_dir)) < 0 ||
-        (r = cfg_str(c, root, "log_level", &level)) < 0)
+        (r = cfg_str(c, root, "log_level", &level)) < 0 ||
+        (r = cfg_duration(c, root, "retention", 0, &cf->retention_ms)) < 0)
         return r;
     if (level != NULL) {
         cf->log_level = log_level_from_name(level);
@@ -721,6 +725,7 @@ static struct config *config_defaults(void)
     cf->state_dir = strdup(SURPLUS_STATE_DIR);
     cf->plugin_dir = strdup(SURPLUS_PLUGIN_DIR);
     cf->log_level = SURPLUS_LOG_INFO;
+    cf->retention_ms = UINT64_C(30) * 24 * 3600 * 1000;
     cf->limits.max_bundle_bytes = 2 * GIB;
     cf->limits.max_unpacked_bytes = 16 * GIB;
     cf->limits.max_entries = 100000;

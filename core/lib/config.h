@@ -25,6 +25,8 @@ struct tenant_conf {
     int64_t max_gpus;
     int64_t max_queued;
     int64_t max_running;  /* jobs running at once; 0: the fair share only */
+    bool has_retention;   /* retention_ms set for this tenant */
+    uint64_t retention_ms;
 };
 
 struct gpu_price {
@@ -65,6 +67,9 @@ struct config {
     } api;
     struct tenant_conf *tenants;
     size_t n_tenants;
+    /* How long ended jobs' logs and outputs stay in storage; 0: for
+     * ever (retention.h). */
+    uint64_t retention_ms;
     struct {
         char *currency;
         double cpu_hour;

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "node.h"
 #include "recovery.h"
+#include "retention.h"
 #include "runner.h"
 #include "scheduler.h"
 #include "sha256.h"
@@ -76,6 +77,8 @@ struct tenant {
     char token[65];     /* token_sha256, or "" */
     uint32_t max_gpus;
     uint32_t max_running;
+    bool has_retention;
+    uint64_t retention_ms;
     uint64_t max_queued;
     uint64_t pending;   /* submissions past the max_queued check, not
                            yet in the queue (or refused) */
@@ -100,6 +103,12 @@ struct service {
     bool draining, stopping, started;
     uint64_t wake_gen;
     pthread_t sched;
+    /* The retention sweeper: its own condition, so that waking it never
+     * takes a wake-up meant for the scheduler. */
+    pthread_t sweeper;
+    pthread_cond_t sweep_cv;
+    bool sweep_due;
+    uint64_t retention_ms;   /* the default; tenants may have their own */
     /* metrics */
     uint64_t bundle_bytes, submitted, finished[JOB_STATE_COUNT];
     uint64_t lat_count, lat_bucket[LATENCY_BUCKETS];
@@ -147,6 +156,8 @@ static int tenants_load(struct service *s, const struct config *cf)
         t[i].max_gpus = (uint32_t)cf->tenants[i].max_gpus;
         t[i].max_queued = (uint64_t)cf->tenants[i].max_queued;
         t[i].max_running = (uint32_t)cf->tenants[i].max_running;
+        t[i].has_retention = cf->tenants[i].has_retention;
+        t[i].retention_ms = cf->tenants[i].retention_ms;
     }
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < cf->n_tenants; i++) {
@@ -157,8 +168,27 @@ static int tenants_load(struct service *s, const struct config *cf)
     s->tenants = t;
     s->n_tenants = cf->n_tenants;
     s->cf->limits = cf->limits;
+    s->retention_ms = cf->retention_ms;
     pthread_mutex_unlock(&s->mu);
     return 0;
+}
+
+static uint64_t retention_locked(struct service *s, const char *tenant)
+{
+    const struct tenant *t = tenant ? tenant_find(s, tenant) : NULL;
+
+    return t && t->has_retention ? t->retention_ms : s->retention_ms;
+}
+
+static uint64_t retention_of(void *arg, const char *tenant)
+{
+    struct service *s = arg;
+    uint64_t ms;
+
+    pthread_mutex_lock(&s->mu);
+    ms = retention_locked(s, tenant);
+    pthread_mutex_unlock(&s->mu);
+    return ms;
 }
 
 static struct tenant *tenant_find(struct service *s, const char *name)
@@ -384,6 +414,9 @@ int service_job(struct service *s, const struct caller *c, const char *id,
     if (r < 0)
         return r;
     j = job_json(&row);
+    json_object_set_new(j, "files_removed",
+                        json_boolean(retention_expired(
+                            retention_of(s, row.tenant), &row, wall_us())));
     job_row_free(&row);
     json_object_set_new(j, "attempts", json_integer(0));
     json_object_set_new(j, "history", json_array());
@@ -452,6 +485,9 @@ static void wake(struct service *s)
 {
     s->wake_gen++;
     pthread_cond_broadcast(&s->cv);
+    /* A job may have ended: its bundle can go. */
+    s->sweep_due = true;
+    pthread_cond_signal(&s->sweep_cv);
 }
 
 /* With the lock held: gives back a submission's place under max_queued,
@@ -1134,6 +1170,13 @@ int service_log(struct service *s, const struct caller *c, const char *id,
     if (r < 0)
         return r;
     *ret_done = job_state_terminal(row.state);
+    if (retention_expired(retention_of(s, row.tenant), &row, wall_us())) {
+        job_row_free(&row);
+        return err_set(e, -ENOENT,
+                       "job %s ended more than its retention ago: its log "
+                       "and outputs were removed",
+                       id);
+    }
     job_row_free(&row);
     if (!*ret_done) {
         /* While it runs the log is the runner's file. */
@@ -1472,6 +1515,7 @@ int service_open(const struct config *cf, struct service **ret,
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->sweep_cv, NULL);
     *s->cf = *cf; /* shallow: strings stay the caller's, limits are ours */
     s->cf_in = cf;
     if ((r = node_open(cf, &s->node, e)) < 0)
@@ -1494,6 +1538,75 @@ int service_open(const struct config *cf, struct service **ret,
 fail:
     service_close(s);
     return r;
+}
+
+/* Between two sweeps when nothing wakes the sweeper; a short retention
+ * is swept within half of it. */
+#define SWEEP_INTERVAL_MS (60 * 1000)
+/* Sweeps at most this often: a job's end wakes it. */
+#define SWEEP_MIN_GAP_MS 2000
+/* How far back a sweep looks past the one before it, for jobs that ended
+ * while that one read the store. */
+#define SWEEP_OVERLAP_US (INT64_C(600) * 1000000)
+
+static uint64_t sweep_wait_ms(struct service *s)
+{
+    uint64_t ms = SWEEP_INTERVAL_MS;
+
+    if (s->retention_ms && s->retention_ms / 2 < ms)
+        ms = s->retention_ms / 2;
+    for (size_t i = 0; i < s->n_tenants; i++)
+        if (s->tenants[i].has_retention && s->tenants[i].retention_ms &&
+            s->tenants[i].retention_ms / 2 < ms)
+            ms = s->tenants[i].retention_ms / 2;
+    return ms < SWEEP_MIN_GAP_MS ? SWEEP_MIN_GAP_MS : ms;
+}
+
+static void *sweep_thread(void *arg)
+{
+    struct service *s = arg;
+    int64_t since = 0;
+
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        struct retention_stats st = {0};
+        struct err e = {0};
+        int64_t now = wall_us();
+        struct timespec ts;
+        uint64_t ms;
+
+        s->sweep_due = false;
+        pthread_mutex_unlock(&s->mu);
+        if (retention_sweep(s->js, s->node->storage, retention_of, s, now,
+                            since, &st, &e) < 0)
+            log_msg(SURPLUS_LOG_ERR, "retention: %s", e.msg);
+        else
+            since = now - SWEEP_OVERLAP_US;
+        if (st.expired)
+            log_msg(SURPLUS_LOG_INFO, "retention: the logs and outputs of "
+                                      "%llu job(s) removed",
+                    (unsigned long long)st.expired);
+        pthread_mutex_lock(&s->mu);
+        /* No more often than SWEEP_MIN_GAP_MS, however many jobs end. */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += SWEEP_MIN_GAP_MS / 1000;
+        while (!s->stopping &&
+               pthread_cond_timedwait(&s->sweep_cv, &s->mu, &ts) == 0)
+            ;
+        ms = sweep_wait_ms(s) - SWEEP_MIN_GAP_MS;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)(ms / 1000);
+        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (!s->stopping && !s->sweep_due &&
+               pthread_cond_timedwait(&s->sweep_cv, &s->mu, &ts) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
 }
 
 int service_start(struct service *s, struct err *e)
@@ -1524,6 +1637,14 @@ int service_start(struct service *s, struct err *e)
         log_msg(SURPLUS_LOG_INFO, "%zu queued job(s) picked up", s->n_queue);
     if (pthread_create(&s->sched, NULL, sched_thread, s) != 0)
         return err_set(e, -EAGAIN, "cannot start the scheduler thread");
+    if (pthread_create(&s->sweeper, NULL, sweep_thread, s) != 0) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = true;
+        wake(s);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->sched, NULL);
+        return err_set(e, -EAGAIN, "cannot start the retention thread");
+    }
     s->started = true;
     return 0;
 }
@@ -1584,6 +1705,7 @@ void service_close(struct service *s)
         wake(s);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->sched, NULL);
+        pthread_join(s->sweeper, NULL);
     }
     for (size_t i = 0; i < s->n_queue; i++) {
         free(s->queue[i].tenant);
@@ -1603,5 +1725,6 @@ void service_close(struct service *s)
     free(s->cf);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->sweep_cv);
     free(s);
 }
