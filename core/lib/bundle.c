@@ -2053,7 +2053,7 @@ int bundle_extract(const char *path, const char *dest, const struct config *cf,
         *ret = j.sum;
         j.sum.spec = NULL;
     } else if (o.root >= 0) {
-        fsafe_remove_below(o.root, 0);
+        fsafe_remove_below(o.root);
         if (rmdir(dest) < 0 && e != NULL)
             err_prefix(e, "%s: left behind (%s) after: ", dest,
                        strerror(errno));
