@@ -238,7 +238,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 }
 
 /* The job's exit code for `submit --wait`: its own status, 124 after its
- * walltime, 69 when it never ran because no device here can serve it. */
+ * walltime, 69 when it never ran because no device here can serve it, 70
+ * when it exited 0 but failed (its log or outputs were not stored). */
 static int job_exit(json_t *j)
 {
     json_t *ex = json_object_get(j, "exit_status");
@@ -248,7 +249,9 @@ static int job_exit(json_t *j)
         return 124;
     if (strcmp(str(j, "reason_code"), "no_device") == 0)
         return EXIT_NO_DEVICE;
-    if (json_is_integer(ex))
+    /* Failed with status 0: its log or outputs could not be stored. */
+    if (json_is_integer(ex) &&
+        (json_integer_value(ex) != 0 || strcmp(st, "failed") != 0))
         return (int)json_integer_value(ex);
     return strcmp(st, "succeeded") == 0 ? 0 : EXIT_INTERNAL;
 }

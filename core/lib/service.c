@@ -674,7 +674,7 @@ static void *job_thread(void *arg)
     struct runner_result res = {0};
     struct job_update u = {0};
     struct err e = {0};
-    char key[64], bundle[64];
+    char key[64], bundle[64], why[1200];
     enum job_state final;
     int fd, r;
 
@@ -714,6 +714,15 @@ static void *job_thread(void *arg)
         u.devices = devtext;
         u.recorded = res.recorded;
         u.reason = final_reason(final);
+        /* The log or an output was not stored: that is the reason, also
+         * for a job that ran out of time or was cancelled. */
+        if (res.reason != NULL) {
+            if (u.reason != NULL)
+                snprintf(why, sizeof why, "%s; %s", u.reason, res.reason);
+            else
+                snprintf(why, sizeof why, "%s", res.reason);
+            u.reason = why;
+        }
         if (a->requeue && final == JOB_CANCELLED) {
             /* Stopped by a drain: back in the queue for the next start
              * (this attempt is billed under its own record id). */
