@@ -278,6 +278,7 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     bool wait = false;
     struct reply rep;
+    struct stat st = {0};
     json_t *j = NULL;
     char id[17];
     int opt, fd, r;
@@ -295,10 +296,24 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
         fprintf(stderr, "Usage: surplus submit BUNDLE [--wait]\n");
         return EXIT_USAGE;
     }
-    if ((fd = open(argv[optind], O_RDONLY | O_CLOEXEC)) < 0) {
+    /* O_NONBLOCK: a fifo must not keep the open waiting for a writer. */
+    if ((fd = open(argv[optind], O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
         cli_error("%s: %s", argv[optind], strerror(errno));
         return EXIT_BUNDLE;
     }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        cli_error("%s: is a %s, not a bundle (a bundle is a regular file)",
+                  argv[optind],
+                  S_ISDIR(st.st_mode)    ? "directory"
+                  : S_ISFIFO(st.st_mode) ? "fifo"
+                  : S_ISSOCK(st.st_mode) ? "socket"
+                  : S_ISCHR(st.st_mode)  ? "character device"
+                  : S_ISBLK(st.st_mode)  ? "block device"
+                                         : "special file");
+        close(fd);
+        return EXIT_BUNDLE;
+    }
+    fcntl(fd, F_SETFL, 0);
     r = client_request(cli, "POST", "/v1/jobs", fd, -1, &rep);
     close(fd);
     if (r != 0)

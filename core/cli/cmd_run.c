@@ -196,7 +196,12 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     ro.echo_fd = cli->json ? 2 : 1;
     r = runner_run(node, &ro, &res, &e);
     if (r < 0) {
-        cli_error("%s", e.msg);
+        /* What is wrong with the bundle is said of the bundle, as bundle
+         * check says it. */
+        if (res.failed_stage == STAGE_EXTRACT)
+            cli_error("%s: %s", ro.bundle, e.msg);
+        else
+            cli_error("%s", e.msg);
         rc = exit_code(r, res.failed_stage);
     } else {
         if (cli->json) {
