@@ -1125,7 +1125,8 @@ struct collect {
     int work;            /* the job's directory */
     int out_fd;          /* the output directory, or -1 */
     uint64_t bytes;
-    uint64_t entries;
+    uint64_t entries;    /* visited */
+    uint64_t pending;    /* read from a directory, not yet visited */
     bool over;
     bool too_many, too_deep, too_long;  /* each limit is noted once */
     char path[4096];     /* of the entry being visited, below work */
@@ -1291,7 +1292,11 @@ static void collect_dir(struct collect *c, int fd, int depth)
     struct run *j = c->j;
     struct out_level *lv;
     struct dirent *de;
-    uint64_t room = OUTPUT_MAX_ENTRIES - c->entries;
+    /* Names waiting on the stack count too: memory stays within the
+     * limit however the tree is shaped. */
+    uint64_t room = c->entries + c->pending < OUTPUT_MAX_ENTRIES
+                        ? OUTPUT_MAX_ENTRIES - c->entries - c->pending
+                        : 0;
     DIR *d;
     int dfd;
 
@@ -1335,6 +1340,7 @@ static void collect_dir(struct collect *c, int fd, int depth)
             break;
         }
         room--;
+        c->pending++;
     }
     if (errno != 0 && !c->too_many)
         store_failed(j, "output '%s' not collected: %s", c->path,
@@ -1421,6 +1427,7 @@ static void collect_output(struct collect *c, const char *rel)
         name = lv->names + lv->pos;
         n = strlen(name);
         lv->pos += n + 1;
+        c->pending--;
         /* A path no storage key can hold is not visited at all. */
         if (lv->path_len + 1 + n + sizeof "jobs//outputs/" + RUNNER_ID_LEN >
             SURPLUS_KEY_MAX + 1) {
