@@ -120,12 +120,26 @@ if command -v gdb > /dev/null 2>&1; then
     gdb -q -batch -p $daemon -ex 'set pagination off' -ex 'break jobstore_insert' \
         -ex 'continue' -ex 'kill' > "$tmp/gdb.out" 2>&1 &
     gdbpid=$!
-    for i in $(seq 1 100); do grep -q "^Breakpoint 1 at" "$tmp/gdb.out" && grep -q "^Continuing" "$tmp/gdb.out" && break; sleep 0.1; done
-    A submit "$tmp/quick.tar.zst" > /dev/null 2>&1
-    wait $gdbpid
-    wait $daemon 2>/dev/null
-    after_kill=$(bundles)
-    if [ "$after_kill" -eq $((before + 1)) ]; then
+    # Once the breakpoint is set, a submission either waits for gdb to let
+    # surplusd go on or stops there.
+    for i in $(seq 1 600); do grep -q "^Breakpoint 1 at" "$tmp/gdb.out" && break; sleep 0.1; done
+    if ! grep -q "^Breakpoint 1 at" "$tmp/gdb.out"; then
+        # No ptrace here (a container's policy, say): nothing to kill with.
+        kill $gdbpid 2>/dev/null
+        wait $gdbpid
+        diag "gdb: $(cat "$tmp/gdb.out")"
+        skip "a bundle without a job is removed at start" "gdb cannot stop surplusd here"
+        kill -0 $daemon 2>/dev/null || start_daemon
+        after_kill=skipped
+    else
+        A submit "$tmp/quick.tar.zst" > /dev/null 2>&1
+        wait $gdbpid
+        wait $daemon 2>/dev/null
+        after_kill=$(bundles)
+    fi
+    if [ "$after_kill" = skipped ]; then
+        :
+    elif [ "$after_kill" -eq $((before + 1)) ]; then
         ok 0 "a daemon killed after the put, before the insert, leaves a bundle without a job"
         start_daemon
         ok $? "surplusd starts again"
