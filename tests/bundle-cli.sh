@@ -135,6 +135,48 @@ S bundle create "$job" -o "$tmp/missing-dir/out.tar.zst" > /dev/null 2> "$tmp/er
 S bundle create "$tmp/no-such-dir" > /dev/null 2> "$tmp/err"
 [ $? -eq 65 ]; ok $? "a missing directory exits 65: $(cat "$tmp/err")"
 
+# --- the temporary file of create, and what is not a regular file ----------
+# A FILE.tmp that is someone else's (here a symlink to a file of theirs) is
+# neither written through nor reused.
+echo theirs > "$tmp/theirs"
+ln -s "$tmp/theirs" "$tmp/taken.tar.zst.tmp"
+S bundle create "$job" -o "$tmp/taken.tar.zst" > /dev/null 2> "$tmp/err"
+ok $? "create -o FILE succeeds when FILE.tmp is someone else's: $(cat "$tmp/err")"
+[ "$(cat "$tmp/theirs")" = theirs ] && [ -L "$tmp/taken.tar.zst.tmp" ]
+ok $? "... and leaves FILE.tmp and what it points to alone"
+S bundle check "$tmp/taken.tar.zst" > /dev/null 2>&1 &&
+    [ -z "$(ls "$tmp" | grep 'taken\.tar\.zst\.tmp-')" ]
+ok $? "... the bundle is whole and no temporary file is left"
+# A FILE.tmp that is a file of someone else's is not taken over either:
+# written into and renamed, it would have made FILE theirs to change.
+echo theirs > "$tmp/owned.tar.zst.tmp"
+chown 65534 "$tmp/owned.tar.zst.tmp" 2>/dev/null
+S bundle create "$job" -o "$tmp/owned.tar.zst" > /dev/null 2>&1 &&
+    [ "$(cat "$tmp/owned.tar.zst.tmp")" = theirs ] &&
+    [ "$(stat -c %u "$tmp/owned.tar.zst")" = "$(id -u)" ]
+ok $? "create -o FILE leaves a file FILE.tmp alone, and FILE is the caller's"
+S bundle create "$job" -o "$tmp/no-such-dir/x.tar.zst" > /dev/null 2>&1
+[ -z "$(ls "$tmp" | grep '\.tmp-')" ]
+ok $? "a failed create leaves no temporary file"
+
+mkfifo "$tmp/fifo.tar.zst"
+timeout 20 "$SURPLUS" --config "$tmp/test.conf" bundle check "$tmp/fifo.tar.zst" > /dev/null 2> "$tmp/err"
+rc=$?
+[ $rc -eq 65 ] && grep -q "^surplus: $tmp/fifo.tar.zst: is a fifo, not a bundle" "$tmp/err"
+ok $? "bundle check of a fifo does not wait for a writer: exits 65 naming it (got $rc): $(cat "$tmp/err")"
+timeout 20 "$SURPLUS" --config "$tmp/test.conf" --socket "$tmp/no.sock" submit "$tmp/fifo.tar.zst" > /dev/null 2> "$tmp/err"
+rc=$?
+[ $rc -eq 65 ] && grep -q "^surplus: $tmp/fifo.tar.zst: is a fifo, not a bundle" "$tmp/err"
+ok $? "nor does submit: exits 65 naming it (got $rc): $(cat "$tmp/err")"
+if [ "$(id -u)" -eq 0 ]; then
+    timeout 20 "$SURPLUS" --config "$tmp/test.conf" run -o "$tmp/o-fifo" "$tmp/fifo.tar.zst" > /dev/null 2> "$tmp/err"
+    rc=$?
+    [ $rc -eq 65 ] && grep -q "fifo.tar.zst: is a fifo, not a bundle" "$tmp/err"
+    ok $? "nor does run: exits 65 naming it (got $rc): $(cat "$tmp/err")"
+else
+    skip "run of a fifo exits 65" "run needs root"
+fi
+
 # --- usage ------------------------------------------------------------------
 S bundle > /dev/null 2>&1; [ $? -eq 64 ]; ok $? "bundle without a command exits 64"
 S bundle check > /dev/null 2>&1; [ $? -eq 64 ]; ok $? "bundle check without a bundle exits 64"

@@ -238,7 +238,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 }
 
 /* The job's exit code for `submit --wait`: its own status, 124 after its
- * walltime, 69 when it never ran because no device here can serve it. */
+ * walltime, 69 when it never ran because no device here can serve it, 70
+ * when it exited 0 but failed (its log or outputs were not stored). */
 static int job_exit(json_t *j)
 {
     json_t *ex = json_object_get(j, "exit_status");
@@ -248,7 +249,9 @@ static int job_exit(json_t *j)
         return 124;
     if (strcmp(str(j, "reason_code"), "no_device") == 0)
         return EXIT_NO_DEVICE;
-    if (json_is_integer(ex))
+    /* Failed with status 0: its log or outputs could not be stored. */
+    if (json_is_integer(ex) &&
+        (json_integer_value(ex) != 0 || strcmp(st, "failed") != 0))
         return (int)json_integer_value(ex);
     return strcmp(st, "succeeded") == 0 ? 0 : EXIT_INTERNAL;
 }
@@ -275,6 +278,7 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     bool wait = false;
     struct reply rep;
+    struct stat st = {0};
     json_t *j = NULL;
     char id[17];
     int opt, fd, r;
@@ -292,10 +296,24 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
         fprintf(stderr, "Usage: surplus submit BUNDLE [--wait]\n");
         return EXIT_USAGE;
     }
-    if ((fd = open(argv[optind], O_RDONLY | O_CLOEXEC)) < 0) {
+    /* O_NONBLOCK: a fifo must not keep the open waiting for a writer. */
+    if ((fd = open(argv[optind], O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
         cli_error("%s: %s", argv[optind], strerror(errno));
         return EXIT_BUNDLE;
     }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        cli_error("%s: is a %s, not a bundle (a bundle is a regular file)",
+                  argv[optind],
+                  S_ISDIR(st.st_mode)    ? "directory"
+                  : S_ISFIFO(st.st_mode) ? "fifo"
+                  : S_ISSOCK(st.st_mode) ? "socket"
+                  : S_ISCHR(st.st_mode)  ? "character device"
+                  : S_ISBLK(st.st_mode)  ? "block device"
+                                         : "special file");
+        close(fd);
+        return EXIT_BUNDLE;
+    }
+    fcntl(fd, F_SETFL, 0);
     r = client_request(cli, "POST", "/v1/jobs", fd, -1, &rep);
     close(fd);
     if (r != 0)

@@ -86,7 +86,7 @@ static json_t *result_json(const struct runner_result *res)
                             json_real((double)res->stage_ns[s] / 1e9));
     return json_pack(
         "{s:s, s:s, s:s, s:i, s:s?, s:o, s:o, s:I, s:I, s:f, s:f, s:f, s:I, "
-        "s:I, s:I, s:f, s:s, s:b, s:s?, s:o}",
+        "s:I, s:I, s:f, s:s, s:b, s:s?, s:o, s:s?}",
         "id", res->job_id, "name", res->name ? res->name : "", "state",
         res->state ? res->state : "", "exit_status", res->exit_status,
         "out_dir", res->out_dir, "outputs", outs, "devices", devs,
@@ -98,7 +98,7 @@ static json_t *result_json(const struct runner_result *res)
         (json_int_t)res->bytes_in, "bytes_out", (json_int_t)res->bytes_out,
         "cost", (double)res->cost_micros / 1e6, "currency", res->currency,
         "recorded", res->recorded, "notes", res->notes, "stage_seconds",
-        stages);
+        stages, "reason", res->reason);
 }
 
 static void print_summary(const struct runner_result *res)
@@ -108,6 +108,8 @@ static void print_summary(const struct runner_result *res)
     fprintf(stderr, "surplus: job %s '%s' %s (exit %d) after %.3f s\n",
             res->job_id, res->name, res->state, res->exit_status,
             (double)res->duration_us / 1e6);
+    if (res->reason)
+        fprintf(stderr, "surplus: reason: %s\n", res->reason);
     if (res->out_dir)
         fprintf(stderr, "surplus: outputs: %s/ (%zu output file(s) and "
                         "job.log)\n",
@@ -194,7 +196,12 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     ro.echo_fd = cli->json ? 2 : 1;
     r = runner_run(node, &ro, &res, &e);
     if (r < 0) {
-        cli_error("%s", e.msg);
+        /* What is wrong with the bundle is said of the bundle, as bundle
+         * check says it. */
+        if (res.failed_stage == STAGE_EXTRACT)
+            cli_error("%s: %s", ro.bundle, e.msg);
+        else
+            cli_error("%s", e.msg);
         rc = exit_code(r, res.failed_stage);
     } else {
         if (cli->json) {
@@ -206,6 +213,10 @@ int cmd_run(struct cli *cli, int argc, char **argv)
             print_summary(&res);
         }
         rc = res.exit_status;
+        /* The command succeeded but what it produced was not stored: a
+         * script must not take that for success. */
+        if (rc == 0 && res.reason != NULL)
+            rc = EXIT_INTERNAL;
     }
     runner_result_free(&res);
     node_close(node);

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -1559,13 +1560,23 @@ static int src_open(struct job *j, const char *path)
     struct stat st;
     char lim[32];
 
-    j->src.fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: opening a fifo must not wait for a writer. */
+    j->src.fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (j->src.fd < 0)
         return err_set(j->e, -errno, "%s", strerror(errno));
     if (fstat(j->src.fd, &st) < 0)
         return err_set(j->e, -errno, "%s", strerror(errno));
     if (S_ISDIR(st.st_mode))
         return err_set(j->e, -EISDIR, "is a directory, not a bundle");
+    if (!S_ISREG(st.st_mode))
+        return err_set(j->e, -EINVAL, "is a %s, not a bundle (a bundle is "
+                       "a regular file)",
+                       S_ISFIFO(st.st_mode)   ? "fifo"
+                       : S_ISSOCK(st.st_mode) ? "socket"
+                       : S_ISCHR(st.st_mode)  ? "character device"
+                       : S_ISBLK(st.st_mode)  ? "block device"
+                                              : "special file");
+    fcntl(j->src.fd, F_SETFL, 0);
     j->src.max = j->cf->limits.max_bundle_bytes;
     if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > j->src.max)
         return err_set(j->e, -EFBIG, "bundle of %s is larger than %s "
@@ -2053,7 +2064,7 @@ int bundle_extract(const char *path, const char *dest, const struct config *cf,
         *ret = j.sum;
         j.sum.spec = NULL;
     } else if (o.root >= 0) {
-        fsafe_remove_below(o.root, 0);
+        fsafe_remove_below(o.root);
         if (rmdir(dest) < 0 && e != NULL)
             err_prefix(e, "%s: left behind (%s) after: ", dest,
                        strerror(errno));
@@ -2427,19 +2438,38 @@ static int pack_write_utf8(struct pack *p, int fd, struct progress *pr)
     return r;
 }
 
+/* Creates a new file next to `out`, named `out`.tmp-<random>, that
+ * nobody else has: a file of that name already there (someone else's, or a
+ * symlink put there for us to write through) is never opened. */
+static int pack_temp(const char *out, char *tmp, size_t len)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        unsigned char rnd[4];
+        int fd;
+
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+            return -errno;
+        snprintf(tmp, len, "%s.tmp-%02x%02x%02x%02x", out, rnd[0], rnd[1],
+                 rnd[2], rnd[3]);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0644);
+        if (fd >= 0 || errno != EEXIST)
+            return fd >= 0 ? fd : -errno;
+    }
+    return -EEXIST;
+}
+
 static int pack_output(struct pack *p, const char *out, struct progress *pr)
 {
-    size_t len = strlen(out) + sizeof(".tmp");
+    size_t len = strlen(out) + sizeof(".tmp-12345678");
     char *tmp = malloc(len);
     int fd, r;
 
     if (tmp == NULL)
         return err_set(p->e, -ENOMEM, "out of memory");
-    snprintf(tmp, len, "%s.tmp", out);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-              0644);
-    if (fd < 0) {
-        r = err_set(p->e, -errno, "%s: %s", tmp, strerror(errno));
+    if ((fd = pack_temp(out, tmp, len)) < 0) {
+        r = err_set(p->e, fd, "%s: cannot create a temporary file next to "
+                    "it: %s", out, strerror(-fd));
         free(tmp);
         return r;
     }

@@ -17,13 +17,17 @@
  * negative errno (-ELOOP for a symlink). */
 int fsafe_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
 
-/* Removes everything below `dirfd` (not `dirfd` itself), entering each
- * directory by name with O_NOFOLLOW.  `depth` is 0 for the caller's
- * directory. */
-void fsafe_remove_below(int dirfd, int depth);
+/* Removes everything below `dirfd` (not `dirfd` itself), at any depth and
+ * with any number of entries, without recursion: each directory is entered
+ * by name with O_NOFOLLOW and never across a mount, one at a time, and
+ * left through "..".  Directories the job made unreadable or unwritable
+ * are given mode 0700 first.  Returns 0 or the first negative errno (what
+ * failed is then left in place). */
+int fsafe_remove_below(int dirfd);
 
-/* Removes the directory `path` and everything in it, never following a
- * symlink.  Returns 0 or a negative errno (0 if it does not exist). */
+/* Removes the directory `path` and everything in it, as
+ * fsafe_remove_below() does.  Returns 0 or a negative errno (0 if it does
+ * not exist). */
 int fsafe_remove_tree(const char *path);
 
 #endif

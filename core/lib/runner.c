@@ -128,6 +128,7 @@ struct run {
     bool log_truncated;
     char *notes;
     size_t notes_len;
+    char *store_error;  /* the first log or output that was not stored */
 };
 
 __attribute__((format(printf, 2, 3))) static void note(struct run *j,
@@ -1100,13 +1101,65 @@ static int run_command(struct run *j, char **env, struct outcome *out)
 
 /* ---- outputs ------------------------------------------------------------ */
 
+/*
+ * Collection walks a tree the job left, which may be as deep and as wide
+ * as the job liked: it is a loop over a stack on the heap (never a
+ * recursion on a job thread's small stack), holds one directory open at a
+ * time, and stops at the limits below, saying which in the job's log.
+ * The depth limit is a bundle's: what a job can be given, it can give
+ * back.
+ */
+#define OUTPUT_MAX_DEPTH BUNDLE_MAX_DEPTH /* components of an output's path */
+
+/* A directory being collected: where its path ends in the walk's path,
+ * and the names in it still to visit (NUL-terminated, one after another). */
+struct out_level {
+    size_t path_len;
+    int depth;
+    char *names;
+    size_t len, cap, pos;
+};
+
 struct collect {
     struct run *j;
+    int work;            /* the job's directory */
     int out_fd;          /* the output directory, or -1 */
     uint64_t bytes;
-    uint64_t entries;
+    uint64_t entries;    /* visited */
+    uint64_t pending;    /* read from a directory, not yet visited */
     bool over;
+    bool too_many, too_deep, too_long;  /* each limit is noted once */
+    char path[4096];     /* of the entry being visited, below work */
+    struct out_level *lv;
+    size_t n_lv, cap_lv;
 };
+
+/* A failure of the node, not of the job, to store what the job produced:
+ * noted, and the first one is why the job fails. */
+__attribute__((format(printf, 2, 3))) static void store_failed(struct run *j,
+                                                               const char *fmt,
+                                                               ...)
+{
+    char line[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    note(j, "%s", line);
+    if (j->store_error == NULL)
+        j->store_error = strdup(line);
+}
+
+/* Whether an error opening or reading something the job left is the job's
+ * own doing (gone, a symlink, a mode it chose, a name too long) rather
+ * than the node's (out of descriptors, memory, an I/O error). */
+static bool job_caused(int r)
+{
+    return r == -ENOENT || r == -ELOOP || r == -EXDEV || r == -ENOTDIR ||
+           r == -EACCES || r == -EPERM || r == -ENAMETOOLONG ||
+           r == -ENXIO || r == -ESTALE;
+}
 
 static int mkdirs_at(int dfd, const char *rel)
 {
@@ -1178,7 +1231,7 @@ static void collect_file(struct collect *c, int fd, const char *rel,
     if (r < 0) {
         struct err pe = {0};
         plugin_error(j->node->storage, r, &pe, "put");
-        note(j, "output '%s' not stored: %s", rel, pe.msg);
+        store_failed(j, "output '%s' not stored: %s", rel, pe.msg);
     } else {
         j->res->bytes_out += (uint64_t)st->st_size;
     }
@@ -1194,10 +1247,12 @@ static void collect_file(struct collect *c, int fd, const char *rel,
         ofd = fsafe_open_beneath(c->out_fd, rel,
                                  O_WRONLY | O_CREAT | O_EXCL, 0644);
         if (ofd < 0) {
-            note(j, "output '%s' not copied: %s", rel, strerror(-ofd));
+            store_failed(j, "output '%s' not copied: %s", rel,
+                         strerror(-ofd));
         } else {
             if ((r = copy_fd(fd, ofd, (uint64_t)st->st_size)) < 0)
-                note(j, "output '%s' not copied: %s", rel, strerror(-r));
+                store_failed(j, "output '%s' not copied: %s", rel,
+                             strerror(-r));
             close(ofd);
         }
     }
@@ -1210,72 +1265,185 @@ static void collect_file(struct collect *c, int fd, const char *rel,
     }
 }
 
-static void collect_path(struct collect *c, int parent, const char *name,
-                         const char *rel, int depth);
-
-static void collect_dir(struct collect *c, int dfd, const char *rel,
-                        int depth)
+static int level_add(struct out_level *lv, const char *name)
 {
-    int fd = dup(dfd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    struct dirent *de;
+    size_t n = strlen(name) + 1;
 
-    if (d == NULL) {
-        if (fd >= 0)
-            close(fd);
+    if (lv->len + n > lv->cap) {
+        size_t cap = lv->cap ? lv->cap * 2 : 256;
+        char *p;
+
+        while (cap < lv->len + n)
+            cap *= 2;
+        if ((p = realloc(lv->names, cap)) == NULL)
+            return -ENOMEM;
+        lv->names = p;
+        lv->cap = cap;
+    }
+    memcpy(lv->names + lv->len, name, n);
+    lv->len += n;
+    return 0;
+}
+
+/* Reads the names in the directory `fd` (c->path, `depth` components)
+ * onto the stack, as many as the entry limit leaves room for. */
+static void collect_dir(struct collect *c, int fd, int depth)
+{
+    struct run *j = c->j;
+    struct out_level *lv;
+    struct dirent *de;
+    /* Names waiting on the stack count too: memory stays within the
+     * limit however the tree is shaped. */
+    uint64_t room = c->entries + c->pending < OUTPUT_MAX_ENTRIES
+                        ? OUTPUT_MAX_ENTRIES - c->entries - c->pending
+                        : 0;
+    DIR *d;
+    int dfd;
+
+    if (c->n_lv == c->cap_lv) {
+        size_t cap = c->cap_lv ? c->cap_lv * 2 : 16;
+        struct out_level *p = realloc(c->lv, cap * sizeof *p);
+
+        if (p == NULL) {
+            store_failed(j, "output '%s' not collected: out of memory",
+                         c->path);
+            return;
+        }
+        c->lv = p;
+        c->cap_lv = cap;
+    }
+    if ((dfd = dup(fd)) < 0 || (d = fdopendir(dfd)) == NULL) {
+        int r = -errno;
+
+        if (dfd >= 0)
+            close(dfd);
+        store_failed(j, "output '%s' not collected: %s", c->path,
+                     strerror(-r));
         return;
     }
-    while ((de = readdir(d)) != NULL) {
-        char sub[4096];
-
+    lv = &c->lv[c->n_lv++];
+    *lv = (struct out_level){.path_len = strlen(c->path), .depth = depth};
+    while ((errno = 0, de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        if (snprintf(sub, sizeof sub, "%s/%s", rel, de->d_name) >=
-            (int)sizeof sub)
-            continue;
-        collect_path(c, dfd, de->d_name, sub, depth + 1);
+        if (room == 0) {
+            if (!c->too_many)
+                note(j, "outputs: collection stopped at '%s/%s': more than "
+                        "%d entries (the limit for a job's outputs)",
+                     c->path, de->d_name, OUTPUT_MAX_ENTRIES);
+            c->too_many = true;
+            break;
+        }
+        if (level_add(lv, de->d_name) < 0) {
+            store_failed(j, "output '%s' not collected: out of memory",
+                         c->path);
+            break;
+        }
+        room--;
+        c->pending++;
     }
+    if (errno != 0 && !c->too_many)
+        store_failed(j, "output '%s' not collected: %s", c->path,
+                     strerror(errno));
     closedir(d);
 }
 
-static void collect_path(struct collect *c, int parent, const char *name,
-                         const char *rel, int depth)
+/* Visits c->path, `depth` components long: a file is stored, a directory
+ * put on the stack, anything else noted. */
+static void collect_entry(struct collect *c, int depth)
 {
     struct run *j = c->j;
     struct stat st;
     int fd;
 
-    if (++c->entries > OUTPUT_MAX_ENTRIES || depth > FSAFE_MAX_DEPTH) {
-        if (c->entries == OUTPUT_MAX_ENTRIES + 1 || depth > FSAFE_MAX_DEPTH)
-            note(j, "output '%s' not collected: over %d entries or too deep",
-                 rel, OUTPUT_MAX_ENTRIES);
+    if (c->entries >= OUTPUT_MAX_ENTRIES) {
+        if (!c->too_many)
+            note(j, "outputs: collection stopped at '%s': more than %d "
+                    "entries (the limit for a job's outputs)",
+                 c->path, OUTPUT_MAX_ENTRIES);
+        c->too_many = true;
+        return;
+    }
+    c->entries++;
+    if (depth > OUTPUT_MAX_DEPTH) {
+        if (!c->too_deep)
+            note(j, "outputs: '%s' and what lies below it not collected: "
+                    "deeper than %d path components (the limit for "
+                    "outputs, as for bundles)",
+                 c->path, OUTPUT_MAX_DEPTH);
+        c->too_deep = true;
         return;
     }
     /* The job is over, but what it left may point anywhere: nothing is
      * opened through a symlink, and nothing but files and directories is
      * opened at all. */
-    fd = fsafe_open_beneath(parent, name, O_RDONLY | O_NONBLOCK, 0);
+    fd = fsafe_open_beneath(c->work, c->path, O_RDONLY | O_NONBLOCK, 0);
     if (fd < 0) {
         if (fd == -ENOENT)
-            note(j, "output '%s' not found", rel);
+            note(j, "output '%s' not found", c->path);
         else if (fd == -ELOOP || fd == -EXDEV)
             note(j, "output '%s' not collected: a symlink is never followed",
-                 rel);
+                 c->path);
+        else if (job_caused(fd))
+            note(j, "output '%s' not collected: %s", c->path, strerror(-fd));
         else
-            note(j, "output '%s' not collected: %s", rel, strerror(-fd));
+            store_failed(j, "output '%s' not collected: %s", c->path,
+                         strerror(-fd));
         return;
     }
-    if (fstat(fd, &st) < 0) {
-        close(fd);
-        return;
-    }
-    if (S_ISREG(st.st_mode))
-        collect_file(c, fd, rel, &st);
+    if (fstat(fd, &st) < 0)
+        store_failed(j, "output '%s' not collected: %s", c->path,
+                     strerror(errno));
+    else if (S_ISREG(st.st_mode))
+        collect_file(c, fd, c->path, &st);
     else if (S_ISDIR(st.st_mode))
-        collect_dir(c, fd, rel, depth);
+        collect_dir(c, fd, depth);
     else
-        note(j, "output '%s' not collected: not a file or directory", rel);
+        note(j, "output '%s' not collected: not a file or directory",
+             c->path);
     close(fd);
+}
+
+/* One declared output, `rel` (canonical, relative), and all below it. */
+static void collect_output(struct collect *c, const char *rel)
+{
+    struct run *j = c->j;
+    int depth = 1;
+
+    snprintf(c->path, sizeof c->path, "%s", rel);
+    for (const char *s = rel; *s; s++)
+        depth += *s == '/';
+    collect_entry(c, depth);
+    while (c->n_lv > 0) {
+        struct out_level *lv = &c->lv[c->n_lv - 1];
+        const char *name;
+        size_t n;
+
+        if (lv->pos >= lv->len) {
+            free(lv->names);
+            c->n_lv--;
+            continue;
+        }
+        name = lv->names + lv->pos;
+        n = strlen(name);
+        lv->pos += n + 1;
+        c->pending--;
+        /* A path no storage key can hold is not visited at all. */
+        if (lv->path_len + 1 + n + sizeof "jobs//outputs/" + RUNNER_ID_LEN >
+            SURPLUS_KEY_MAX + 1) {
+            if (!c->too_long)
+                note(j, "outputs: '%.*s/%s' and what lies below it not "
+                        "collected: a path longer than storage keys allow "
+                        "(%d bytes with jobs/ID/outputs/)",
+                     (int)lv->path_len, c->path, name, SURPLUS_KEY_MAX);
+            c->too_long = true;
+            continue;
+        }
+        c->path[lv->path_len] = '/';
+        memcpy(c->path + lv->path_len + 1, name, n + 1);
+        collect_entry(c, lv->depth + 1);
+        /* collect_entry may have grown the stack: lv is stale now. */
+    }
 }
 
 static int out_dir_open(struct run *j, int *ret)
@@ -1308,11 +1476,19 @@ static int out_dir_open(struct run *j, int *ret)
 
 static void collect(struct run *j, int out_fd)
 {
-    struct collect c = {.j = j, .out_fd = out_fd};
-    int work = open(j->work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct collect *c = calloc(1, sizeof *c);
 
-    if (work < 0) {
-        note(j, "job directory: %s", strerror(errno));
+    if (c == NULL) {
+        store_failed(j, "outputs not collected: out of memory");
+        return;
+    }
+    c->j = j;
+    c->out_fd = out_fd;
+    c->work = open(j->work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (c->work < 0) {
+        store_failed(j, "outputs not collected: job directory: %s",
+                     strerror(errno));
+        free(c);
         return;
     }
     for (size_t i = 0; i < j->sum.spec->n_outputs; i++) {
@@ -1323,9 +1499,11 @@ static void collect(struct run *j, int out_fd)
         n = strlen(rel);
         while (n > 1 && rel[n - 1] == '/')
             rel[--n] = '\0';
-        collect_path(&c, work, rel, rel, 0);
+        collect_output(c, rel);
     }
-    close(work);
+    free(c->lv);
+    close(c->work);
+    free(c);
 }
 
 static void store_log(struct run *j, int out_fd)
@@ -1342,6 +1520,8 @@ static void store_log(struct run *j, int out_fd)
         dprintf(j->log_fd, "%s%s", j->log_bytes ? "\n" : "", j->notes);
     fd = open(j->log, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 || fstat(fd, &st) < 0) {
+        store_failed(j, "log not stored: cannot read it back: %s",
+                     strerror(errno));
         if (fd >= 0)
             close(fd);
         return;
@@ -1352,21 +1532,18 @@ static void store_log(struct run *j, int out_fd)
     if (r < 0) {
         struct err pe = {0};
         plugin_error(j->node->storage, r, &pe, "put");
-        log_msg(SURPLUS_LOG_ERR, "job %s: log not stored: %s",
-                j->res->job_id, pe.msg);
+        store_failed(j, "log not stored: %s", pe.msg);
     } else {
         j->res->bytes_out += (uint64_t)st.st_size;
     }
     if (out_fd >= 0) {
         int ofd = fsafe_open_beneath(out_fd, "job.log",
                                      O_WRONLY | O_CREAT | O_EXCL, 0644);
-        if (ofd >= 0) {
-            copy_fd(fd, ofd, (uint64_t)st.st_size);
+        if (ofd < 0 || (r = copy_fd(fd, ofd, (uint64_t)st.st_size)) < 0)
+            store_failed(j, "job.log not copied: %s",
+                         strerror(ofd < 0 ? -ofd : -r));
+        if (ofd >= 0)
             close(ofd);
-        } else {
-            log_msg(SURPLUS_LOG_WARNING, "job %s: job.log not copied: %s",
-                    j->res->job_id, strerror(-ofd));
-        }
     }
     close(fd);
 }
@@ -1585,6 +1762,16 @@ int runner_run(struct node *node, const struct runner_opts *o,
     t = mono_ns();
     store_log(&j, out_fd);
     stage_end(&j, STAGE_COLLECT, &t);
+    /* What the job produced is lost: whatever its status, it did not
+     * succeed.  Its exit status stays, and it is billed (it ran). */
+    if (j.store_error != NULL) {
+        res->reason = j.store_error;
+        j.store_error = NULL;
+        if (res->state == NULL || strcmp(res->state, "succeeded") == 0) {
+            free(res->state);
+            res->state = strdup("failed");
+        }
+    }
 
     price(&j);
     if (!unbilled)
@@ -1613,6 +1800,7 @@ done:
     free(j.lease_ids);
     lease_out_free(&j.lease_out);
     bundle_summary_free(&j.sum);
+    free(j.store_error);
     res->notes = j.notes;
     return r;
 }
@@ -1634,5 +1822,6 @@ void runner_result_free(struct runner_result *res)
     }
     free(res->devices);
     free(res->notes);
+    free(res->reason);
     memset(res, 0, sizeof *res);
 }

@@ -76,6 +76,9 @@ struct runner_result {
     char job_id[RUNNER_ID_LEN + 1];
     char *name;            /* the manifest's name */
     char *state;           /* succeeded, failed, timeout, cancelled */
+    char *reason;          /* why, when the job's log or an output could
+                              not be stored (the job is then not
+                              succeeded); NULL otherwise */
     int exit_status;       /* as a shell reports it; 124 after walltime */
     char *out_dir;         /* where outputs were copied, or NULL */
     char **outputs;        /* what was collected, relative paths */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,6 +93,7 @@ struct service {
     struct node *node;
     struct jobstore *js;
     char spool[4200];
+    char pending[4200];  /* state_dir/pending: bundles put, jobs not yet in */
     struct dev *devs;
     size_t n_devs;
     struct qjob *queue;
@@ -501,6 +503,104 @@ static void unreserve(struct service *s, const char *tenant, bool *reserved)
     *reserved = false;
 }
 
+/*
+ * A bundle is put into storage before its job goes into the store, and a
+ * daemon killed between the two would leave an object that no job refers
+ * to, for ever.  So each submission first writes state_dir/pending/<id>
+ * (synced), and removes it once the job is in the store or the object is
+ * gone again; at start, the bundle of each pending id that has no job is
+ * removed.  Listing the storage for objects without a job instead would
+ * also take those of `surplus run` and of other daemons that share the
+ * store, which have no job here.
+ */
+static int pending_add(struct service *s, const char *id)
+{
+    char path[4300];
+    int fd, dfd, r = 0;
+
+    snprintf(path, sizeof path, "%s/%s", s->pending, id);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              0600);
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        r = -errno;
+    close(fd);
+    dfd = open(s->pending, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (r == 0 && (dfd < 0 || fsync(dfd) < 0))
+        r = -errno;
+    if (dfd >= 0)
+        close(dfd);
+    if (r < 0)
+        unlink(path);
+    return r;
+}
+
+/* A leftover (this fails, or the daemon dies first) is only looked at
+ * again at the next start. */
+static void pending_done(struct service *s, const char *id)
+{
+    char path[4300];
+
+    snprintf(path, sizeof path, "%s/%s", s->pending, id);
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_msg(SURPLUS_LOG_WARNING, "%s: %s", path, strerror(errno));
+}
+
+/* At start, before any submission: the bundles of submissions that did
+ * not get their job into the store are removed. */
+static void pending_sweep(struct service *s)
+{
+    DIR *d = opendir(s->pending);
+    struct dirent *de;
+    uint64_t removed = 0;
+
+    if (d == NULL) {
+        log_msg(SURPLUS_LOG_WARNING, "%s: %s", s->pending, strerror(errno));
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        struct job_row row;
+        struct err e = {0};
+        char key[64];
+        int r;
+
+        if (de->d_name[0] == '.')
+            continue;
+        if (!jobstore_id_valid(de->d_name)) {
+            log_msg(SURPLUS_LOG_WARNING, "%s/%s: not a job id; left alone",
+                    s->pending, de->d_name);
+            continue;
+        }
+        r = jobstore_get(s->js, de->d_name, &row, &e);
+        if (r == 0) {
+            job_row_free(&row);
+        } else if (r == -ENOENT) {
+            snprintf(key, sizeof key, "jobs/%.16s/bundle", de->d_name);
+            r = plugin_storage(s->node->storage)
+                    ->remove(s->node->storage->state, key);
+            if (r < 0 && r != -ENOENT) {
+                plugin_error(s->node->storage, r, &e, "remove");
+                log_msg(SURPLUS_LOG_WARNING, "bundle of a submission cut "
+                        "short not removed (tried again at the next "
+                        "start): %s", e.msg);
+                continue;
+            }
+            if (r == 0)
+                removed++;
+        } else {
+            log_msg(SURPLUS_LOG_WARNING, "%s", e.msg);
+            continue;
+        }
+        pending_done(s, de->d_name);
+    }
+    closedir(d);
+    if (removed)
+        log_msg(SURPLUS_LOG_WARNING, "after a restart: %llu bundle(s) of "
+                "submissions cut short removed from storage",
+                (unsigned long long)removed);
+}
+
 int service_submit(struct service *s, const struct caller *c, int fd,
                    uint64_t bytes, json_t **ret, struct err *e)
 {
@@ -511,7 +611,7 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     struct tenant *t;
     uint64_t queued = 0;
     uint32_t max_gpus = 0;
-    bool reserved = false;
+    bool reserved = false, pending = false;
     int r;
 
     if (service_draining(s)) {
@@ -555,6 +655,11 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     }
     runner_new_id(row.id);
     snprintf(key, sizeof key, "jobs/%s/bundle", row.id);
+    if ((r = pending_add(s, row.id)) < 0) {
+        r = err_set(e, r, "%s/%s: %s", s->pending, row.id, strerror(-r));
+        goto out;
+    }
+    pending = true;
     if (lseek(fd, 0, SEEK_SET) < 0 ||
         (r = plugin_storage(s->node->storage)->put(s->node->storage->state,
                                                    key, fd)) < 0) {
@@ -577,8 +682,17 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     row.memory = sum.spec->resources.memory;
     row.walltime_ms = sum.spec->resources.walltime_ms;
     row.requeue = sum.spec->requeue;
-    if ((r = jobstore_insert(s->js, &row, e)) < 0)
+    if ((r = jobstore_insert(s->js, &row, e)) < 0) {
+        int rr = plugin_storage(s->node->storage)
+                     ->remove(s->node->storage->state, key);
+
+        /* Left pending: the next start removes it. */
+        if (rr < 0 && rr != -ENOENT)
+            pending = false;
         goto out;
+    }
+    pending_done(s, row.id);
+    pending = false;
 
     pthread_mutex_lock(&s->mu);
     unreserve(s, tenant, &reserved);
@@ -600,6 +714,8 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     pthread_mutex_unlock(&s->mu);
     r = service_job(s, &(struct caller){.admin = true}, row.id, ret, e);
 out:
+    if (pending)
+        pending_done(s, row.id);
     if (reserved) {
         pthread_mutex_lock(&s->mu);
         unreserve(s, tenant, &reserved);
@@ -710,7 +826,7 @@ static void *job_thread(void *arg)
     struct runner_result res = {0};
     struct job_update u = {0};
     struct err e = {0};
-    char key[64], bundle[64];
+    char key[64], bundle[64], why[1200];
     enum job_state final;
     int fd, r;
 
@@ -750,6 +866,15 @@ static void *job_thread(void *arg)
         u.devices = devtext;
         u.recorded = res.recorded;
         u.reason = final_reason(final);
+        /* The log or an output was not stored: that is the reason, also
+         * for a job that ran out of time or was cancelled. */
+        if (res.reason != NULL) {
+            if (u.reason != NULL)
+                snprintf(why, sizeof why, "%s; %s", u.reason, res.reason);
+            else
+                snprintf(why, sizeof why, "%s", res.reason);
+            u.reason = why;
+        }
         if (a->requeue && final == JOB_CANCELLED) {
             /* Stopped by a drain: back in the queue for the next start
              * (this attempt is billed under its own record id). */
@@ -1525,6 +1650,11 @@ int service_open(const struct config *cf, struct service **ret,
         err_set(e, r, "%s: %s", s->spool, strerror(-r));
         goto fail;
     }
+    snprintf(s->pending, sizeof s->pending, "%s/pending", cf->state_dir);
+    if ((r = node_mkdirs(s->pending, 0700)) < 0) {
+        err_set(e, r, "%s: %s", s->pending, strerror(-r));
+        goto fail;
+    }
     snprintf(path, sizeof path, "%s/jobs.db", cf->state_dir);
     if ((r = jobstore_open(path, &s->js, e)) < 0)
         goto fail;
@@ -1631,6 +1761,7 @@ int service_start(struct service *s, struct err *e)
         log_msg(SURPLUS_LOG_WARNING, "after a restart: %llu job(s) that had "
                                      "ended finished, not run again",
                 (unsigned long long)finished);
+    pending_sweep(s);
     if ((r = jobstore_list(s->js, &f, on_queued, s, e)) < 0)
         return r;
     if (s->n_queue)
