@@ -53,6 +53,9 @@ struct config {
         uint32_t uid_base;
         uint64_t kill_grace_ms;
         uint64_t pids;        /* processes per job */
+        bool best_effort;     /* limits = "best-effort": run jobs whose
+                                 memory, cpus or disk this host cannot
+                                 enforce (default "enforce": refuse) */
     } sandbox;
     struct {
         char *socket;
