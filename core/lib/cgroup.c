@@ -3,6 +3,7 @@
  */
 #include "cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -90,6 +91,35 @@ static int cpuset_inherit(const char *dir)
     return r;
 }
 
+/* rmdir, retried briefly while the kernel finishes tearing the last
+ * tasks down. */
+static int rmdir_settled(const char *path)
+{
+    for (int k = 0; k < 100; k++) {
+        if (rmdir(path) == 0)
+            return 0;
+        if (errno != EBUSY)
+            return -errno;
+        usleep(1000);
+    }
+    return -EBUSY;
+}
+
+/* Removes the empty job cgroups a killed runner left; those of running
+ * jobs are busy and stay. */
+static void sweep(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, "job-", 4) == 0)
+            unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+    closedir(d);
+}
+
 bool cg1_probe(char *why, size_t len)
 {
     char buf[8192], *line, *save = NULL;
@@ -146,6 +176,7 @@ bool cg1_probe(char *why, size_t len)
                      strerror(errno));
             return false;
         }
+        sweep(base[i]);
     }
     if (cpuset_inherit(base[CG1_CPUSET]) < 0) {
         snprintf(why, len, "cannot set up %.300s: %s", base[CG1_CPUSET],
@@ -211,7 +242,11 @@ int cg1_create(const char *job_id, const struct cg1_limits *lim,
         if ((size_t)snprintf(path, sizeof path, "%s/job-%s", base[i],
                              job_id) >= sizeof path)
             return err_set(e, -ENAMETOOLONG, "sandbox: cgroup path too long");
-        if (mkdir(path, 0755) < 0)
+        /* One left by a runner that was killed (v1 cgroups outlive their
+         * tasks) is taken over: a requeued job comes back with its id. */
+        if (mkdir(path, 0755) < 0 &&
+            (errno != EEXIST || rmdir_settled(path) < 0 ||
+             mkdir(path, 0755) < 0))
             return err_set(e, -errno, "sandbox: mkdir %s: %s", path,
                            strerror(errno));
         if ((cg->path[i] = strdup(path)) == NULL)
@@ -311,11 +346,8 @@ void cg1_free(struct cg1_job *cg)
         cg->procs[i] = cg->dir[i] = -1;
         if (cg->path[i] == NULL)
             continue;
-        /* Empty once init is reaped; retried briefly as the kernel
-         * finishes tearing the tasks down. */
-        for (int k = 0; k < 100 && rmdir(cg->path[i]) < 0 && errno == EBUSY;
-             k++)
-            usleep(1000);
+        /* Empty once init is reaped. */
+        rmdir_settled(cg->path[i]);
         free(cg->path[i]);
         cg->path[i] = NULL;
     }
