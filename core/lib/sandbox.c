@@ -637,6 +637,13 @@ static void child_limits(const struct plan *p)
 
     rl = (struct rlimit){0, 0};
     setrlimit(RLIMIT_CORE, &rl);
+    /* Without a filesystem of its own, a file's size is all that can be
+     * held of `disk`, whatever holds the rest. */
+    if (s->disk && p->scratch_src[0] == NULL) {
+        rl.rlim_cur = rl.rlim_max = s->disk;
+        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+            child_fail(p, SB_SETUP, errno, "RLIMIT_FSIZE");
+    }
     if (!p->use_rlimits)
         return;
     /* RLIMIT_NPROC counts the processes of a real uid: the job's uid is
@@ -654,11 +661,6 @@ static void child_limits(const struct plan *p)
         rl.rlim_cur = rl.rlim_max = s->memory;
         if (setrlimit(RLIMIT_DATA, &rl) < 0)
             child_fail(p, SB_SETUP, errno, "RLIMIT_DATA");
-    }
-    if (s->disk) {
-        rl.rlim_cur = rl.rlim_max = s->disk;
-        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
-            child_fail(p, SB_SETUP, errno, "RLIMIT_FSIZE");
     }
     if (s->cpus && s->cpus < p->ncpu) {
         cpu_set_t set;

@@ -47,7 +47,8 @@ struct sandbox_spec {
     unsigned cpu_offset;         /* first CPU when pinning without cgroups */
     uint64_t memory;             /* bytes; 0: no limit */
     uint64_t pids;               /* processes; 0: no limit */
-    uint64_t disk;               /* bytes for /tmp and per file; 0: none */
+    uint64_t disk;               /* bytes; held by scratch_dir's filesystem,
+                                    else per file and per tmpfs; 0: none */
     const char *scratch_dir;     /* holds tmp, var-tmp and shm, bound at
                                     /tmp, /var/tmp and /dev/shm (the job's
                                     own filesystem); NULL: tmpfs of `disk`
