@@ -190,9 +190,8 @@ if [ "$(nproc)" -gt 1 ]; then
 else
     skip "cpus = 1 pins the job to one CPU" "one CPU on this host"
 fi
-grep -q 'warning: no cgroup v2 limits' "$tmp/mem.err" ||
-    [ -f /sys/fs/cgroup/cgroup.controllers ]
-ok $? "without delegated cgroup v2 the runner says how it limits instead"
+grep -q 'limits: memory, processes and cpus held by \(cgroup v2\|cgroup v1\)' "$tmp/mem.err"
+ok $? "the runner says what holds the job's limits: $(grep 'limits:' "$tmp/mem.err")"
 
 # The job's init forwards signals to "every process": outside its own pid
 # namespace that would be the whole host, so it refuses to start there.

@@ -13,5 +13,7 @@ RUNNER_TESTS += tests/daemon-fair.sh
 RUNNER_TESTS += tests/daemon-retention.sh
 RUNNER_TESTS += tests/run-outputs.sh
 RUNNER_TESTS += tests/daemon-outputs.sh
+RUNNER_TESTS += tests/run-limits.sh
+RUNNER_TESTS += tests/daemon-jobfs.sh
 TESTS += $(RUNNER_TESTS)
 EXTRA_DIST += $(RUNNER_TESTS)

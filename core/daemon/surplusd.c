@@ -22,6 +22,7 @@
 #include "api.h"
 #include "config.h"
 #include "log.h"
+#include "runner.h"
 #include "service.h"
 #include "units.h"
 
@@ -160,6 +161,12 @@ int main(int argc, char **argv)
     }
     log_msg(SURPLUS_LOG_INFO, "serving on %s%s%s", cf->api.socket,
             cf->api.listen[0] ? " and https://" : "", cf->api.listen);
+    {
+        char lim[1600];
+
+        runner_limits_describe(cf, lim, sizeof lim);
+        log_msg(SURPLUS_LOG_INFO, "%s", lim);
+    }
     if (ready >= 0) {
         ssize_t w = write(ready, "1", 1);
         (void)w;

@@ -439,9 +439,9 @@ static int cfg_sandbox(struct cfg *c, const config_setting_t *root,
 {
     static const char *const keys[] = {"network", "uid_base", "kill_grace",
                                        "pids", "seccomp", "seccomp_allow",
-                                       NULL};
+                                       "limits", NULL};
     const config_setting_t *g;
-    char *network = NULL;
+    char *network = NULL, *limits = NULL;
     int64_t uid_base = cf->sandbox.uid_base;
     int64_t pids = (int64_t)cf->sandbox.pids;
     int r;
@@ -459,6 +459,18 @@ static int cfg_sandbox(struct cfg *c, const config_setting_t *root,
         }
         cf->sandbox.network_host = strcmp(network, "host") == 0;
         free(network);
+    }
+    if ((r = cfg_str(c, g, "limits", &limits)) < 0)
+        return r;
+    if (limits != NULL) {
+        if (strcmp(limits, "enforce") != 0 &&
+            strcmp(limits, "best-effort") != 0) {
+            free(limits);
+            return cfg_bad(c, config_setting_get_member(g, "limits"),
+                           "expected \"enforce\" or \"best-effort\"");
+        }
+        cf->sandbox.best_effort = strcmp(limits, "best-effort") == 0;
+        free(limits);
     }
     /* Each job gets uid_base + slot; keep the whole range clear of system
      * accounts and of the top of the uid space (65534 is nobody). */

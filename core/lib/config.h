@@ -58,6 +58,9 @@ struct config {
         uint64_t pids;        /* processes per job */
         bool seccomp_off;     /* seccomp = "none" (default "default") */
         unsigned seccomp_allow; /* SB_ALLOW_ groups (seccomp.h) */
+        bool best_effort;     /* limits = "best-effort": run jobs whose
+                                 memory, cpus or disk this host cannot
+                                 enforce (default "enforce": refuse) */
     } sandbox;
     struct {
         char *socket;

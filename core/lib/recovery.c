@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "fsafe.h"
+#include "jobfs.h"
 #include "log.h"
 
 /* The reason jobstore_reconcile() gives a job it puts back in the queue. */
@@ -48,6 +49,10 @@ int recovery_reconcile(struct jobstore *js, const char *state_dir,
         int rr;
 
         snprintf(path, sizeof path, "%s/jobs/%s", state_dir, v.id[i]);
+        /* Its filesystem first: still mounted where the daemon was
+         * killed, and removing the tree would descend into it. */
+        if ((rr = jobfs_remove(path, &(struct err){0})) < 0)
+            log_msg(SURPLUS_LOG_WARNING, "%s: %s", path, strerror(-rr));
         if ((rr = fsafe_remove_tree(path)) < 0)
             log_msg(SURPLUS_LOG_WARNING, "%s: not removed: %s", path,
                     strerror(-rr));

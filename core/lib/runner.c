@@ -39,6 +39,7 @@
 #include "bundle.h"
 #include "fsafe.h"
 #include "host.h"
+#include "jobfs.h"
 #include "log.h"
 #include "sandbox.h"
 #include "units.h"
@@ -110,6 +111,9 @@ struct run {
     struct runner_result *res;
     struct err *e;
     char dir[4096], work[4200], root[4200], log[4200];
+    char scratch[4200];          /* the job's own filesystem, when jobfs */
+    bool jobfs;
+    uint64_t disk;               /* the job's disk limit, bytes */
     int slot_fd;
     unsigned slot;
     struct bundle_summary sum;
@@ -1022,14 +1026,37 @@ static int run_command(struct run *j, char **env, struct outcome *out)
     sp.seccomp_off = j->cf->sandbox.seccomp_off;
     sp.seccomp_allow = j->cf->sandbox.seccomp_allow;
 
+    sp.scratch_dir = j->jobfs ? j->scratch : NULL;
+
     const struct sandbox_host *h = sandbox_host_probe();
     static int warned;
+    if (!h->cgroup && !j->cf->sandbox.best_effort) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+        free(devices);
+        return err_set(j->e, -ENOTSUP,
+                       "memory and cpus cannot be enforced on this host: "
+                       "no cgroups (%s); set sandbox.limits = "
+                       "\"best-effort\" to run jobs under rlimits instead",
+                       h->why);
+    }
     if (!h->cgroup && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
         log_msg(SURPLUS_LOG_WARNING,
-                "no cgroup v2 limits: %s; jobs are limited with rlimits "
-                "(memory as RLIMIT_DATA, only for jobs without devices; "
-                "processes as RLIMIT_NPROC; file size) and CPU affinity",
+                "no cgroups: %s; limits are best-effort (sandbox.limits): "
+                "rlimits (memory as RLIMIT_DATA, only for jobs without "
+                "devices; processes as RLIMIT_NPROC; file size) and CPU "
+                "affinity",
                 h->why);
+    {
+        char b[32];
+
+        say(j, "limits: memory, processes and cpus held by %s; disk (%s) "
+               "by %s",
+            h->cgroup_v1 ? "cgroup v1" : h->cgroup ? "cgroup v2" : "rlimits",
+            units_format_size(j->disk, b, sizeof b),
+            j->jobfs ? "the job's own filesystem"
+                     : "nothing but a per-file size limit");
+    }
 
     uint64_t t_start = mono_ns();
     r = sandbox_start(&sp, &sb, j->e);
@@ -1088,6 +1115,13 @@ static int run_command(struct run *j, char **env, struct outcome *out)
         }
     }
     sandbox_wait(&sb, &out->status, &out->ru, &out->peak);
+    if (sb.oom) {
+        char b[32];
+
+        note(j, "out of memory: the kernel killed a process of the job at "
+                "its memory limit of %s",
+             units_format_size(s->resources.memory, b, sizeof b));
+    }
     j->res->duration_us = (mono_ns() - t0) / 1000u;
     j->res->end_us = wall_us();
     /* Every process of the job is gone: read what is left in the pipe
@@ -1629,6 +1663,63 @@ static void record(struct run *j)
     free(devs);
 }
 
+/* ---- the job's filesystem ---------------------------------------------- */
+
+void runner_limits_describe(const struct config *cf, char *buf, size_t len)
+{
+    const struct sandbox_host *h = sandbox_host_probe();
+
+    if (h->cgroup)
+        snprintf(buf, len, "limits: memory, processes and cpus held by %s; "
+                           "disk by a filesystem of its own per job",
+                 h->cgroup_v1 ? "cgroup v1 (memory, pids, cpu, cpuacct, "
+                                "cpuset)"
+                              : "cgroup v2");
+    else
+        snprintf(buf, len, "limits: no cgroups (%s): %s", h->why,
+                 cf->sandbox.best_effort
+                     ? "best-effort rlimits and CPU affinity "
+                       "(sandbox.limits)"
+                     : "jobs are refused (sandbox.limits = \"enforce\")");
+}
+
+/* The job's disk: a filesystem of its own holding the job directory and
+ * its /tmp, /var/tmp and /dev/shm.  Its size comes from the manifest,
+ * read before anything is unpacked. */
+static int stage_fs(struct run *j)
+{
+    struct bundle_summary sum = {0};
+    struct err fe = {0};
+    uid_t uid = j->cf->sandbox.uid_base + j->slot;
+    char b[32];
+    int r;
+
+    if ((r = bundle_check(j->o->bundle, j->cf, &sum, j->e)) < 0)
+        return r;
+    /* 0 asks for no particular size: the node's largest bundle. */
+    j->disk = sum.spec->resources.disk ? sum.spec->resources.disk
+                                       : j->cf->limits.max_unpacked_bytes;
+    bundle_summary_free(&sum);
+    r = jobfs_create(j->dir, j->disk, uid, uid, &fe);
+    if (r == 0) {
+        j->jobfs = true;
+        snprintf(j->scratch, sizeof j->scratch, "%s/" JOBFS_MOUNT, j->dir);
+        snprintf(j->work, sizeof j->work, "%s/" JOBFS_MOUNT "/work", j->dir);
+        return 0;
+    }
+    if (r != -ENODEV)
+        return err_set(j->e, r, "the job's filesystem: %s", fe.msg);
+    if (!j->cf->sandbox.best_effort)
+        return err_set(j->e, -ENOTSUP,
+                       "disk = %s cannot be enforced on this host: %s; set "
+                       "sandbox.limits = \"best-effort\" to run jobs "
+                       "without a disk limit",
+                       units_format_size(j->disk, b, sizeof b), fe.msg);
+    note(j, "disk of %s not enforced (sandbox.limits = best-effort): %s",
+         units_format_size(j->disk, b, sizeof b), fe.msg);
+    return 0;
+}
+
 /* ---- the whole job ------------------------------------------------------ */
 
 static int stage_end(struct run *j, enum runner_stage s, uint64_t *t)
@@ -1674,6 +1765,8 @@ int runner_run(struct node *node, const struct runner_opts *o,
 
     /* extract */
     res->failed_stage = STAGE_EXTRACT;
+    if ((r = stage_fs(&j)) < 0)
+        goto done;
     r = bundle_extract(o->bundle, j.work, j.cf, j.cf->sandbox.uid_base + j.slot,
                        j.cf->sandbox.uid_base + j.slot, &j.sum, e);
     if (r < 0)
@@ -1787,6 +1880,12 @@ done:
         close(j.log_fd);
     env_free(env);
     t = mono_ns();
+    if (j.jobfs) {
+        struct err fe = {0};
+
+        if (jobfs_remove(j.dir, &fe) < 0)
+            log_msg(SURPLUS_LOG_WARNING, "%s", fe.msg);
+    }
     if (j.dir[0]) {
         int rr = fsafe_remove_tree(j.dir);
         if (rr < 0)

@@ -112,6 +112,10 @@ int runner_run(struct node *node, const struct runner_opts *o,
 
 void runner_result_free(struct runner_result *res);
 
+/* One line saying what holds a job's memory, cpus, processes and disk on
+ * this host (surplusd's start-up log). */
+void runner_limits_describe(const struct config *cf, char *buf, size_t len);
+
 /* Whether device `id` of accelerator `plugin` ("accelerator/sim") was
  * drained after a failed scrub or health check
  * (state_dir/drained/<plugin>-<id>), and why. */

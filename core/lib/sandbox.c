@@ -103,6 +103,8 @@ static const char *const std_devices[] = {"null", "zero", "full", "random",
 #define SB_INIT_PATH "/run/surplus-sandbox-init"
 #define SB_STACK (256 * 1024)
 #define SB_MAX_HIDE 32
+#define SB_MI_BUF (1 << 16)
+#define SB_MI_LINE (2 * PATH_MAX)
 /* Everything the child uses, prepared by the parent. */
 struct plan {
     const struct sandbox_spec *spec;
@@ -117,9 +119,13 @@ struct plan {
     char *dev_dst[SB_MAX_DEVICES];
     size_t n_dev;
     char tmp_opts[64];
+    char *mi_buf;         /* SB_MI_BUF + SB_MI_LINE for mountinfo */
+    char *scratch_src[3]; /* /tmp, /var/tmp, /dev/shm from the job's own
+                             filesystem, or NULL for a tmpfs each */
     char hostname[64];
     int err_fd;
     int cg_join;      /* cgroup to join first thing, or -1 */
+    int cg1_procs[CG1_N]; /* v1 groups' cgroup.procs to join, or -1 */
     int init_fd;      /* surplus-sandbox-init, checked to be there */
     char init_path[PATH_MAX]; /* and bound at SB_INIT_PATH */
     char **init_argv; /* "surplus-sandbox-init", "--", the command */
@@ -247,11 +253,24 @@ static struct sandbox_host host_state;
 
 static void probe_once(void)
 {
-    if (getenv("SURPLUS_NO_CGROUP") != NULL)
+    char why1[512];
+
+    if (getenv("SURPLUS_NO_CGROUP") != NULL) {
         snprintf(host_state.why, sizeof host_state.why,
                  "cgroups turned off by SURPLUS_NO_CGROUP");
-    else
-        probe(&host_state);
+        return;
+    }
+    probe(&host_state);
+    if (host_state.cgroup)
+        return;
+    if (cg1_probe(why1, sizeof why1)) {
+        host_state.cgroup = host_state.cgroup_v1 = true;
+        host_state.why[0] = '\0';
+        return;
+    }
+    snprintf(host_state.why + strlen(host_state.why),
+             sizeof host_state.why - strlen(host_state.why), ", and %s",
+             why1);
 }
 
 const char *sandbox_init_path(void)
@@ -395,23 +414,24 @@ static void unescape(char *s)
 /* mount_setattr(AT_RECURSIVE) for kernels (and tools such as valgrind)
  * without it: remounts every mount at or below `path` one by one, as
  * /proc/self/mountinfo lists them. */
-static void child_remount_below(const struct plan *p, const char *path,
-                                unsigned long flags)
+static void child_each_below(const struct plan *p, const char *path,
+                             unsigned long flags, bool detach)
 {
-    static char buf[1 << 16], line[2 * PATH_MAX];
+    /* The plan's, not static: children of other threads read at once. */
+    char *buf = p->mi_buf, *line = p->mi_buf + SB_MI_BUF;
     size_t used = 0, plen = strlen(path);
     int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
     ssize_t n;
 
     if (fd < 0)
         child_fail(p, SB_SETUP, errno, "/proc/self/mountinfo");
-    while ((n = read(fd, buf, sizeof buf)) > 0) {
+    while ((n = read(fd, buf, SB_MI_BUF)) > 0) {
         for (ssize_t i = 0; i < n; i++) {
             char *f, *mp = NULL, *save = NULL;
             int k = 0;
 
             if (buf[i] != '\n') {
-                if (used + 1 < sizeof line)
+                if (used + 1 < SB_MI_LINE)
                     line[used++] = buf[i];
                 continue;
             }
@@ -427,6 +447,13 @@ static void child_remount_below(const struct plan *p, const char *path,
             if (strncmp(mp, path, plen) != 0 ||
                 (mp[plen] != '\0' && mp[plen] != '/'))
                 continue;
+            if (detach) {
+                /* A parent detached first takes its children along. */
+                if (mp[plen] == '/' && umount2(mp, MNT_DETACH) < 0 &&
+                    errno != EINVAL && errno != ENOENT)
+                    child_fail(p, SB_SETUP, errno, "unmount %s", mp);
+                continue;
+            }
             if (mount("none", mp, "none", MS_BIND | MS_REMOUNT | flags,
                       NULL) < 0 &&
                 errno != EACCES && errno != ENOENT)
@@ -434,6 +461,18 @@ static void child_remount_below(const struct plan *p, const char *path,
         }
     }
     close(fd);
+}
+
+static void child_remount_below(const struct plan *p, const char *path,
+                                unsigned long flags)
+{
+    child_each_below(p, path, flags, false);
+}
+
+/* Unmounts every mount strictly below `path`. */
+static void child_detach_below(const struct plan *p, const char *path)
+{
+    child_each_below(p, path, 0, true);
 }
 
 static void child_setattr(const struct plan *p, const char *path,
@@ -502,7 +541,11 @@ static void child_dev(const struct plan *p)
     child_path(p, node, sizeof node, "%s/shm", dev);
     if (mkdir(node, 01777) < 0)
         child_fail(p, SB_SETUP, errno, "mkdir %s", node);
-    child_mount(p, "tmpfs", node, "tmpfs", MS_NOSUID | MS_NODEV, p->tmp_opts);
+    if (p->scratch_src[2])
+        child_mount(p, p->scratch_src[2], node, NULL, MS_BIND, NULL);
+    else
+        child_mount(p, "tmpfs", node, "tmpfs", MS_NOSUID | MS_NODEV,
+                    p->tmp_opts);
     /* The job may write to its nodes, never add or replace one. */
     child_mount(p, NULL, dev, NULL,
                 MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL);
@@ -541,9 +584,17 @@ static void child_filesystem(const struct plan *p)
         child_path(p, path, sizeof path, "%s/%s", p->root, scratch[i]);
         if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
             continue;
-        child_mount(p, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV,
-                    p->tmp_opts);
+        if (p->scratch_src[i])
+            child_mount(p, p->scratch_src[i], path, NULL, MS_BIND, NULL);
+        else
+            child_mount(p, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV,
+                        p->tmp_opts);
     }
+    /* The host's mounts below the hidden paths (other jobs' filesystems
+     * under the state directory) are let go rather than only covered:
+     * a copy held here would keep them busy after their jobs end. */
+    for (size_t i = 0; i < p->n_hide; i++)
+        child_detach_below(p, p->hide_in_root[i]);
     child_path(p, path, sizeof path, "%s/run", p->root);
     child_mount(p, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                 "mode=0755,size=1m,nr_inodes=1024");
@@ -611,6 +662,13 @@ static void child_limits(const struct plan *p)
 
     rl = (struct rlimit){0, 0};
     setrlimit(RLIMIT_CORE, &rl);
+    /* Without a filesystem of its own, a file's size is all that can be
+     * held of `disk`, whatever holds the rest. */
+    if (s->disk && p->scratch_src[0] == NULL) {
+        rl.rlim_cur = rl.rlim_max = s->disk;
+        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+            child_fail(p, SB_SETUP, errno, "RLIMIT_FSIZE");
+    }
     if (!p->use_rlimits)
         return;
     /* RLIMIT_NPROC counts the processes of a real uid: the job's uid is
@@ -628,11 +686,6 @@ static void child_limits(const struct plan *p)
         rl.rlim_cur = rl.rlim_max = s->memory;
         if (setrlimit(RLIMIT_DATA, &rl) < 0)
             child_fail(p, SB_SETUP, errno, "RLIMIT_DATA");
-    }
-    if (s->disk) {
-        rl.rlim_cur = rl.rlim_max = s->disk;
-        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
-            child_fail(p, SB_SETUP, errno, "RLIMIT_FSIZE");
     }
     if (s->cpus && s->cpus < p->ncpu) {
         cpu_set_t set;
@@ -751,6 +804,9 @@ static int child_fn(void *arg)
             child_fail(p, SB_SETUP, errno, "join the job's cgroup");
         close(fd);
     }
+    for (int i = 0; i < CG1_N; i++)
+        if (p->cg1_procs[i] >= 0 && write(p->cg1_procs[i], "0", 1) != 1)
+            child_fail(p, SB_SETUP, errno, "join the job's cgroups");
     if (sethostname(p->hostname, strlen(p->hostname)) < 0)
         child_fail(p, SB_SETUP, errno, "sethostname");
     if (!s->network_host)
@@ -816,6 +872,9 @@ static void plan_free(struct plan *p)
     free(p->init_argv);
     for (size_t i = 0; i < SB_MAX_HIDE; i++)
         free(p->hide_in_root[i]);
+    for (size_t i = 0; i < 3; i++)
+        free(p->scratch_src[i]);
+    free(p->mi_buf);
     for (size_t i = 0; i < SB_MAX_DEVICES; i++) {
         free(p->dev_src[i]);
         free(p->dev_dst[i]);
@@ -832,6 +891,8 @@ static int plan_make(struct plan *p, const struct sandbox_spec *s,
 
     p->spec = s;
     p->use_rlimits = use_rlimits;
+    if ((p->mi_buf = malloc(SB_MI_BUF + SB_MI_LINE)) == NULL)
+        return err_set(e, -ENOMEM, "out of memory");
     {
         const char *init = sandbox_init_path();
         size_t argc = 0;
@@ -902,6 +963,14 @@ static int plan_make(struct plan *p, const struct sandbox_spec *s,
                              p->root, base)) < 0)
             return r;
     next:;
+    }
+    if (s->scratch_dir) {
+        static const char *const sub[] = {"tmp", "var-tmp", "shm"};
+
+        for (i = 0; i < 3; i++)
+            if ((r = plan_strdup(&p->scratch_src[i], e, "%s/%s",
+                                 s->scratch_dir, sub[i])) < 0)
+                return r;
     }
     if (s->disk)
         snprintf(p->tmp_opts, sizeof p->tmp_opts, "mode=1777,size=%llu",
@@ -999,8 +1068,25 @@ int sandbox_start(const struct sandbox_spec *spec, struct sandbox *sb,
         return err_set(e, -ENOMEM, "out of memory");
     if ((r = plan_make(p, spec, !h->cgroup, e)) < 0)
         goto out;
-    if (h->cgroup && (r = cg_create(h, spec, sb, e)) < 0)
+    for (int i = 0; i < CG1_N; i++)
+        p->cg1_procs[i] = -1;
+    if (h->cgroup_v1) {
+        struct cg1_limits lim = {.memory = spec->memory, .pids = spec->pids,
+                                 .cpus = spec->cpus,
+                                 .cpu_offset = spec->cpu_offset};
+
+        if ((sb->cg1 = calloc(1, sizeof *sb->cg1)) == NULL) {
+            r = err_set(e, -ENOMEM, "out of memory");
+            goto out;
+        }
+        r = cg1_create(spec->job_id, &lim, sb->cg1, e);
+        for (int i = 0; i < CG1_N; i++)
+            p->cg1_procs[i] = sb->cg1->procs[i];
+        if (r < 0)
+            goto out;
+    } else if (h->cgroup && (r = cg_create(h, spec, sb, e)) < 0) {
         goto out;
+    }
     if (pipe2(pipefd, O_CLOEXEC) < 0) {
         r = err_set(e, -errno, "sandbox: pipe: %s", strerror(errno));
         goto out;
@@ -1150,6 +1236,20 @@ int sandbox_wait(struct sandbox *sb, int *status, struct rusage *ru,
         }
         if (peak && peak_memory)
             *peak_memory = peak;
+        sb->oom = cg_read_u64(sb->cgroup_fd, "memory.events", "oom_kill") > 0;
+    }
+    if (sb->cg1) {
+        uint64_t ns, peak;
+
+        cg1_usage(sb->cg1, &ns, &peak, &sb->oom);
+        if (ns) {
+            local.ru_utime.tv_sec = (time_t)(ns / 1000000000);
+            local.ru_utime.tv_usec = (suseconds_t)(ns % 1000000000 / 1000);
+            local.ru_stime.tv_sec = 0;
+            local.ru_stime.tv_usec = 0;
+        }
+        if (peak && peak_memory)
+            *peak_memory = peak;
     }
     if (ru)
         *ru = local;
@@ -1176,6 +1276,10 @@ void sandbox_free(struct sandbox *sb)
              i++)
             usleep(1000);
         free(sb->cgroup_path);
+    }
+    if (sb->cg1) {
+        cg1_free(sb->cg1);
+        free(sb->cg1);
     }
     memset(sb, 0, sizeof *sb);
     sb->pid = -1;

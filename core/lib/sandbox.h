@@ -14,7 +14,9 @@
  * starts outlives it, whatever it does with setsid or signal masks.
  *
  * Resource limits use a delegated cgroup v2 hierarchy where the host has
- * one (sandbox_cgroup_probe), and rlimits plus CPU affinity otherwise.
+ * one, else the cgroup v1 memory, pids, cpu, cpuacct and cpuset
+ * controllers (cgroup.h), and rlimits plus CPU affinity otherwise
+ * (sandbox_host_probe says which).
  */
 #ifndef SURPLUS_SANDBOX_H
 #define SURPLUS_SANDBOX_H
@@ -24,6 +26,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "cgroup.h"
 #include "err.h"
 
 struct sandbox_spec {
@@ -47,7 +50,12 @@ struct sandbox_spec {
     unsigned cpu_offset;         /* first CPU when pinning without cgroups */
     uint64_t memory;             /* bytes; 0: no limit */
     uint64_t pids;               /* processes; 0: no limit */
-    uint64_t disk;               /* bytes for /tmp and per file; 0: none */
+    uint64_t disk;               /* bytes; held by scratch_dir's filesystem,
+                                    else per file and per tmpfs; 0: none */
+    const char *scratch_dir;     /* holds tmp, var-tmp and shm, bound at
+                                    /tmp, /var/tmp and /dev/shm (the job's
+                                    own filesystem); NULL: tmpfs of `disk`
+                                    bytes each */
     bool seccomp_off;            /* no system call filter */
     unsigned seccomp_allow;      /* SB_ALLOW_ groups given back */
 };
@@ -57,7 +65,9 @@ struct sandbox {
     int pidfd;          /* polls readable when init has exited */
     int cgroup_fd;      /* the job's cgroup, or -1 under rlimits */
     char *cgroup_path;  /* removed by sandbox_free */
+    struct cg1_job *cg1; /* the job's cgroup v1 groups, or NULL */
     bool reaped;
+    bool oom;           /* the memory limit's OOM killer ended a process */
     char exec_error[512];  /* why the command could not be executed; the
                               job then exits 127 (not found) or 126 */
 };
@@ -65,9 +75,11 @@ struct sandbox {
 /* What the host offers, probed once per process.  *warning is set (static
  * text) when limits fall back to rlimits, to be shown once. */
 struct sandbox_host {
-    bool cgroup;             /* delegated cgroup v2 with memory, pids, cpu */
-    char cgroup_base[4096];  /* where job cgroups are created */
-    char why[512];           /* why not, when !cgroup */
+    bool cgroup;             /* cgroups with memory, pids, cpu: delegated
+                                cgroup v2, or the v1 controllers */
+    bool cgroup_v1;          /* the v1 controllers (cgroup.h) */
+    char cgroup_base[4096];  /* where job cgroups are created (v2) */
+    char why[1024];          /* why no cgroups, when !cgroup */
 };
 const struct sandbox_host *sandbox_host_probe(void);
 

@@ -98,6 +98,8 @@ int main(void)
         tap_is_int(c->limits.max_walltime_ms, 24 * 3600 * 1000,
                    "max_walltime 24h");
         tap_ok(!c->sandbox.network_host, "network none");
+        tap_ok(!c->sandbox.best_effort,
+               "limits are enforced unless the file says otherwise");
         tap_is_int(c->sandbox.uid_base, 200000, "uid_base");
         tap_is_int(c->sandbox.kill_grace_ms, 5000, "kill_grace");
         tap_is_str(c->api.listen, "127.0.0.1:8443", "api.listen");
@@ -161,6 +163,9 @@ int main(void)
         "max_entries of the wrong type");
     bad("sandbox = { network = \"bridge\"; };\n", 1,
         "sandbox.network: expected \"none\" or \"host\"", "bad network");
+    bad("sandbox = {\n  limits = \"loose\"; };\n", 2,
+        "sandbox.limits: expected \"enforce\" or \"best-effort\"",
+        "bad sandbox.limits");
     bad("sandbox = { uid_base = 0; };\n", 1, "sandbox.uid_base",
         "uid_base 0 (root) refused");
     bad("sandbox = {\n seccomp = \"off\"; };\n", 2,
