@@ -31,7 +31,7 @@ started() { # waits until job $1 has written "started" $2 times (default 1)
         if [ "$(A logs "$1" 2>/dev/null | grep -c '^started$')" -ge "${2:-1}" ]; then
             # the uid it runs as (each run may get another), for
             # no_job_processes
-            stat -c %u "$tmp/state/jobs/$1/work" >> "$tmp/uids" 2>/dev/null
+            stat -c %u "$tmp/state/jobs/$1/disk/work" "$tmp/state/jobs/$1/work" 2>/dev/null | head -n 1 >> "$tmp/uids"
             return 0
         fi
         sleep 0.05

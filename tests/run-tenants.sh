@@ -111,7 +111,7 @@ run "$SURPLUS" --config "$tmp/other.conf" run -o "$tmp/o-long" \
 long=$!
 long_uid=
 for i in $(seq 1 300); do
-    long_uid=$(cat "$tmp"/other-state/jobs/*/work/uid 2>/dev/null)
+    long_uid=$(cat "$tmp"/other-state/jobs/*/disk/work/uid "$tmp"/other-state/jobs/*/work/uid 2>/dev/null | head -n 1)
     [ -n "$long_uid" ] && break
     sleep 0.1
 done
