@@ -29,7 +29,7 @@ AM_TESTS_ENVIRONMENT = \
 	docdir='$(docdir)'; export docdir; bindir='$(bindir)'; export bindir; \
 	TMPDIR="$${TMPDIR:-/tmp}"; export TMPDIR;
 
-EXTRA_DIST += tests/run-test tests/tap.h tests/lib.sh
+EXTRA_DIST += tests/run-test tests/tap.h tests/lib.sh tests/api-flood.py
 
 # --- unit tests (C) ----------------------------------------------------------
 UNIT_LDADD = core/lib/libsurplus.la
@@ -173,7 +173,7 @@ check_PROGRAMS += tests/bench/unpack
 tests_bench_unpack_SOURCES = tests/bench/unpack.c
 tests_bench_unpack_CFLAGS = $(UNIT_CFLAGS)
 tests_bench_unpack_LDADD = $(UNIT_LDADD)
-EXTRA_DIST += tests/bench/unpack.sh \
+EXTRA_DIST += tests/bench/unpack.sh tests/bench/followers.sh \
 	tests/fuzz/run.sh tests/fuzz/seed-bundles.sh tests/fuzz/lsan.supp \
 	tests/fuzz/fuzz_manifest.c tests/fuzz/fuzz_bundle.c \
 	tests/fuzz/corpus/manifest/example.conf tests/fuzz/corpus/manifest/minimal.conf \

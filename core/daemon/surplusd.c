@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +31,22 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: surplusd [-c FILE] [--foreground] "
                "[--drain-timeout DURATION] [--check-config]\n");
+}
+
+/* The soft open-file limit up to the hard one: the API's connections and
+ * the runner's files share it (api_connection_budget keeps the API to a
+ * quarter), and the usual soft limit of 1024 is small for both. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            log_msg(SURPLUS_LOG_WARNING, "cannot raise the open-file limit "
+                                         "to %llu: %s",
+                    (unsigned long long)rl.rlim_max, strerror(errno));
+    }
 }
 
 /* Without --foreground: a child serves; the parent exits 0 once the
@@ -152,6 +169,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     umask(022);
+    raise_nofile();
 
     if (service_open(cf, &s, &e) < 0 || service_start(s, &e) < 0 ||
         api_start(s, cf, &a, &e) < 0) {
@@ -159,8 +177,9 @@ int main(int argc, char **argv)
         rc = e.code == -ENOMEM ? 70 : 78;
         goto out;
     }
-    log_msg(SURPLUS_LOG_INFO, "serving on %s%s%s", cf->api.socket,
-            cf->api.listen[0] ? " and https://" : "", cf->api.listen);
+    log_msg(SURPLUS_LOG_INFO, "serving on %s%s%s (at most %u connections)",
+            cf->api.socket, cf->api.listen[0] ? " and https://" : "",
+            cf->api.listen, api_connection_budget(cf));
     {
         char lim[1600];
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -35,6 +36,21 @@ struct endpoint {
     bool unix_socket;
 };
 
+/* Open streams of one tenant ("" for root acting as itself). */
+struct tally {
+    struct tally *next;
+    unsigned followers, downloads;
+    char tenant[];
+};
+
+/* Connections of one uid on the Unix socket. */
+struct uid_count {
+    uid_t uid;
+    unsigned n;
+};
+
+struct log_stream;
+
 struct api {
     struct service *svc;
     struct endpoint on_unix, on_tcp;
@@ -49,6 +65,19 @@ struct api {
     pthread_mutex_t tls_mu;
     bool tls_starting;
     char tls_msg[256];
+    /* Limits (api group of surplus.conf), fixed at start. */
+    unsigned per_client, max_followers, max_downloads, followers_total;
+    /* Followers, tallies and the Unix socket's uids; one lock. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct log_stream *streams;  /* every followed log stream */
+    unsigned n_followers;
+    struct tally *tallies;
+    struct uid_count *uids;
+    size_t n_uids;
+    bool stopping;
+    bool watching;
+    pthread_t watcher;
 };
 
 /* One request's state across the handler's calls. */
@@ -128,6 +157,7 @@ static unsigned status_for(int r)
     case -EBADMSG:
         return MHD_HTTP_UNPROCESSABLE_CONTENT;
     case -EDQUOT:
+    case -EUSERS:
         return MHD_HTTP_TOO_MANY_REQUESTS;
     case -ESHUTDOWN:
         return MHD_HTTP_SERVICE_UNAVAILABLE;
@@ -138,12 +168,20 @@ static unsigned status_for(int r)
     }
 }
 
+/* An error message may quote what the client sent (a tenant name, a
+ * path), and JSON strings must be UTF-8: anything but printable ASCII is
+ * shown as '?', so that a hostile byte still gets its JSON answer. */
 static enum MHD_Result send_error(struct MHD_Connection *c, int r,
                                   const char *msg)
 {
     unsigned st = status_for(r);
+    char clean[512];
+    size_t i;
 
-    return send_json(c, st, json_pack("{s:s, s:i}", "error", msg, "status",
+    for (i = 0; msg[i] && i < sizeof clean - 1; i++)
+        clean[i] = msg[i] >= 0x20 && msg[i] < 0x7f ? msg[i] : '?';
+    clean[i] = '\0';
+    return send_json(c, st, json_pack("{s:s, s:i}", "error", clean, "status",
                                       (int)st));
 }
 
@@ -246,38 +284,140 @@ static int64_t query_time(struct MHD_Connection *c, const char *key,
     return (int64_t)x;
 }
 
-static ssize_t log_reader(void *cls, uint64_t pos, char *buf, size_t max)
+/* ---- per-tenant stream caps ------------------------------------------- */
+
+/* With a->mu held: the tally of the caller's tenant, made on first use. */
+static struct tally *tally_of(struct api *a, const struct caller *who)
 {
-    int fd = (int)(intptr_t)cls;
-    ssize_t n = pread(fd, buf, max, (off_t)pos);
+    const char *name = who->tenant ? who->tenant : "";
+    struct tally *t;
+
+    for (t = a->tallies; t; t = t->next)
+        if (strcmp(t->tenant, name) == 0)
+            return t;
+    if ((t = calloc(1, sizeof *t + strlen(name) + 1)) == NULL)
+        return NULL;
+    strcpy(t->tenant, name);
+    t->next = a->tallies;
+    a->tallies = t;
+    return t;
+}
+
+/* Takes one of the caller's `which` streams (followers or downloads), or
+ * says why not: -EUSERS (429) past the tenant's cap or the node's. */
+static int stream_take(struct api *a, const struct caller *who, bool follower,
+                       struct err *e)
+{
+    const char *name = who->tenant ? who->tenant : "root";
+    struct tally *t;
+    int r = 0;
+
+    pthread_mutex_lock(&a->mu);
+    if ((t = tally_of(a, who)) == NULL) {
+        r = err_set(e, -ENOMEM, "out of memory");
+    } else if (follower) {
+        if (a->n_followers >= a->followers_total)
+            r = err_set(e, -EUSERS, "this node follows %u logs, its most; "
+                                    "try again later",
+                        a->n_followers);
+        else if (!who->admin && t->followers >= a->max_followers)
+            r = err_set(e, -EUSERS, "tenant '%s' follows %u logs, its most "
+                                    "(api.max_followers_per_tenant)",
+                        name, t->followers);
+        else {
+            t->followers++;
+            a->n_followers++;
+        }
+    } else if (!who->admin && t->downloads >= a->max_downloads) {
+        r = err_set(e, -EUSERS, "tenant '%s' downloads %u outputs, its most "
+                                "(api.max_downloads_per_tenant)",
+                    name, t->downloads);
+    } else {
+        t->downloads++;
+    }
+    pthread_mutex_unlock(&a->mu);
+    return r;
+}
+
+static void stream_give(struct api *a, const struct caller *who,
+                        bool follower)
+{
+    struct tally *t;
+
+    pthread_mutex_lock(&a->mu);
+    if ((t = tally_of(a, who)) != NULL) {
+        if (follower && t->followers > 0) {
+            t->followers--;
+            a->n_followers--;
+        } else if (!follower && t->downloads > 0) {
+            t->downloads--;
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* ---- outputs -------------------------------------------------------------- */
+
+struct download {
+    struct api *a;
+    struct caller caller;
+    char tenant[128];
+    int fd;
+};
+
+static ssize_t download_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct download *d = cls;
+    ssize_t n = pread(d->fd, buf, max, (off_t)pos);
 
     if (n == 0)
         return MHD_CONTENT_READER_END_OF_STREAM;
     return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
 }
 
-static void log_reader_free(void *cls)
+static void download_free(void *cls)
 {
-    close((int)(intptr_t)cls);
+    struct download *d = cls;
+
+    close(d->fd);
+    stream_give(d->a, &d->caller, false);
+    free(d);
 }
 
+/* Each download holds a copy of the output in the spool until it ends,
+ * so a tenant may run only so many at once. */
 static enum MHD_Result get_output(struct api *a, struct MHD_Connection *c,
                                   struct req *rq, const char *id,
                                   const char *output)
 {
     struct err e = {0};
     struct MHD_Response *resp;
+    struct download *d;
     enum MHD_Result ret;
-    int fd, r;
+    int r;
 
-    r = service_output(a->svc, &rq->caller, id, output, &fd, &e);
-    if (r < 0)
+    if ((d = calloc(1, sizeof *d)) == NULL)
+        return send_error(c, -ENOMEM, "out of memory");
+    d->a = a;
+    d->caller.admin = rq->caller.admin;
+    if (rq->caller.tenant != NULL) {
+        snprintf(d->tenant, sizeof d->tenant, "%s", rq->caller.tenant);
+        d->caller.tenant = d->tenant;
+    }
+    if ((r = stream_take(a, &d->caller, false, &e)) < 0) {
+        free(d);
         return send_error(c, r, e.msg);
+    }
+    r = service_output(a->svc, &rq->caller, id, output, &d->fd, &e);
+    if (r < 0) {
+        stream_give(a, &d->caller, false);
+        free(d);
+        return send_error(c, r, e.msg);
+    }
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
-                                             log_reader, (void *)(intptr_t)fd,
-                                             log_reader_free);
+                                             download_read, d, download_free);
     if (resp == NULL) {
-        close(fd);
+        download_free(d);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -288,28 +428,57 @@ static enum MHD_Result get_output(struct api *a, struct MHD_Connection *c,
 }
 
 /* GET /v1/jobs/{id}/log[?follow=1][&offset=N]: the log from byte N on.
- * Followed, the response stays open while the job runs: caught up with
- * the log, the reader asks the service again (never holding its lock
- * while it waits) and ends once the job is over and all of its log has
- * gone out. */
-#define FOLLOW_POLL_US (100 * 1000)
+ *
+ * Followed, the response stays open while the job runs.  Caught up with
+ * the log, the reader suspends its connection instead of waiting in it:
+ * the API's few threads serve everyone, and one waiting reader would hold
+ * one of them.  The watcher thread resumes a follower when its file has
+ * grown, when its client has gone, and every FOLLOW_RECHECK_MS anyway so
+ * that it asks the service again whether the job is over. */
+#define FOLLOW_TICK_MS 100
+#define FOLLOW_RECHECK_MS 1000
 
 struct log_stream {
+    struct log_stream *next, *prev; /* a->streams, when followed */
     struct api *a;
+    struct MHD_Connection *conn;
     struct caller caller;
     char tenant[128];
     char id[JOB_ID_LEN + 1];
     int fd;          /* the log as service_log gave it last */
     bool done;       /* ... and it is the whole of it */
     bool follow;
+    bool suspended;  /* by the reader, until the watcher resumes it */
     uint64_t offset;
+    uint64_t sent;   /* bytes of the log given to libmicrohttpd */
+    uint64_t suspended_ms;
     int conn_fd;     /* the client's socket, to notice it leaving */
 };
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void log_stream_free(void *cls)
 {
     struct log_stream *ls = cls;
+    struct api *a = ls->a;
 
+    if (ls->follow) {
+        pthread_mutex_lock(&a->mu);
+        if (ls->prev)
+            ls->prev->next = ls->next;
+        else
+            a->streams = ls->next;
+        if (ls->next)
+            ls->next->prev = ls->prev;
+        pthread_mutex_unlock(&a->mu);
+        stream_give(a, &ls->caller, true);
+    }
     if (ls->fd >= 0)
         close(ls->fd);
     free(ls);
@@ -341,10 +510,22 @@ static int log_stream_refresh(struct log_stream *ls)
     return 0;
 }
 
+static ssize_t log_stream_pread(struct log_stream *ls, char *buf, size_t max,
+                                uint64_t pos)
+{
+    ssize_t n = pread(ls->fd, buf, max, (off_t)(ls->offset + pos));
+
+    if (n > 0)
+        ls->sent = pos + (uint64_t)n;
+    return n;
+}
+
 static ssize_t log_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct log_stream *ls = cls;
-    ssize_t n = pread(ls->fd, buf, max, (off_t)(ls->offset + pos));
+    struct api *a = ls->a;
+    ssize_t n = log_stream_pread(ls, buf, max, pos);
+    bool stopping;
 
     if (n != 0)
         return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
@@ -352,14 +533,89 @@ static ssize_t log_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_OF_STREAM;
     if (client_gone(ls->conn_fd) || log_stream_refresh(ls) < 0)
         return MHD_CONTENT_READER_END_WITH_ERROR;
-    n = pread(ls->fd, buf, max, (off_t)(ls->offset + pos));
+    n = log_stream_pread(ls, buf, max, pos);
     if (n != 0)
         return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
     if (ls->done)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    /* Nothing new yet: libmicrohttpd asks again after the wait. */
-    usleep(FOLLOW_POLL_US);
+    /* Nothing new yet: the watcher resumes the connection, and
+     * libmicrohttpd then asks again.  Its calls are made outside our lock
+     * (it takes locks of its own, and may free a stream meanwhile).  A
+     * stop that began meanwhile resumes nothing more, so the reader
+     * resumes itself and ends on its next call. */
+    pthread_mutex_lock(&a->mu);
+    stopping = a->stopping;
+    pthread_mutex_unlock(&a->mu);
+    if (stopping)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    MHD_suspend_connection(ls->conn);
+    pthread_mutex_lock(&a->mu);
+    stopping = a->stopping;
+    ls->suspended = !stopping;
+    ls->suspended_ms = now_ms();
+    pthread_mutex_unlock(&a->mu);
+    if (stopping)
+        MHD_resume_connection(ls->conn);
     return 0;
+}
+
+/* With a->mu held: whether a suspended follower has something to do. */
+static bool follower_due(const struct log_stream *ls, uint64_t now)
+{
+    struct stat st;
+
+    return now - ls->suspended_ms >= FOLLOW_RECHECK_MS ||
+           (fstat(ls->fd, &st) == 0 &&
+            (uint64_t)st.st_size > ls->offset + ls->sent) ||
+           client_gone(ls->conn_fd);
+}
+
+static void *follow_watcher(void *arg)
+{
+    struct api *a = arg;
+    struct MHD_Connection **due = NULL;
+    size_t cap = 0;
+
+    pthread_mutex_lock(&a->mu);
+    while (!a->stopping) {
+        struct timespec ts;
+        uint64_t now = now_ms();
+        size_t n = 0;
+
+        for (struct log_stream *ls = a->streams; ls; ls = ls->next) {
+            if (!ls->suspended || !follower_due(ls, now))
+                continue;
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                struct MHD_Connection **m =
+                    realloc(due, ncap * sizeof *due);
+                if (m == NULL)
+                    break; /* the rest on the next tick */
+                due = m;
+                cap = ncap;
+            }
+            ls->suspended = false;
+            due[n++] = ls->conn;
+        }
+        /* Resumed outside the lock: libmicrohttpd takes its own, and a
+         * connection stays ours until resumed (it cannot close while
+         * suspended), so the pointers stay good. */
+        pthread_mutex_unlock(&a->mu);
+        for (size_t i = 0; i < n; i++)
+            MHD_resume_connection(due[i]);
+        pthread_mutex_lock(&a->mu);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += FOLLOW_TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!a->stopping)
+            pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+    }
+    pthread_mutex_unlock(&a->mu);
+    free(due);
+    return NULL;
 }
 
 static enum MHD_Result get_log(struct api *a, struct MHD_Connection *c,
@@ -384,19 +640,35 @@ static enum MHD_Result get_log(struct api *a, struct MHD_Connection *c,
     if ((ls = calloc(1, sizeof *ls)) == NULL)
         return send_error(c, -ENOMEM, "out of memory");
     ls->a = a;
+    ls->conn = c;
     ls->caller.admin = rq->caller.admin;
     if (rq->caller.tenant != NULL) {
         snprintf(ls->tenant, sizeof ls->tenant, "%s", rq->caller.tenant);
         ls->caller.tenant = ls->tenant;
     }
     snprintf(ls->id, sizeof ls->id, "%s", id);
-    ls->follow = follow != NULL && strcmp(follow, "1") == 0;
     ls->offset = (uint64_t)offset;
     ls->conn_fd = ci ? ci->connect_fd : -1;
     r = service_log(a->svc, &ls->caller, id, &ls->fd, &ls->done, &e);
     if (r < 0) {
         free(ls);
         return send_error(c, r, e.msg);
+    }
+    /* A finished job's log is sent whole; only a live one is followed
+     * (and counted against the caps). */
+    if (follow != NULL && strcmp(follow, "1") == 0 && !ls->done) {
+        if ((r = stream_take(a, &ls->caller, true, &e)) < 0) {
+            close(ls->fd);
+            free(ls);
+            return send_error(c, r, e.msg);
+        }
+        ls->follow = true;
+        pthread_mutex_lock(&a->mu);
+        ls->next = a->streams;
+        if (a->streams)
+            a->streams->prev = ls;
+        a->streams = ls;
+        pthread_mutex_unlock(&a->mu);
     }
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
                                              log_stream_read, ls,
@@ -435,7 +707,7 @@ static enum MHD_Result route(struct api *a, struct MHD_Connection *c,
         return send_owned(c, MHD_HTTP_OK, "application/json", text, len);
     }
     if (strcmp(url, "/v1/devices") == 0 && get) {
-        r = service_devices(a->svc, &j, &e);
+        r = service_devices(a->svc, &rq->caller, &j, &e);
         return send_result(c, r, MHD_HTTP_OK, j, &e);
     }
     if (strcmp(url, "/v1/usage") == 0 && get) {
@@ -655,6 +927,92 @@ static void request_done(void *cls, struct MHD_Connection *c, void **state,
     *state = NULL;
 }
 
+/* ---- connections ------------------------------------------------------ */
+
+/* Unix socket connections, counted per uid as they open and close: an
+ * unprivileged user who opens more than api.max_connections_per_client is
+ * told so and cut off at once, so that a flood of idle connections can
+ * never fill the listener.  Root is not counted. */
+static const char too_many_fmt[] =
+    "HTTP/1.1 429 Too Many Requests\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: %d\r\n"
+    "Connection: close\r\n\r\n%s";
+
+static void refuse_connection(int fd, uid_t uid, unsigned most)
+{
+    char body[160], msg[320];
+    int len, n;
+
+    len = snprintf(body, sizeof body, "{\"error\":\"uid %u has %u connections "
+                                      "open, its most "
+                                      "(api.max_connections_per_client)\","
+                                      "\"status\":429}",
+                   (unsigned)uid, most);
+    n = snprintf(msg, sizeof msg, too_many_fmt, len, body);
+    /* Best effort: the socket is new and its buffer empty. */
+    if (send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        (void)0;
+    shutdown(fd, SHUT_RDWR);
+}
+
+static void connection_notify(void *cls, struct MHD_Connection *c,
+                              void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    struct api *a = cls;
+    const union MHD_ConnectionInfo *ci;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    struct uid_count *u = NULL;
+    bool over = false;
+
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        uid_t uid;
+
+        if (*socket_context == NULL)
+            return;
+        uid = (uid_t)((uintptr_t)*socket_context - 1);
+        pthread_mutex_lock(&a->mu);
+        for (size_t i = 0; i < a->n_uids; i++)
+            if (a->uids[i].uid == uid && a->uids[i].n > 0)
+                a->uids[i].n--;
+        pthread_mutex_unlock(&a->mu);
+        *socket_context = NULL;
+        return;
+    }
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED,
+                                 &cred, &len) < 0 || cred.uid == 0)
+        return;
+    pthread_mutex_lock(&a->mu);
+    for (size_t i = 0; i < a->n_uids && u == NULL; i++)
+        if (a->uids[i].uid == cred.uid)
+            u = &a->uids[i];
+    for (size_t i = 0; i < a->n_uids && u == NULL; i++)
+        if (a->uids[i].n == 0) {
+            u = &a->uids[i];
+            u->uid = cred.uid;
+        }
+    if (u == NULL) {
+        struct uid_count *m = realloc(a->uids, (a->n_uids + 1) * sizeof *m);
+
+        if (m != NULL) {
+            a->uids = m;
+            u = &a->uids[a->n_uids++];
+            *u = (struct uid_count){cred.uid, 0};
+        }
+    }
+    over = u == NULL || u->n >= a->per_client;
+    if (!over) {
+        u->n++;
+        *socket_context = (void *)((uintptr_t)cred.uid + 1);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (over)
+        refuse_connection(ci->connect_fd, cred.uid, a->per_client);
+}
+
 /* ---- start and stop ----------------------------------------------------- */
 
 /* The whole of a PEM file named by configuration key `key`. */
@@ -827,7 +1185,7 @@ static void mhd_log_tls(void *cls, const char *fmt, va_list ap)
 /* HTTPS on api.listen: no plaintext TCP, since requests there carry bearer
  * tokens (config.c refuses api.listen without tls_cert and tls_key). */
 static int tcp_start(struct api *a, const struct config *cf, unsigned flags,
-                     struct err *e)
+                     unsigned idle_s, unsigned limit, struct err *e)
 {
     int r;
 
@@ -847,7 +1205,9 @@ static int tcp_start(struct api *a, const struct config *cf, unsigned flags,
         a->tcp_fd, MHD_OPTION_HTTPS_MEM_CERT, a->tls_cert,
         MHD_OPTION_HTTPS_MEM_KEY, a->tls_key, MHD_OPTION_THREAD_POOL_SIZE,
         API_THREADS, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT,
+        limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, a->per_client,
+        MHD_OPTION_END);
     pthread_mutex_lock(&a->tls_mu);
     a->tls_starting = false;
     pthread_mutex_unlock(&a->tls_mu);
@@ -860,6 +1220,26 @@ static int tcp_start(struct api *a, const struct config *cf, unsigned flags,
     return 0;
 }
 
+unsigned api_connection_budget(const struct config *cf)
+{
+    struct rlimit rl;
+    uint64_t most = 1024;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        most = rl.rlim_cur;
+    else if (rl.rlim_cur == RLIM_INFINITY)
+        most = 1u << 20;
+    /* A connection may hold a second descriptor (a log, an output), so
+     * connections at most a quarter of the limit leave half or more of
+     * the descriptors to the runner, the plugins and the job store. */
+    most /= 4;
+    if (most < 8)
+        most = 8;
+    if (cf->api.max_connections != 0 && cf->api.max_connections < most)
+        most = cf->api.max_connections;
+    return (unsigned)most;
+}
+
 int api_start(struct service *s, const struct config *cf, struct api **ret,
               struct err *e)
 {
@@ -867,7 +1247,11 @@ int api_start(struct service *s, const struct config *cf, struct api **ret,
     /* ITC: the listening socket can be given up while the threads run
      * (api_quiesce, when a drain begins). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
+    bool tcp = cf->api.listen && cf->api.listen[0];
+    unsigned idle_s = (unsigned)((cf->api.idle_timeout_ms + 999) / 1000);
+    unsigned total = api_connection_budget(cf), unix_limit;
     int r;
 
     if (a == NULL)
@@ -876,6 +1260,14 @@ int api_start(struct service *s, const struct config *cf, struct api **ret,
     a->unix_fd = -1;
     a->tcp_fd = -1;
     pthread_mutex_init(&a->tls_mu, NULL);
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    a->per_client = cf->api.max_connections_per_client;
+    a->max_followers = cf->api.max_followers_per_tenant;
+    a->max_downloads = cf->api.max_downloads_per_tenant;
+    /* Followers may take half of the connections, never all of them. */
+    a->followers_total = total / 2;
+    unix_limit = tcp ? total / 2 : total;
     a->on_unix = (struct endpoint){a, true};
     a->on_tcp = (struct endpoint){a, false};
     if ((r = unix_listen(a, cf->api.socket, e)) < 0)
@@ -885,14 +1277,22 @@ int api_start(struct service *s, const struct config *cf, struct api **ret,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
         a->unix_fd, MHD_OPTION_THREAD_POOL_SIZE, API_THREADS,
         MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, connection_notify, a,
+        MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT,
+        unix_limit, MHD_OPTION_END);
     if (a->unix_d == NULL) {
         r = err_set(e, -EIO, "cannot serve HTTP on %s", cf->api.socket);
         goto fail;
     }
-    if (cf->api.listen && cf->api.listen[0] &&
-        (r = tcp_start(a, cf, flags, e)) < 0)
+    if (tcp && (r = tcp_start(a, cf, flags, idle_s, total - unix_limit, e)) <
+                   0)
         goto fail;
+    if ((r = -pthread_create(&a->watcher, NULL, follow_watcher, a)) < 0) {
+        err_set(e, r, "cannot start the log follower thread: %s",
+                strerror(-r));
+        goto fail;
+    }
+    a->watching = true;
     *ret = a;
     return 0;
 fail:
@@ -908,10 +1308,41 @@ void api_quiesce(struct api *a)
         MHD_quiesce_daemon(a->tcp_d);
 }
 
+/* Followers suspended by the reader must be resumed before the daemons
+ * stop (libmicrohttpd requires it); they then end at once. */
+static void followers_stop(struct api *a)
+{
+    struct MHD_Connection **due = NULL;
+    size_t n = 0, cap = 0;
+
+    pthread_mutex_lock(&a->mu);
+    a->stopping = true;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    if (a->watching)
+        pthread_join(a->watcher, NULL);
+    a->watching = false;
+    pthread_mutex_lock(&a->mu);
+    for (struct log_stream *ls = a->streams; ls; ls = ls->next)
+        if (ls->suspended)
+            cap++;
+    if (cap > 0 && (due = calloc(cap, sizeof *due)) != NULL)
+        for (struct log_stream *ls = a->streams; ls; ls = ls->next)
+            if (ls->suspended) {
+                ls->suspended = false;
+                due[n++] = ls->conn;
+            }
+    pthread_mutex_unlock(&a->mu);
+    for (size_t i = 0; i < n; i++)
+        MHD_resume_connection(due[i]);
+    free(due);
+}
+
 void api_stop(struct api *a)
 {
     if (a == NULL)
         return;
+    followers_stop(a);
     if (a->unix_d)
         MHD_stop_daemon(a->unix_d);
     if (a->tcp_d)
@@ -926,6 +1357,15 @@ void api_stop(struct api *a)
     }
     free(a->tls_cert);
     free(a->tls_key);
+    while (a->tallies) {
+        struct tally *t = a->tallies;
+
+        a->tallies = t->next;
+        free(t);
+    }
+    free(a->uids);
     pthread_mutex_destroy(&a->tls_mu);
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
     free(a);
 }

@@ -13,6 +13,10 @@ struct api;
 
 int api_start(struct service *s, const struct config *cf, struct api **ret,
               struct err *e);
+/* How many connections the listeners take together: api.max_connections,
+ * but never more than the open-file limit leaves room for beside the jobs
+ * (a quarter of RLIMIT_NOFILE's soft limit). */
+unsigned api_connection_budget(const struct config *cf);
 /* Stops accepting connections (draining) but finishes the open ones. */
 void api_quiesce(struct api *a);
 void api_stop(struct api *a);

@@ -507,8 +507,14 @@ static int cfg_listen_valid(const char *s)
 static int cfg_api(struct cfg *c, const config_setting_t *root,
                    struct config *cf)
 {
-    static const char *const keys[] = {"socket", "listen", "tls_cert",
-                                       "tls_key", NULL};
+    static const char *const keys[] = {
+        "socket", "listen", "tls_cert", "tls_key",
+        "max_connections_per_client", "max_connections", "idle_timeout",
+        "max_followers_per_tenant", "max_downloads_per_tenant", NULL};
+    int64_t per_client = cf->api.max_connections_per_client,
+            total = cf->api.max_connections,
+            followers = cf->api.max_followers_per_tenant,
+            downloads = cf->api.max_downloads_per_tenant;
     const config_setting_t *g;
     int r;
 
@@ -518,8 +524,30 @@ static int cfg_api(struct cfg *c, const config_setting_t *root,
         (r = cfg_path(c, g, "socket", &cf->api.socket)) < 0 ||
         (r = cfg_str(c, g, "listen", &cf->api.listen)) < 0 ||
         (r = cfg_str(c, g, "tls_cert", &cf->api.tls_cert)) < 0 ||
-        (r = cfg_str(c, g, "tls_key", &cf->api.tls_key)) < 0)
+        (r = cfg_str(c, g, "tls_key", &cf->api.tls_key)) < 0 ||
+        (r = cfg_int(c, g, "max_connections_per_client", 1, 65536,
+                     &per_client)) < 0 ||
+        (r = cfg_int(c, g, "max_connections", 0, 1 << 20, &total)) < 0 ||
+        (r = cfg_duration(c, g, "idle_timeout", 1000,
+                          &cf->api.idle_timeout_ms)) < 0 ||
+        (r = cfg_int(c, g, "max_followers_per_tenant", 1, 65536,
+                     &followers)) < 0 ||
+        (r = cfg_int(c, g, "max_downloads_per_tenant", 1, 65536,
+                     &downloads)) < 0)
         return r;
+    /* libmicrohttpd counts its timeout in whole seconds. */
+    if (cf->api.idle_timeout_ms > UINT64_C(86400) * 1000)
+        return cfg_bad(c, config_setting_get_member(g, "idle_timeout"),
+                       "must be at most 1 day");
+    /* Each connection may hold a second descriptor (a log, an output);
+     * fewer than 8 would leave no room for root beside one client. */
+    if (total != 0 && total < 8)
+        return cfg_bad(c, config_setting_get_member(g, "max_connections"),
+                       "must be 0 (from the open-file limit) or at least 8");
+    cf->api.max_connections_per_client = (uint32_t)per_client;
+    cf->api.max_connections = (uint32_t)total;
+    cf->api.max_followers_per_tenant = (uint32_t)followers;
+    cf->api.max_downloads_per_tenant = (uint32_t)downloads;
     /* Checked where it is set.  The default (from --runstatedir) is
      * checked by surplusd when it listens, so that a long build or
      * install prefix does not stop the CLI from loading this file. */
@@ -751,6 +779,11 @@ static struct config *config_defaults(void)
     cf->api.listen = strdup("");
     cf->api.tls_cert = strdup("");
     cf->api.tls_key = strdup("");
+    cf->api.max_connections_per_client = 32;
+    cf->api.max_connections = 0;
+    cf->api.idle_timeout_ms = 30000;
+    cf->api.max_followers_per_tenant = 16;
+    cf->api.max_downloads_per_tenant = 8;
     cf->pricing.currency = strdup("USD");
     if (!cf->state_dir || !cf->plugin_dir || !cf->api.socket ||
         !cf->api.listen || !cf->api.tls_cert || !cf->api.tls_key ||

@@ -67,6 +67,13 @@ struct config {
         char *listen;         /* "" when TCP is off */
         char *tls_cert;
         char *tls_key;
+        /* Connections at once from one uid (Unix socket, root exempt) or
+         * one address (TCP). */
+        uint32_t max_connections_per_client;
+        uint32_t max_connections;     /* all listeners; 0: from the fd limit */
+        uint64_t idle_timeout_ms;     /* a connection with nothing moving */
+        uint32_t max_followers_per_tenant; /* log?follow=1 streams open */
+        uint32_t max_downloads_per_tenant; /* output downloads at once */
     } api;
     struct tenant_conf *tenants;
     size_t n_tenants;

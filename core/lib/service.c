@@ -297,7 +297,22 @@ static bool drained(struct service *s, const struct dev *d, char *why,
         len);
 }
 
-int service_devices(struct service *s, json_t **ret, struct err *e)
+/* With the lock held: whether the caller may see which job holds a
+ * device (its own, or any for the admin acting as itself); job ids of
+ * other tenants are theirs to know. */
+static bool holder_visible(struct service *s, const struct caller *c,
+                           const char *job)
+{
+    if (c->admin && c->tenant == NULL)
+        return true;
+    for (struct active *a = s->running; a; a = a->next)
+        if (strcmp(a->id, job) == 0)
+            return strcmp(a->tenant, c->tenant ? c->tenant : "local") == 0;
+    return false;
+}
+
+int service_devices(struct service *s, const struct caller *c, json_t **ret,
+                    struct err *e)
 {
     json_t *a = json_array();
     char why[512];
@@ -306,6 +321,9 @@ int service_devices(struct service *s, json_t **ret, struct err *e)
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->n_devs; i++) {
         struct dev *d = &s->devs[i];
+        const char *holder = d->holder && holder_visible(s, c, d->holder)
+                                 ? d->holder
+                                 : NULL;
         bool dr = drained(s, d, why, sizeof why);
         const char *state = dr            ? "drained"
                             : !d->healthy ? "unhealthy"
@@ -318,7 +336,7 @@ int service_devices(struct service *s, json_t **ret, struct err *e)
                          node_plugin_label(s->node->accelerators[d->group]),
                          "model", d->model, "memory_bytes",
                          (json_int_t)d->memory, "state", state, "job",
-                         d->holder, "reason",
+                         holder, "reason",
                          dr ? why : (d->healthy ? NULL : d->reason)));
     }
     pthread_mutex_unlock(&s->mu);

@@ -66,7 +66,10 @@ int service_outputs(struct service *s, const struct caller *c,
 /* One output file: an fd to read it from. */
 int service_output(struct service *s, const struct caller *c, const char *id,
                    const char *path, int *ret_fd, struct err *e);
-int service_devices(struct service *s, json_t **ret, struct err *e);
+/* Every device; which job holds a leased one only to its tenant and the
+ * admin. */
+int service_devices(struct service *s, const struct caller *c, json_t **ret,
+                    struct err *e);
 int service_usage(struct service *s, const struct caller *c, int64_t since_us,
                   int64_t until_us, json_t **ret, struct err *e);
 /* Prometheus text exposition; the caller frees it. */
