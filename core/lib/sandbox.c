@@ -707,8 +707,20 @@ static void child_limits(const struct plan *p)
 static void child_write(const struct plan *p, const char *file,
                         const char *text)
 {
-    int fd = open(file, O_WRONLY | O_CLOEXEC);
     size_t n = strlen(text);
+    int fd;
+
+    /* Dumpable is a property of the memory this child shares with the
+     * runner: another job's child leaving root at the same moment clears
+     * it again, and the file is root's until it is set once more.  That
+     * window is a few instructions wide; try again until it is ours. */
+    for (int tries = 0;; tries++) {
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        fd = open(file, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0 || errno != EACCES || tries == 10000)
+            break;
+        sched_yield();
+    }
 
     if (fd < 0 || write(fd, text, n) != (ssize_t)n)
         child_fail(p, SB_SETUP, errno, "user namespace: %s%s", file,
