@@ -52,18 +52,19 @@ start_flood() {
     ready=$1
     shift
     rm -f "$ready"
-    "$@" &
+    # its own pid (exec), and not holding the test's output open
+    "$@" > /dev/null 2>> "$tmp/flood.err" &
     pids="$pids $!"
     for i in $(seq 1 600); do [ -s "$ready" ] && return 0; sleep 0.1; done
     return 1
 }
 count() { awk -v k="$1" '$1 == k { print $2 }' "$2" | grep . || echo 0; }
-as_nobody() { prlimit --nofile=4096 setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+as_nobody() { exec prlimit --nofile=4096 setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 # nobody's own copy of the flood, and a python3 it may run
 cp "$flood" "$tmp/nobody/api-flood.py"
 nobody_py=
 for p in "$(command -v python3)" /usr/bin/python3 /usr/local/bin/python3; do
-    as_nobody "$p" -c '' 2>/dev/null && { nobody_py=$p; break; }
+    (as_nobody "$p" -c '') 2>/dev/null && { nobody_py=$p; break; }
 done
 [ -n "$nobody_py" ] || skip_all "no python3 that the user nobody may run"
 
