@@ -15,7 +15,7 @@ cflags="-g -O1 -std=gnu11 -fsanitize=fuzzer-no-link,address,undefined -fno-sanit
  -include $out/fuzz-config.h -I$src/sdk/include -I$src/core/lib \
  $(pkg-config --cflags libconfig libarchive jansson)"
 libs="$(pkg-config --libs libconfig libarchive jansson)"
-core="err log units settings config manifest fsafe bundle"
+core="err log units settings config seccomp manifest fsafe bundle"
 objs=""
 for f in $core; do
     clang $cflags -c "$src/core/lib/$f.c" -o "$out/$f.o"
