@@ -13,6 +13,7 @@ core_lib_libsurplus_la_SOURCES = \
 	core/lib/sandbox.c core/lib/sandbox.h core/lib/sandbox-proto.h \
 	core/lib/seccomp.c core/lib/seccomp.h \
 	core/lib/retention.c core/lib/retention.h \
+	core/lib/quota.c core/lib/quota.h \
 	core/lib/cgroup.c core/lib/cgroup.h \
 	core/lib/jobfs.c core/lib/jobfs.h \
 	core/lib/runner.c core/lib/runner.h \

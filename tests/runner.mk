@@ -12,6 +12,7 @@ RUNNER_TESTS += tests/daemon-log.sh
 RUNNER_TESTS += tests/daemon-fair.sh
 RUNNER_TESTS += tests/daemon-retention.sh
 RUNNER_TESTS += tests/daemon-burst.sh
+RUNNER_TESTS += tests/daemon-quota.sh
 RUNNER_TESTS += tests/run-outputs.sh
 RUNNER_TESTS += tests/daemon-outputs.sh
 RUNNER_TESTS += tests/run-limits.sh

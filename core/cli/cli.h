@@ -16,7 +16,8 @@ enum {
     EXIT_USAGE = 64,
     EXIT_BUNDLE = 65,
     EXIT_NO_DEVICE = 69,    /* the job can never be placed on this node */
-    EXIT_TEMPFAIL = 75,     /* quota reached, node draining, or surplusd
+    EXIT_TEMPFAIL = 75,     /* quota reached (429, or 507 for the
+                               storage_quota), node draining, or surplusd
                                not reachable: try later */
     EXIT_INTERNAL = 70,
     EXIT_NOT_PERMITTED = 77,
@@ -58,6 +59,7 @@ int cmd_logs(struct cli *cli, int argc, char **argv);
 int cmd_cancel(struct cli *cli, int argc, char **argv);
 int cmd_fetch(struct cli *cli, int argc, char **argv);
 int cmd_devices(struct cli *cli, int argc, char **argv);
+int cmd_quota(struct cli *cli, int argc, char **argv);
 int cmd_plugins(struct cli *cli, int argc, char **argv);
 int cmd_usage(struct cli *cli, int argc, char **argv);
 int cmd_version(struct cli *cli, int argc, char **argv);

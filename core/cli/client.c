@@ -264,6 +264,7 @@ int client_fail(const struct reply *rep)
         return EXIT_BUNDLE;
     case 429:
     case 503:
+    case 507:
         return EXIT_TEMPFAIL;
     case 400:
     case 404:

@@ -2,7 +2,7 @@
  * The verbs that talk to surplusd:
  *   surplus submit BUNDLE [--wait]   surplus list      surplus status ID
  *   surplus logs ID [-f]             surplus cancel ID  surplus devices
- *   surplus fetch ID [-o DIR]
+ *   surplus fetch ID [-o DIR]        surplus quota
  * Tables on stdout (--json for the API's JSON as is), errors on stderr,
  * exit codes as in surplus(1).
  */
@@ -22,6 +22,7 @@
 #include "client.h"
 #include "fsafe.h"
 #include "node.h"
+#include "units.h"
 
 static const char *str(json_t *o, const char *k)
 {
@@ -152,6 +153,16 @@ static void jobs_table(json_t *a)
     json_array_foreach(a, i, j) job_line(j, &l);
 }
 
+/* A size member of `o`, or "-" when it is null (no quota). */
+static const char *size_of(json_t *o, const char *k, char *buf, size_t len)
+{
+    json_t *v = json_object_get(o, k);
+
+    if (!json_is_integer(v))
+        return "-";
+    return units_format_size((uint64_t)json_integer_value(v), buf, len);
+}
+
 static void job_detail(json_t *j)
 {
     json_t *ex = json_object_get(j, "exit_status"), *d;
@@ -168,6 +179,12 @@ static void job_detail(json_t *j)
                str(d, "plugin"));
     if (json_is_string(json_object_get(j, "reason")))
         printf("reason:     %s\n", str(j, "reason"));
+    if (json_is_integer(json_object_get(j, "stored_bytes"))) {
+        char size[32];
+
+        printf("stored:     %s (bundle, log and outputs in storage)\n",
+               size_of(j, "stored_bytes", size, sizeof size));
+    }
     if (json_is_integer(json_object_get(j, "attempts")))
         printf("attempts:   %d%s\n",
                (int)json_integer_value(json_object_get(j, "attempts")),
@@ -203,6 +220,40 @@ static void devices_table(json_t *a)
                str(d, "id"), str(d, "plugin"), str(d, "model"), gib,
                str(d, "state"), extra);
     }
+}
+
+static void quota_table(json_t *a)
+{
+    size_t i;
+    json_t *t;
+
+    printf("%-16s  %12s  %12s  %12s  %6s  %10s\n", "TENANT", "STORAGE",
+           "QUOTA", "AVAILABLE", "QUEUED", "MAX QUEUED");
+    json_array_foreach(a, i, t) {
+        char used[32], most[32], left[32], maxq[24] = "-";
+        json_t *mq = json_object_get(t, "max_queued");
+
+        if (json_is_integer(mq))
+            snprintf(maxq, sizeof maxq, "%lld",
+                     (long long)json_integer_value(mq));
+        printf("%-16.16s  %12s  %12s  %12s  %6lld  %10s\n",
+               str(t, "tenant"),
+               size_of(t, "storage_bytes", used, sizeof used),
+               size_of(t, "storage_quota_bytes", most, sizeof most),
+               size_of(t, "storage_available_bytes", left, sizeof left),
+               (long long)json_integer_value(json_object_get(t,
+                                                             "jobs_queued")),
+               maxq);
+    }
+}
+
+int cmd_quota(struct cli *cli, int argc, char **argv)
+{
+    int r = no_options(argc, argv, "surplus quota");
+
+    if (r)
+        return r < 0 ? 0 : r;
+    return get_and_show(cli, "/v1/quota", quota_table);
 }
 
 int cmd_list(struct cli *cli, int argc, char **argv)

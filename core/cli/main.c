@@ -29,6 +29,7 @@ static const struct verb {
     {"cancel", cmd_cancel, "cancel a job"},
     {"fetch", cmd_fetch, "download a job's outputs [-o DIR]"},
     {"devices", cmd_devices, "list the node's devices and their state"},
+    {"quota", cmd_quota, "show the storage you hold and your quotas"},
     {"plugins", cmd_plugins, "list the configured plugins and what they "
                              "report [--check]"},
     {"usage", cmd_usage, "show usage records from the accounting ledger"},

@@ -91,6 +91,11 @@ struct req {
     uint64_t bytes;
     bool over;        /* past limits.max_bundle_bytes: the rest is dropped */
     int spool_errno;  /* a write to the spool failed: the rest is dropped */
+    /* Its Content-Length does not fit in the tenant's storage_quota: the
+     * body is dropped and this is the answer (507). */
+    bool no_room;
+    char no_room_msg[sizeof ((struct err *)0)->msg];
+    json_t *no_room_detail;
     bool answered;
 };
 
@@ -161,6 +166,8 @@ static unsigned status_for(int r)
         return MHD_HTTP_TOO_MANY_REQUESTS;
     case -ESHUTDOWN:
         return MHD_HTTP_SERVICE_UNAVAILABLE;
+    case -ENOSPC:
+        return MHD_HTTP_INSUFFICIENT_STORAGE;
     case -ENOSYS:
         return MHD_HTTP_METHOD_NOT_ALLOWED;
     default:
@@ -170,19 +177,31 @@ static unsigned status_for(int r)
 
 /* An error message may quote what the client sent (a tenant name, a
  * path), and JSON strings must be UTF-8: anything but printable ASCII is
- * shown as '?', so that a hostile byte still gets its JSON answer. */
-static enum MHD_Result send_error(struct MHD_Connection *c, int r,
-                                  const char *msg)
+ * shown as '?', so that a hostile byte still gets its JSON answer.  The
+ * members of `detail` (taken over; may be NULL) go beside "error" and
+ * "status". */
+static enum MHD_Result send_error_detail(struct MHD_Connection *c, int r,
+                                         const char *msg, json_t *detail)
 {
     unsigned st = status_for(r);
     char clean[512];
+    json_t *j;
     size_t i;
 
     for (i = 0; msg[i] && i < sizeof clean - 1; i++)
         clean[i] = msg[i] >= 0x20 && msg[i] < 0x7f ? msg[i] : '?';
     clean[i] = '\0';
-    return send_json(c, st, json_pack("{s:s, s:i}", "error", clean, "status",
-                                      (int)st));
+    j = json_is_object(detail) ? json_incref(detail) : json_object();
+    json_decref(detail);
+    json_object_set_new(j, "error", json_string(clean));
+    json_object_set_new(j, "status", json_integer((json_int_t)st));
+    return send_json(c, st, j);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, int r,
+                                  const char *msg)
+{
+    return send_error_detail(c, r, msg, NULL);
 }
 
 static enum MHD_Result send_result(struct MHD_Connection *c, int r,
@@ -721,8 +740,12 @@ static enum MHD_Result route(struct api *a, struct MHD_Connection *c,
         r = service_usage(a->svc, &rq->caller, since, until, &j, &e);
         return send_result(c, r, MHD_HTTP_OK, j, &e);
     }
+    if (strcmp(url, "/v1/quota") == 0 && get) {
+        r = service_quota(a->svc, &rq->caller, &j, &e);
+        return send_result(c, r, MHD_HTTP_OK, j, &e);
+    }
     if (strcmp(url, "/metrics") == 0 && get) {
-        char *m = service_metrics(a->svc);
+        char *m = service_metrics(a->svc, &rq->caller);
         enum MHD_Result ret;
 
         if (m == NULL)
@@ -752,7 +775,8 @@ static enum MHD_Result route(struct api *a, struct MHD_Connection *c,
     }
     /* A known path with another method is 405; anything else 404. */
     if (strcmp(url, "/v1/jobs") == 0 || strcmp(url, "/v1/devices") == 0 ||
-        strcmp(url, "/v1/usage") == 0 || strcmp(url, "/metrics") == 0 ||
+        strcmp(url, "/v1/usage") == 0 || strcmp(url, "/v1/quota") == 0 ||
+        strcmp(url, "/metrics") == 0 ||
         (job_path(url, id, &rest) &&
          (*rest == '\0' || strcmp(rest, "/log") == 0 ||
           strcmp(rest, "/outputs") == 0)))
@@ -804,6 +828,29 @@ static enum MHD_Result upload_begin(struct api *a, struct MHD_Connection *c,
         }
         rq->over = true;
         return MHD_YES;
+    }
+    /* A bundle that cannot fit in the tenant's storage_quota is not
+     * spooled at all, answered as early as an over-limit one. */
+    if (cl != NULL) {
+        const char *expect = MHD_lookup_connection_value(
+            c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+        uint64_t len = strtoull(cl, NULL, 10);
+        json_t *detail = NULL;
+        struct err e = {0};
+
+        if (service_storage_check(a->svc, &rq->caller, len, &detail, &e) ==
+            -ENOSPC) {
+            if ((expect != NULL && strcasecmp(expect, "100-continue") == 0) ||
+                len > UPLOAD_DISCARD_MAX) {
+                rq->answered = true;
+                return send_error_detail(c, -ENOSPC, e.msg, detail);
+            }
+            rq->no_room = true;
+            snprintf(rq->no_room_msg, sizeof rq->no_room_msg, "%s", e.msg);
+            rq->no_room_detail = detail;
+            return MHD_YES;
+        }
+        json_decref(detail);
     }
     rq->fd = open(service_spool_dir(a->svc), O_TMPFILE | O_RDWR | O_CLOEXEC,
                   0600);
@@ -858,6 +905,12 @@ static enum MHD_Result upload(struct api *a, struct MHD_Connection *c,
         bundle_too_big(a, msg, sizeof msg);
         return send_error(c, -EFBIG, msg);
     }
+    if (rq->no_room) {
+        json_t *detail = rq->no_room_detail;
+
+        rq->no_room_detail = NULL;
+        return send_error_detail(c, -ENOSPC, rq->no_room_msg, detail);
+    }
     if (rq->spool_errno) {
         snprintf(msg, sizeof msg, "cannot spool the upload in %s: %s",
                  service_spool_dir(a->svc), strerror(rq->spool_errno));
@@ -865,6 +918,8 @@ static enum MHD_Result upload(struct api *a, struct MHD_Connection *c,
     }
     r = service_submit(a->svc, &rq->caller, rq->fd, rq->bytes, &j, &e);
     rq->fd = -1; /* the service took it over */
+    if (r < 0)
+        return send_error_detail(c, r, e.msg[0] ? e.msg : strerror(-r), j);
     return send_result(c, r, MHD_HTTP_CREATED, j, &e);
 }
 
@@ -923,6 +978,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **state,
         return;
     if (rq->fd >= 0)
         close(rq->fd);
+    json_decref(rq->no_room_detail);
     free(rq);
     *state = NULL;
 }

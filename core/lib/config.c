@@ -592,7 +592,7 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
 {
     static const char *const keys[] = {"name", "token_sha256", "max_gpus",
                                        "max_queued", "max_running",
-                                       "retention", NULL};
+                                       "retention", "storage_quota", NULL};
     int r;
 
     t->max_gpus = INT32_MAX;
@@ -605,9 +605,12 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
         (r = cfg_int(c, g, "max_gpus", 0, INT32_MAX, &t->max_gpus)) < 0 ||
         (r = cfg_int(c, g, "max_queued", 0, INT32_MAX, &t->max_queued)) < 0 ||
         (r = cfg_int(c, g, "max_running", 0, INT32_MAX, &t->max_running)) < 0 ||
-        (r = cfg_duration(c, g, "retention", 0, &t->retention_ms)) < 0)
+        (r = cfg_duration(c, g, "retention", 0, &t->retention_ms)) < 0 ||
+        (r = cfg_size(c, g, "storage_quota", 0, &t->storage_quota)) < 0)
         return r;
     t->has_retention = config_setting_get_member(g, "retention") != NULL;
+    t->has_storage_quota =
+        config_setting_get_member(g, "storage_quota") != NULL;
     if (t->name == NULL)
         return cfg_bad(c, g, "'name' is required");
     if (!tenant_name_valid(t->name))
@@ -725,7 +728,7 @@ static int cfg_top(struct cfg *c, const config_setting_t *root,
     static const char *const keys[] = {
         "state_dir", "plugin_dir", "log_level", "storage", "accounting",
         "accelerators", "limits", "sandbox", "api", "tenants", "pricing",
-        "retention", NULL};
+        "retention", "storage_quota", NULL};
     char *level = NULL;
     int r;
 
@@ -733,7 +736,8 @@ static int cfg_top(struct cfg *c, const config_setting_t *root,
         (r = cfg_path(c, root, "state_dir", &cf->state_dir)) < 0 ||
         (r = cfg_path(c, root, "plugin_dir", &cf->plugin_dir)) < 0 ||
         (r = cfg_str(c, root, "log_level", &level)) < 0 ||
-        (r = cfg_duration(c, root, "retention", 0, &cf->retention_ms)) < 0)
+        (r = cfg_duration(c, root, "retention", 0, &cf->retention_ms)) < 0 ||
+        (r = cfg_size(c, root, "storage_quota", 0, &cf->storage_quota)) < 0)
         return r;
     if (level != NULL) {
         cf->log_level = log_level_from_name(level);

@@ -27,6 +27,8 @@ struct tenant_conf {
     int64_t max_running;  /* jobs running at once; 0: the fair share only */
     bool has_retention;   /* retention_ms set for this tenant */
     uint64_t retention_ms;
+    bool has_storage_quota; /* storage_quota set for this tenant */
+    uint64_t storage_quota;
 };
 
 struct gpu_price {
@@ -80,6 +82,9 @@ struct config {
     /* How long ended jobs' logs and outputs stay in storage; 0: for
      * ever (retention.h). */
     uint64_t retention_ms;
+    /* Bytes of bundles, logs and outputs one tenant may hold in storage;
+     * 0: no quota.  Tenants may have their own. */
+    uint64_t storage_quota;
     struct {
         char *currency;
         double cpu_hour;

@@ -176,14 +176,26 @@ static const char migrate_v2_sql[] =
     "ALTER TABLE jobs ADD COLUMN record_id TEXT;\n"
     "PRAGMA user_version = 2;";
 
-_Static_assert(JOBSTORE_SCHEMA_VERSION == 2,
-               "schema_sql and migrate_v2_sql write user_version 2");
+/* Version 3: the bytes each job holds in storage, which its tenant's
+ * storage_quota counts.  Jobs from before are not known (NULL) and are
+ * counted from storage by the daemon's next start.  The partial index
+ * holds only jobs with files in storage, so that a tenant's sum reads
+ * those and not its whole history. */
+static const char migrate_v3_sql[] =
+    "ALTER TABLE jobs ADD COLUMN stored_bytes INTEGER CHECK (stored_bytes "
+    "IS NULL OR stored_bytes >= 0);\n"
+    "CREATE INDEX jobs_tenant_stored ON jobs (tenant, stored_bytes) "
+    "WHERE stored_bytes > 0;\n"
+    "PRAGMA user_version = 3;";
+
+_Static_assert(JOBSTORE_SCHEMA_VERSION == 3,
+               "schema_sql and the migrations write user_version 3");
 
 #define COLUMNS                                                              \
     "seq, id, tenant, name, state, exit_status, submitted_us, started_us, " \
     "ended_us, devices, reason, bundle_key, bundle_bytes, gpus, model, "    \
     "gpu_memory, cpus, memory, walltime_ms, requeue, recorded, "            \
-    "cancel_requested, outcome, record_id"
+    "cancel_requested, outcome, record_id, stored_bytes"
 
 /* Positions in COLUMNS. */
 enum {
@@ -211,6 +223,7 @@ enum {
     COL_CANCEL_REQUESTED,
     COL_OUTCOME,
     COL_RECORD_ID,
+    COL_STORED_BYTES,
 };
 
 /* The eight parameters of "state IN (...)" are bound to the names of the
@@ -238,6 +251,13 @@ enum stmt_id {
     ST_TRANSITIONS,
     ST_ACTIVE,
     ST_DEVICES_OK,
+    ST_STORED_SUM,
+    ST_STORED_BY_TENANT,
+    ST_BUNDLE_REMOVED,
+    ST_BUNDLE_MISSING,
+    ST_ALL_REMOVED,
+    ST_STORED_UNKNOWN,
+    ST_STORED_SET,
     ST_N
 };
 
@@ -249,9 +269,9 @@ static const char *const stmt_sql[ST_N] = {
         "INSERT INTO jobs (id, tenant, name, state, exit_status, "
         "submitted_us, started_us, ended_us, devices, reason, bundle_key, "
         "bundle_bytes, gpus, model, gpu_memory, cpus, memory, walltime_ms, "
-        "requeue, recorded, cancel_requested) VALUES "
+        "requeue, recorded, cancel_requested, stored_bytes) VALUES "
         "(?1, ?2, ?3, 'queued', -1, ?4, 0, 0, ?5, NULL, ?6, ?7, ?8, ?9, ?10, "
-        "?11, ?12, ?13, ?14, 0, 0)",
+        "?11, ?12, ?13, ?14, 0, 0, CASE WHEN ?6 IS NULL THEN 0 ELSE ?7 END)",
     [ST_HISTORY] = "INSERT INTO transitions (job_id, from_state, to_state, "
                    "time_us, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_STATE] = "SELECT state FROM jobs WHERE id = ?1",
@@ -266,7 +286,8 @@ static const char *const stmt_sql[ST_N] = {
         "reason = CASE WHEN ?12 THEN ?13 ELSE reason END, "
         "recorded = CASE WHEN ?14 THEN ?15 ELSE recorded END, "
         "outcome = CASE WHEN ?16 THEN ?17 ELSE outcome END, "
-        "record_id = CASE WHEN ?18 THEN ?19 ELSE record_id END "
+        "record_id = CASE WHEN ?18 THEN ?19 ELSE record_id END, "
+        "stored_bytes = CASE WHEN ?20 THEN ?21 ELSE stored_bytes END "
         "WHERE id = ?1 AND state = ?2",
     [ST_SET_CANCEL] = "UPDATE jobs SET cancel_requested = ?2 WHERE id = ?1",
     [ST_SET_RECORDED] = "UPDATE jobs SET recorded = ?2 WHERE id = ?1",
@@ -291,6 +312,21 @@ static const char *const stmt_sql[ST_N] = {
         "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'array' AND "
         "NOT EXISTS (SELECT 1 FROM json_each(?1) WHERE type <> 'object') "
         "ELSE 0 END",
+    /* "stored_bytes > 0" lets both use the partial index. */
+    [ST_STORED_SUM] = "SELECT total(stored_bytes) FROM jobs WHERE "
+                      "tenant = ?1 AND stored_bytes > 0",
+    [ST_STORED_BY_TENANT] = "SELECT tenant, total(stored_bytes) FROM jobs "
+                            "WHERE stored_bytes > 0 GROUP BY tenant "
+                            "ORDER BY tenant",
+    [ST_BUNDLE_REMOVED] = "UPDATE jobs SET bundle_key = NULL, stored_bytes "
+                          "= max(stored_bytes - bundle_bytes, 0) WHERE id = "
+                          "?1 AND bundle_key IS NOT NULL",
+    [ST_BUNDLE_MISSING] = "UPDATE jobs SET bundle_key = NULL WHERE id = ?1",
+    [ST_ALL_REMOVED] = "UPDATE jobs SET bundle_key = NULL, stored_bytes = 0 "
+                       "WHERE id = ?1",
+    [ST_STORED_UNKNOWN] = "SELECT id FROM jobs WHERE stored_bytes IS NULL "
+                          "ORDER BY seq",
+    [ST_STORED_SET] = "UPDATE jobs SET stored_bytes = ?2 WHERE id = ?1",
 };
 
 struct jobstore {
@@ -624,9 +660,14 @@ static int create_schema(struct jobstore *js, struct err *e)
         r = exec_sql(js, schema_sql, e, "cannot create the schema");
         version = 1;
     }
-    if (r >= 0 && version == 1)
+    if (r >= 0 && version == 1) {
         r = exec_sql(js, migrate_v2_sql, e,
                      "cannot migrate the schema to version 2");
+        version = 2;
+    }
+    if (r >= 0 && version == 2)
+        r = exec_sql(js, migrate_v3_sql, e,
+                     "cannot migrate the schema to version 3");
     if (r >= 0)
         r = exec_sql(js, "COMMIT", e, "cannot commit the schema");
     if (r < 0)
@@ -904,9 +945,12 @@ static int bind_update(sqlite3_stmt *s, const char *id, enum job_state from,
                                          : sqlite3_bind_null(s, 17)) !=
             SQLITE_OK ||
         (rc = sqlite3_bind_int(s, 18, !!(set & JOB_UPDATE_RECORD_ID))) !=
+            SQLITE_OK ||
+        (rc = bind_text(s, 19, u->record_id)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int(s, 20, !!(set & JOB_UPDATE_STORED_BYTES))) !=
             SQLITE_OK)
         return rc;
-    return bind_text(s, 19, u->record_id);
+    return sqlite3_bind_int64(s, 21, (int64_t)u->stored_bytes);
 }
 
 /*
@@ -953,7 +997,8 @@ static int check_update(const char *id, const struct job_update *u,
     const unsigned known = JOB_UPDATE_EXIT_STATUS | JOB_UPDATE_STARTED_US |
                            JOB_UPDATE_ENDED_US | JOB_UPDATE_DEVICES |
                            JOB_UPDATE_REASON | JOB_UPDATE_RECORDED |
-                           JOB_UPDATE_OUTCOME | JOB_UPDATE_RECORD_ID;
+                           JOB_UPDATE_OUTCOME | JOB_UPDATE_RECORD_ID |
+                           JOB_UPDATE_STORED_BYTES;
 
     if (u->set & ~known)
         return err_set(e, -EINVAL, "job %s: unknown update fields 0x%x", id,
@@ -962,6 +1007,8 @@ static int check_update(const char *id, const struct job_update *u,
         ((u->set & JOB_UPDATE_ENDED_US) && u->ended_us < 0) ||
         u->time_us < 0)
         return err_set(e, -EINVAL, "job %s: a time before the epoch", id);
+    if ((u->set & JOB_UPDATE_STORED_BYTES) && u->stored_bytes > INT64_MAX)
+        return err_set(e, -ERANGE, "job %s: stored_bytes is too large", id);
     if ((u->set & JOB_UPDATE_OUTCOME) && !job_state_terminal(u->outcome))
         return err_set(e, -EINVAL, "job %s: outcome %s is not a final state",
                        id, job_state_name(u->outcome));
@@ -1179,6 +1226,9 @@ static int read_row(struct jobstore *js, sqlite3_stmt *s,
     row->requeue = sqlite3_column_int(s, COL_REQUEUE) != 0;
     row->recorded = sqlite3_column_int(s, COL_RECORDED) != 0;
     row->cancel_requested = sqlite3_column_int(s, COL_CANCEL_REQUESTED) != 0;
+    row->stored_bytes = sqlite3_column_type(s, COL_STORED_BYTES) == SQLITE_NULL
+                            ? -1
+                            : sqlite3_column_int64(s, COL_STORED_BYTES);
     row->outcome = JOB_STATE_NONE;
     if (sqlite3_column_type(s, COL_OUTCOME) != SQLITE_NULL &&
         (r = column_state(js, s, COL_OUTCOME, row->id, &row->outcome, e)) < 0)
@@ -1429,6 +1479,239 @@ int jobstore_transitions(struct jobstore *js, const char *id,
         r = fn(arg, &h.v[i]);
     }
     history_free(&h);
+    return r;
+}
+
+/* --- storage held by jobs ---------------------------------------------- */
+
+int jobstore_stored_bytes(struct jobstore *js, const char *tenant,
+                          uint64_t *ret, struct err *e)
+{
+    sqlite3_stmt *s = js->st[ST_STORED_SUM];
+    int r = 0, rc;
+
+    if (!tenant)
+        return err_set(e, -EINVAL, "stored bytes: no tenant");
+    lock(js);
+    rc = bind_text(s, 1, tenant);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        /* total() is a float, exact up to 2^53 bytes (8 PiB). */
+        *ret = (uint64_t)sqlite3_column_double(s, 0);
+    else
+        r = db_error(js, e, rc, "cannot sum the storage of tenant '%s'",
+                     tenant);
+    done(s);
+    unlock(js);
+    return r;
+}
+
+struct tenant_bytes {
+    char *tenant;
+    uint64_t bytes;
+};
+
+int jobstore_stored_by_tenant(struct jobstore *js,
+                              jobstore_tenant_bytes_fn fn, void *arg,
+                              struct err *e)
+{
+    sqlite3_stmt *s = js->st[ST_STORED_BY_TENANT];
+    struct tenant_bytes *v = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0, rc;
+
+    if (!fn)
+        return err_set(e, -EINVAL, "stored bytes: no callback");
+    lock(js);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t c = cap ? 2 * cap : 16;
+            struct tenant_bytes *nv = realloc(v, c * sizeof *nv);
+
+            if (!nv) {
+                r = err_set(e, -ENOMEM, "out of memory");
+                break;
+            }
+            v = nv;
+            cap = c;
+        }
+        if (column_dup(s, 0, true, &v[n].tenant) < 0) {
+            r = err_set(e, -ENOMEM, "out of memory");
+            break;
+        }
+        v[n++].bytes = (uint64_t)sqlite3_column_double(s, 1);
+    }
+    if (r >= 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        r = db_error(js, e, rc, "cannot sum the storage of tenants");
+    done(s);
+    unlock(js);
+    for (size_t i = 0; r == 0 && i < n; i++)
+        r = fn(arg, v[i].tenant, v[i].bytes);
+    for (size_t i = 0; i < n; i++)
+        free(v[i].tenant);
+    free(v);
+    return r;
+}
+
+/* Runs one UPDATE of the job `id` (bound as ?1) in a transaction of its
+ * own; the statement's further parameters are bound by the caller. */
+static int update_one(struct jobstore *js, sqlite3_stmt *s, const char *id,
+                      const char *what, struct err *e)
+{
+    int r, rc;
+
+    r = begin(js, e);
+    if (r < 0)
+        goto out;
+    rc = bind_text(s, 1, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        r = db_error(js, e, rc, "job %s: cannot %s", id, what);
+    if (r >= 0)
+        r = commit(js, e);
+    if (r < 0)
+        rollback(js);
+out:
+    done(s);
+    return r;
+}
+
+int jobstore_files_removed(struct jobstore *js, const char *id,
+                           enum jobstore_removed what, struct err *e)
+{
+    enum stmt_id st = what == JOBSTORE_ALL_REMOVED       ? ST_ALL_REMOVED
+                      : what == JOBSTORE_BUNDLE_MISSING ? ST_BUNDLE_MISSING
+                                                        : ST_BUNDLE_REMOVED;
+    enum job_state cur;
+    int r;
+
+    if (!jobstore_id_valid(id))
+        return bad_id(e, id);
+    lock(js);
+    r = current_state(js, id, &cur, e);
+    if (r >= 0)
+        r = update_one(js, js->st[st], id, "record what retention removed",
+                       e);
+    unlock(js);
+    return r;
+}
+
+int jobstore_stored_forget(struct jobstore *js, unsigned states,
+                           struct err *e)
+{
+    sqlite3_stmt *s;
+    char sql[160];
+    int r, rc;
+
+    if (states == 0)
+        return err_set(e, -EINVAL, "stored bytes: no state named");
+    r = check_states_mask(e, states);
+    if (r < 0)
+        return r;
+    /* Rare (once a start): prepared here rather than kept. */
+    snprintf(sql, sizeof sql, "UPDATE jobs SET stored_bytes = NULL WHERE "
+             STATES_IN_1);
+    lock(js);
+    rc = sqlite3_prepare_v2(js->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        r = db_error(js, e, rc, "cannot prepare '%s'", sql);
+        goto out;
+    }
+    r = begin(js, e);
+    rc = bind_states(s, 1, states);
+    if (r >= 0 && rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (r >= 0 && rc != SQLITE_DONE)
+        r = db_error(js, e, rc, "cannot forget stored bytes");
+    sqlite3_finalize(s);
+    if (r >= 0)
+        r = commit(js, e);
+    if (r < 0)
+        rollback(js);
+out:
+    unlock(js);
+    return r;
+}
+
+int jobstore_stored_unknown(struct jobstore *js, jobstore_id_fn fn, void *arg,
+                            struct err *e)
+{
+    sqlite3_stmt *s = js->st[ST_STORED_UNKNOWN];
+    char (*v)[JOBSTORE_ID_LEN + 1] = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0, rc;
+
+    if (!fn)
+        return err_set(e, -EINVAL, "stored bytes: no callback");
+    lock(js);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+        char buf[64];
+
+        if (!id || !jobstore_id_valid(id)) {
+            r = err_set(e, -EBADMSG, "job store '%s': bad job id '%s'",
+                        js->path, esc(id, buf, sizeof buf));
+            break;
+        }
+        if (n == cap) {
+            size_t c = cap ? 2 * cap : 64;
+            char (*nv)[JOBSTORE_ID_LEN + 1] = realloc(v, c * sizeof *nv);
+
+            if (!nv) {
+                r = err_set(e, -ENOMEM, "out of memory");
+                break;
+            }
+            v = nv;
+            cap = c;
+        }
+        memcpy(v[n++], id, JOBSTORE_ID_LEN + 1);
+    }
+    if (r >= 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        r = db_error(js, e, rc, "cannot list jobs whose storage is not "
+                     "counted");
+    done(s);
+    unlock(js);
+    for (size_t i = 0; r == 0 && i < n; i++)
+        r = fn(arg, v[i]);
+    free(v);
+    return r;
+}
+
+int jobstore_stored_set(struct jobstore *js, const char *const *ids,
+                        const uint64_t *bytes, size_t n, struct err *e)
+{
+    sqlite3_stmt *s = js->st[ST_STORED_SET];
+    int r = 0, rc;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!jobstore_id_valid(ids[i]))
+            return bad_id(e, ids[i]);
+        if (bytes[i] > INT64_MAX)
+            return err_set(e, -ERANGE, "job %s: stored_bytes is too large",
+                           ids[i]);
+    }
+    if (n == 0)
+        return 0;
+    lock(js);
+    r = begin(js, e);
+    for (size_t i = 0; r >= 0 && i < n; i++) {
+        rc = bind_text(s, 1, ids[i]);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(s, 2, (int64_t)bytes[i]);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+            r = db_error(js, e, rc, "job %s: cannot set stored bytes",
+                         ids[i]);
+        done(s);
+    }
+    if (r >= 0)
+        r = commit(js, e);
+    if (r < 0)
+        rollback(js);
+    unlock(js);
     return r;
 }
 

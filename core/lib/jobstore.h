@@ -26,7 +26,7 @@
 
 #include "err.h"
 
-#define JOBSTORE_SCHEMA_VERSION 2      /* PRAGMA user_version written */
+#define JOBSTORE_SCHEMA_VERSION 3      /* PRAGMA user_version written */
 #define JOBSTORE_BUSY_TIMEOUT_MS 5000
 #define JOBSTORE_ID_LEN 16             /* lowercase hex digits of a job id */
 
@@ -102,6 +102,13 @@ struct job_row {
      * finishes a completing job from these. */
     enum job_state outcome; /* JOB_STATE_NONE until then */
     char *record_id;        /* or NULL */
+    /* Bytes of the job's objects in storage (bundle, log, outputs), what
+     * its tenant's storage_quota counts: its bundle_bytes from submission
+     * (0 without a bundle_key), counted again from storage when it stops
+     * running, lowered when retention removes its files.  -1: not known
+     * (it was running when a daemon died, or the store predates the
+     * count); surplusd counts those from storage at start. */
+    int64_t stored_bytes;
 };
 
 /* Frees the strings of *row (not row itself) and clears it. */
@@ -117,6 +124,7 @@ enum {
     JOB_UPDATE_RECORDED = 1u << 5,
     JOB_UPDATE_OUTCOME = 1u << 6,   /* a final state */
     JOB_UPDATE_RECORD_ID = 1u << 7,
+    JOB_UPDATE_STORED_BYTES = 1u << 8,
 };
 
 struct job_update {
@@ -129,6 +137,7 @@ struct job_update {
     bool recorded;
     enum job_state outcome;
     const char *record_id;  /* NULL clears it */
+    uint64_t stored_bytes;
     int64_t time_us;        /* of the history row; 0: now */
 };
 
@@ -225,6 +234,52 @@ int jobstore_list(struct jobstore *js, const struct job_filter *f,
 /* How many jobs of `tenant` (NULL: all) are in one of `states` (0: any). */
 int jobstore_count(struct jobstore *js, const char *tenant, unsigned states,
                    uint64_t *ret_n, struct err *e);
+
+/* --- storage held by jobs (a tenant's storage_quota) --------------------- */
+
+/* The bytes in storage of `tenant`'s jobs: the sum of their stored_bytes
+ * (those not known count nothing). */
+int jobstore_stored_bytes(struct jobstore *js, const char *tenant,
+                          uint64_t *ret, struct err *e);
+
+/* The same for every tenant that holds something, in name order. */
+typedef int (*jobstore_tenant_bytes_fn)(void *arg, const char *tenant,
+                                        uint64_t bytes);
+int jobstore_stored_by_tenant(struct jobstore *js,
+                              jobstore_tenant_bytes_fn fn, void *arg,
+                              struct err *e);
+
+/* What retention did to a job's objects in storage. */
+enum jobstore_removed {
+    JOBSTORE_BUNDLE_REMOVED,  /* its bundle was removed: bundle_key is
+                                 cleared and bundle_bytes counted off */
+    JOBSTORE_BUNDLE_MISSING,  /* its bundle was not there (an older daemon
+                                 removed it): bundle_key is cleared, and
+                                 nothing counted off, since a count from
+                                 storage did not find it either */
+    JOBSTORE_ALL_REMOVED,     /* every object: nothing is counted */
+};
+
+/* Records what retention removed of job `id`.  Doing it twice changes
+ * nothing.  -ENOENT for an unknown job. */
+int jobstore_files_removed(struct jobstore *js, const char *id,
+                           enum jobstore_removed what, struct err *e);
+
+/* Marks the stored_bytes of every job in one of `states` (a mask, not 0)
+ * as not known, to be counted again. */
+int jobstore_stored_forget(struct jobstore *js, unsigned states,
+                           struct err *e);
+
+/* The ids of the jobs whose stored_bytes is not known, in seq order, as
+ * jobstore_list() calls back (no lock held during the calls). */
+typedef int (*jobstore_id_fn)(void *arg, const char *id);
+int jobstore_stored_unknown(struct jobstore *js, jobstore_id_fn fn,
+                            void *arg, struct err *e);
+
+/* Sets the stored_bytes of jobs ids[0..n) to bytes[0..n), in one
+ * transaction; unknown ids are skipped. */
+int jobstore_stored_set(struct jobstore *js, const char *const *ids,
+                        const uint64_t *bytes, size_t n, struct err *e);
 
 /* The history of job `id`, oldest first; -ENOENT if there is no such job. */
 int jobstore_transitions(struct jobstore *js, const char *id,

@@ -61,6 +61,7 @@ static void keys_free(struct keys *k)
 }
 
 struct sweep {
+    struct jobstore *js;
     struct plugin *storage;
     retention_fn retention;
     void *arg;
@@ -108,6 +109,10 @@ static int expire(struct sweep *w, const struct job_row *row)
         r = 0;
     }
     keys_free(&k);
+    /* Its tenant's storage no longer counts any of it. */
+    if (r >= 0 && (row->stored_bytes != 0 || row->bundle_key != NULL))
+        r = jobstore_files_removed(w->js, row->id, JOBSTORE_ALL_REMOVED,
+                                   w->e);
     return r;
 }
 
@@ -130,6 +135,11 @@ static int on_ended(void *arg, const struct job_row *row)
     r = remove_key(w, row->bundle_key, row->bundle_bytes);
     if (r > 0)
         w->stats->bundles++;
+    if (r >= 0)
+        r = jobstore_files_removed(w->js, row->id,
+                                   r > 0 ? JOBSTORE_BUNDLE_REMOVED
+                                         : JOBSTORE_BUNDLE_MISSING,
+                                   w->e);
     return r < 0 ? r : 0;
 }
 
@@ -139,7 +149,8 @@ int retention_sweep(struct jobstore *js, struct plugin *storage,
                     struct err *e)
 {
     struct job_filter f = {.states = JOB_STATES_TERMINAL};
-    struct sweep w = {storage, retention, arg, now_us, since_us, stats, e};
+    struct sweep w = {js,     storage,  retention, arg,
+                      now_us, since_us, stats,     e};
 
     return jobstore_list(js, &f, on_ended, &w, e);
 }

@@ -8,7 +8,9 @@
  * retention of its tenant (tenants[].retention, else the top-level
  * retention; 0 keeps them for ever) after the job ended, then removed.
  * The job's row stays in the job store, so `surplus status` still answers
- * and says its files are gone.
+ * and says its files are gone; what was removed is taken off the bytes
+ * the store counts for the job (jobstore_files_removed), which its
+ * tenant's storage_quota sums.
  */
 #ifndef SURPLUS_RETENTION_H
 #define SURPLUS_RETENTION_H

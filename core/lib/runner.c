@@ -1162,6 +1162,7 @@ struct collect {
     uint64_t entries;    /* visited */
     uint64_t pending;    /* read from a directory, not yet visited */
     bool over;
+    bool no_room;        /* the tenant's storage quota said no */
     bool too_many, too_deep, too_long;  /* each limit is noted once */
     char path[4096];     /* of the entry being visited, below work */
     struct out_level *lv;
@@ -1258,6 +1259,21 @@ static void collect_file(struct collect *c, int fd, const char *rel,
                 "[A-Za-z0-9._-]",
              rel);
         return;
+    }
+    if (c->no_room) {
+        note(j, "output '%s' not stored: the storage quota is reached", rel);
+        return;
+    }
+    if (j->o->store_admit != NULL) {
+        char why[768];
+
+        if (j->o->store_admit(j->o->store_arg, (uint64_t)st->st_size, false,
+                              why, sizeof why) < 0) {
+            c->no_room = true;
+            store_failed(j, "%s: output '%s' (%llu bytes) not stored", why,
+                         rel, (unsigned long long)st->st_size);
+            return;
+        }
     }
     c->bytes += (uint64_t)st->st_size;
     r = plugin_storage(j->node->storage)->put(j->node->storage->state, key,
@@ -1561,6 +1577,12 @@ static void store_log(struct run *j, int out_fd)
         return;
     }
     snprintf(key, sizeof key, "jobs/%s/log", j->res->job_id);
+    if (j->o->store_admit != NULL) {
+        char why[8];
+
+        j->o->store_admit(j->o->store_arg, (uint64_t)st.st_size, true, why,
+                          sizeof why);
+    }
     r = plugin_storage(j->node->storage)->put(j->node->storage->state, key,
                                               fd);
     if (r < 0) {

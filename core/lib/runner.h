@@ -64,6 +64,16 @@ struct runner_opts {
      * be NULL. */
     int (*ended)(void *arg, const struct runner_result *res);
     void *ended_arg;
+    /* Called before each output is put into storage, with its size, and
+     * before the log is (with `must`: the log is stored whatever the
+     * answer, bounded by limits.max_log_bytes, and only counted).  A
+     * daemon holds its tenant's storage_quota here.  A negative return
+     * with a message in `why` keeps the output out of storage, and those
+     * after it: the job fails with that message as its reason.  May be
+     * NULL (surplus run: no quota). */
+    int (*store_admit)(void *arg, uint64_t bytes, bool must, char *why,
+                       size_t len);
+    void *store_arg;
 };
 
 struct runner_device {

@@ -28,11 +28,13 @@
 #include "jobstore.h"
 #include "log.h"
 #include "node.h"
+#include "quota.h"
 #include "recovery.h"
 #include "retention.h"
 #include "runner.h"
 #include "scheduler.h"
 #include "sha256.h"
+#include "units.h"
 
 #define LATENCY_BUCKETS 12
 static const double latency_le[LATENCY_BUCKETS] = {
@@ -62,6 +64,8 @@ struct active {
     int group;
     char **dev_ids;
     size_t n_dev;
+    uint64_t held;      /* its outputs and log, admitted under its tenant's
+                           storage_quota and not yet counted by the store */
     pthread_t thread;
 };
 
@@ -92,6 +96,7 @@ struct service {
     const struct config *cf_in;
     struct node *node;
     struct jobstore *js;
+    struct quota *quota;     /* tenants' storage_quota */
     char spool[4200];
     char pending[4200];  /* state_dir/pending: bundles put, jobs not yet in */
     struct dev *devs;
@@ -172,7 +177,7 @@ static int tenants_load(struct service *s, const struct config *cf)
     s->cf->limits = cf->limits;
     s->retention_ms = cf->retention_ms;
     pthread_mutex_unlock(&s->mu);
-    return 0;
+    return quota_load(s->quota, cf);
 }
 
 static uint64_t retention_locked(struct service *s, const char *tenant)
@@ -437,6 +442,12 @@ int service_job(struct service *s, const struct caller *c, const char *id,
     json_object_set_new(j, "files_removed",
                         json_boolean(retention_expired(
                             retention_of(s, row.tenant), &row, wall_us())));
+    /* What it holds in storage, which its tenant's storage_quota counts;
+     * null while not known. */
+    json_object_set_new(j, "stored_bytes",
+                        row.stored_bytes >= 0
+                            ? json_integer((json_int_t)row.stored_bytes)
+                            : json_null());
     job_row_free(&row);
     json_object_set_new(j, "attempts", json_integer(0));
     json_object_set_new(j, "history", json_array());
@@ -619,6 +630,102 @@ static void pending_sweep(struct service *s)
                 (unsigned long long)removed);
 }
 
+/* ---- storage quota ---------------------------------------------------------- */
+
+/* What `tenant` holds in storage and may hold, as GET /v1/quota and a 507
+ * say it. */
+static json_t *quota_json(const char *tenant, const struct quota_use *u)
+{
+    uint64_t used = u->stored + u->held;
+
+    return json_pack("{s:s, s:I, s:o, s:o}", "tenant", tenant,
+                     "storage_bytes", (json_int_t)used,
+                     "storage_quota_bytes",
+                     u->quota ? json_integer((json_int_t)u->quota)
+                              : json_null(),
+                     "storage_available_bytes",
+                     u->quota ? json_integer((json_int_t)(used < u->quota
+                                                              ? u->quota - used
+                                                              : 0))
+                              : json_null());
+}
+
+/* A bundle of `bytes` that does not fit: the message says so, and
+ * *ret_detail (for the JSON error) what the tenant holds. */
+static int bundle_over_quota(const char *tenant, uint64_t bytes,
+                             const struct quota_use *u, json_t **ret_detail,
+                             struct err *e)
+{
+    char size[32], why[sizeof e->msg];
+
+    if (ret_detail != NULL &&
+        (*ret_detail = quota_json(tenant, u)) != NULL)
+        json_object_set_new(*ret_detail, "bundle_bytes",
+                            json_integer((json_int_t)bytes));
+    snprintf(why, sizeof why, "%s", e->msg);
+    return err_set(e, -ENOSPC, "%s; a bundle of %s (%llu bytes) does not "
+                               "fit",
+                   why, units_format_size(bytes, size, sizeof size),
+                   (unsigned long long)bytes);
+}
+
+int service_storage_check(struct service *s, const struct caller *c,
+                          uint64_t bytes, json_t **ret_detail,
+                          struct err *e)
+{
+    const char *tenant = c->tenant ? c->tenant : "local";
+    struct quota_use u;
+    int r = quota_check(s->quota, tenant, bytes, &u, e);
+
+    if (r == -ENOSPC)
+        return bundle_over_quota(tenant, bytes, &u, ret_detail, e);
+    return r;
+}
+
+/* runner_opts.store_admit: a job's outputs and log count against its
+ * tenant's storage_quota from before they are stored until the store
+ * counts them, at the job's end (job_thread). */
+static int job_store_admit(void *arg, uint64_t bytes, bool must, char *why,
+                           size_t len)
+{
+    struct active *a = arg;
+    struct err e = {0};
+    int r = quota_admit(a->s->quota, a->tenant, bytes, must, NULL, &e);
+
+    if (r == -ENOSPC) {
+        snprintf(why, len, "%s", e.msg);
+        return r;
+    }
+    if (r < 0) {
+        /* What the tenant holds could not be read: the output is not
+         * lost for that. */
+        log_msg(SURPLUS_LOG_WARNING, "job %s: storage quota not checked: %s",
+                a->id, e.msg);
+        return 0;
+    }
+    a->held += bytes;
+    return 0;
+}
+
+/* What job `a` holds in storage now that its runner is done: counted
+ * from storage, into *u for the transition that ends (or requeues) it. */
+static void count_stored(struct service *s, const struct active *a,
+                         struct job_update *u)
+{
+    struct err e = {0};
+    uint64_t n;
+
+    if (quota_count_job(s->node->storage, a->id, &n, &e) < 0) {
+        log_msg(SURPLUS_LOG_WARNING, "job %s: its outputs and log are not "
+                                     "counted against its tenant's "
+                                     "storage_quota: %s",
+                a->id, e.msg);
+        return;
+    }
+    u->set |= JOB_UPDATE_STORED_BYTES;
+    u->stored_bytes = n;
+}
+
 int service_submit(struct service *s, const struct caller *c, int fd,
                    uint64_t bytes, json_t **ret, struct err *e)
 {
@@ -630,6 +737,8 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     uint64_t queued = 0;
     uint32_t max_gpus = 0;
     bool reserved = false, pending = false;
+    struct quota_use use;
+    uint64_t held = 0;
     int r;
 
     if (service_draining(s)) {
@@ -657,6 +766,14 @@ int service_submit(struct service *s, const struct caller *c, int fd,
                     tenant, (unsigned long long)queued);
         goto out;
     }
+    /* Held from here until the job's row counts the bundle (or it is
+     * refused): submissions at once cannot share the same room. */
+    if ((r = quota_admit(s->quota, tenant, bytes, false, &use, e)) < 0) {
+        if (r == -ENOSPC)
+            r = bundle_over_quota(tenant, bytes, &use, ret, e);
+        goto out;
+    }
+    held = bytes;
     /* Checked from the spooled copy: every rule of surplus-bundle(5). */
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     if ((r = bundle_check(path, s->cf, &sum, e)) < 0) {
@@ -711,6 +828,8 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     }
     pending_done(s, row.id);
     pending = false;
+    quota_release(s->quota, tenant, held);
+    held = 0;
 
     pthread_mutex_lock(&s->mu);
     unreserve(s, tenant, &reserved);
@@ -734,6 +853,7 @@ int service_submit(struct service *s, const struct caller *c, int fd,
 out:
     if (pending)
         pending_done(s, row.id);
+    quota_release(s->quota, tenant, held);
     if (reserved) {
         pthread_mutex_lock(&s->mu);
         unreserve(s, tenant, &reserved);
@@ -840,7 +960,8 @@ static void *job_thread(void *arg)
     struct runner_opts o = {.tenant = a->tenant, .out_dir = "",
                             .echo_fd = -1, .cancel_fd = a->cancel_fd,
                             .job_id = a->id, .record_id = a->record_id,
-                            .ended = job_ended, .ended_arg = a};
+                            .ended = job_ended, .ended_arg = a,
+                            .store_admit = job_store_admit, .store_arg = a};
     struct runner_result res = {0};
     struct job_update u = {0};
     struct err e = {0};
@@ -871,6 +992,7 @@ static void *job_thread(void *arg)
 
     u.set = JOB_UPDATE_ENDED_US | JOB_UPDATE_REASON;
     u.ended_us = wall_us();
+    count_stored(s, a, &u);
     if (r < 0) {
         final = r == -ECANCELED ? JOB_CANCELLED : JOB_FAILED;
         u.reason = e.msg;
@@ -897,10 +1019,12 @@ static void *job_thread(void *arg)
             /* Stopped by a drain: back in the queue for the next start
              * (this attempt is billed under its own record id). */
             struct job_update q = {.set = JOB_UPDATE_STARTED_US |
-                                          JOB_UPDATE_REASON,
+                                          JOB_UPDATE_REASON |
+                                          (u.set & JOB_UPDATE_STORED_BYTES),
                                    .started_us = 0,
                                    .reason = "requeued: the node was "
-                                             "draining"};
+                                             "draining",
+                                   .stored_bytes = u.stored_bytes};
             if (jobstore_transition(s->js, a->id, JOB_RUNNING, JOB_QUEUED, &q,
                                     &e) < 0)
                 log_msg(SURPLUS_LOG_ERR, "job %s: %s", a->id, e.msg);
@@ -932,6 +1056,8 @@ static void *job_thread(void *arg)
     if (jobstore_transition(s->js, a->id, JOB_RUNNING, final, &u, &e) < 0)
         log_msg(SURPLUS_LOG_ERR, "job %s: %s", a->id, e.msg);
 done:
+    /* The store counts its outputs and log now. */
+    quota_release(s->quota, a->tenant, a->held);
     log_msg(SURPLUS_LOG_INFO, "job %s (%s) %s", a->id, a->tenant,
             job_state_name(final));
     pthread_mutex_lock(&s->mu);
@@ -1463,16 +1589,163 @@ int service_usage(struct service *s, const struct caller *c, int64_t since_us,
     return 0;
 }
 
-char *service_metrics(struct service *s)
+/* The tenants whose quota the caller may see: its own, or for the admin
+ * acting as itself every configured tenant and every other that holds
+ * something in storage (root's own "local" among them). */
+struct names {
+    char **v;
+    size_t n;
+};
+
+static void names_free(struct names *nm)
+{
+    for (size_t i = 0; i < nm->n; i++)
+        free(nm->v[i]);
+    free(nm->v);
+    nm->v = NULL;
+    nm->n = 0;
+}
+
+static int names_add(struct names *nm, const char *name)
+{
+    char **v;
+
+    for (size_t i = 0; i < nm->n; i++)
+        if (strcmp(nm->v[i], name) == 0)
+            return 0;
+    if ((v = realloc(nm->v, (nm->n + 1) * sizeof *v)) == NULL)
+        return -ENOMEM;
+    nm->v = v;
+    if ((v[nm->n] = strdup(name)) == NULL)
+        return -ENOMEM;
+    nm->n++;
+    return 0;
+}
+
+static int on_stored_tenant(void *arg, const char *tenant, uint64_t bytes)
+{
+    (void)bytes;
+    return names_add(arg, tenant);
+}
+
+static int quota_tenants(struct service *s, const struct caller *c,
+                         struct names *nm, struct err *e)
+{
+    int r = 0;
+
+    if (!c->admin || c->tenant != NULL) {
+        if (names_add(nm, c->tenant ? c->tenant : "local") < 0)
+            return err_set(e, -ENOMEM, "out of memory");
+        return 0;
+    }
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; r == 0 && i < s->n_tenants; i++)
+        r = names_add(nm, s->tenants[i].name);
+    pthread_mutex_unlock(&s->mu);
+    if (r == 0)
+        r = jobstore_stored_by_tenant(s->js, on_stored_tenant, nm, e);
+    if (r == -ENOMEM)
+        err_set(e, r, "out of memory");
+    if (r < 0)
+        names_free(nm);
+    return r;
+}
+
+int service_quota(struct service *s, const struct caller *c, json_t **ret,
+                  struct err *e)
+{
+    struct names nm = {0};
+    json_t *arr;
+    int r = quota_tenants(s, c, &nm, e);
+
+    if (r < 0)
+        return r;
+    if ((arr = json_array()) == NULL) {
+        names_free(&nm);
+        return err_set(e, -ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; r == 0 && i < nm.n; i++) {
+        const struct tenant *t;
+        struct quota_use u;
+        uint64_t queued = 0;
+        json_t *j;
+
+        if ((r = quota_use(s->quota, nm.v[i], &u, e)) < 0)
+            break;
+        j = quota_json(nm.v[i], &u);
+        pthread_mutex_lock(&s->mu);
+        for (size_t k = 0; k < s->n_queue; k++)
+            queued += strcmp(s->queue[k].tenant, nm.v[i]) == 0;
+        t = tenant_find(s, nm.v[i]);
+        json_object_set_new(j, "jobs_queued",
+                            json_integer((json_int_t)queued));
+        json_object_set_new(j, "max_queued",
+                            t ? json_integer((json_int_t)t->max_queued)
+                              : json_null());
+        pthread_mutex_unlock(&s->mu);
+        json_array_append_new(arr, j);
+    }
+    names_free(&nm);
+    if (r < 0) {
+        json_decref(arr);
+        return r;
+    }
+    *ret = arr;
+    return 0;
+}
+
+/* The per-tenant storage gauges of /metrics, for the tenants the caller
+ * may see. */
+static void metrics_storage(struct service *s, const struct caller *c,
+                            FILE *f)
+{
+    struct names nm = {0};
+    struct quota_use *u;
+    struct err e = {0};
+
+    if (quota_tenants(s, c, &nm, &e) < 0 ||
+        (u = calloc(nm.n + 1, sizeof *u)) == NULL) {
+        names_free(&nm);
+        return;
+    }
+    for (size_t i = 0; i < nm.n; i++)
+        if (quota_use(s->quota, nm.v[i], &u[i], &e) < 0)
+            u[i] = (struct quota_use){0};
+    fprintf(f, "# HELP surplus_tenant_storage_bytes Bytes a tenant holds in "
+               "storage: bundles, logs and outputs.\n"
+               "# TYPE surplus_tenant_storage_bytes gauge\n");
+    for (size_t i = 0; i < nm.n; i++)
+        fprintf(f, "surplus_tenant_storage_bytes{tenant=\"%s\"} %llu\n",
+                nm.v[i], (unsigned long long)(u[i].stored + u[i].held));
+    fprintf(f, "# HELP surplus_tenant_storage_quota_bytes A tenant's "
+               "storage_quota (tenants that have one).\n"
+               "# TYPE surplus_tenant_storage_quota_bytes gauge\n");
+    for (size_t i = 0; i < nm.n; i++)
+        if (u[i].quota)
+            fprintf(f, "surplus_tenant_storage_quota_bytes{tenant=\"%s\"} "
+                       "%llu\n",
+                    nm.v[i], (unsigned long long)u[i].quota);
+    free(u);
+    names_free(&nm);
+}
+
+char *service_metrics(struct service *s, const struct caller *c)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     size_t leased = 0, drained_n = 0, freed = 0;
-    char why[256];
+    char why[256], *storage = NULL;
+    size_t storage_len = 0;
+    FILE *sf;
 
     if (f == NULL)
         return NULL;
+    /* Before the lock: it reads the job store. */
+    if ((sf = open_memstream(&storage, &storage_len)) != NULL) {
+        metrics_storage(s, c, sf);
+        fclose(sf);
+    }
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->n_devs; i++) {
         if (!s->devs[i].healthy || drained(s, &s->devs[i], why, sizeof why))
@@ -1524,6 +1797,9 @@ char *service_metrics(struct service *s)
                "surplus_scrub_seconds_total %.6f\n",
             s->scrub_seconds);
     pthread_mutex_unlock(&s->mu);
+    if (storage != NULL)
+        fputs(storage, f);
+    free(storage);
     fclose(f);
     return buf;
 }
@@ -1674,7 +1950,8 @@ int service_open(const struct config *cf, struct service **ret,
         goto fail;
     }
     snprintf(path, sizeof path, "%s/jobs.db", cf->state_dir);
-    if ((r = jobstore_open(path, &s->js, e)) < 0)
+    if ((r = jobstore_open(path, &s->js, e)) < 0 ||
+        (r = quota_new(s->js, &s->quota, e)) < 0)
         goto fail;
     if ((r = tenants_load(s, cf)) < 0) {
         err_set(e, r, "out of memory");
@@ -1760,9 +2037,17 @@ static void *sweep_thread(void *arg)
 int service_start(struct service *s, struct err *e)
 {
     struct job_filter f = {.states = JOB_STATE_BIT(JOB_QUEUED)};
-    uint64_t requeued = 0, failed = 0, finished = 0;
+    uint64_t requeued = 0, failed = 0, finished = 0, counted = 0;
+    struct err qe = {0};
     int r;
 
+    /* What jobs stored while the daemon died under them is not known to
+     * the store: counted again below, once they are settled. */
+    if ((r = jobstore_stored_forget(s->js,
+                                    JOB_STATE_BIT(JOB_RUNNING) |
+                                        JOB_STATE_BIT(JOB_COMPLETING),
+                                    e)) < 0)
+        return r;
     /* Jobs that were running when the daemon stopped have no process any
      * more (each died with its init when its runner did). */
     if ((r = recovery_reconcile(s->js, s->cf->state_dir, wall_us(),
@@ -1780,6 +2065,15 @@ int service_start(struct service *s, struct err *e)
                                      "ended finished, not run again",
                 (unsigned long long)finished);
     pending_sweep(s);
+    /* Before the API answers: a tenant's storage_quota sums these. */
+    if (quota_count_unknown(s->js, s->node->storage, &counted, &qe) < 0)
+        log_msg(SURPLUS_LOG_WARNING, "storage quotas: what some jobs hold "
+                                     "in storage is not counted: %s",
+                qe.msg);
+    else if (counted)
+        log_msg(SURPLUS_LOG_INFO, "storage quotas: what %llu job(s) hold "
+                                  "counted from storage",
+                (unsigned long long)counted);
     if ((r = jobstore_list(s->js, &f, on_queued, s, e)) < 0)
         return r;
     if (s->n_queue)
@@ -1869,6 +2163,7 @@ void service_close(struct service *s)
     }
     free(s->devs);
     tenants_free(s->tenants, s->n_tenants);
+    quota_free(s->quota);
     jobstore_close(s->js);
     node_close(s->node);
     free(s->cf);

@@ -25,7 +25,8 @@ struct caller {
 
 /* Errors map onto HTTP statuses (api.c):
  *   -EINVAL 400, -EACCES 401, -ENOENT 404, -EALREADY 409, -EFBIG 413,
- *   -EBADMSG 422, -EDQUOT 429, -ESHUTDOWN 503, others 500. */
+ *   -EBADMSG 422, -EDQUOT 429, -ENOSPC 507 (a tenant's storage_quota),
+ *   -ESHUTDOWN 503, others 500. */
 
 int service_open(const struct config *cf, struct service **ret,
                  struct err *e);
@@ -46,7 +47,10 @@ bool service_tenant_exists(struct service *s, const char *name);
 uint64_t service_max_bundle_bytes(struct service *s);
 const char *service_spool_dir(struct service *s);
 
-/* Takes over `fd`, a complete bundle of `bytes` bytes; *ret is the job. */
+/* Takes over `fd`, a complete bundle of `bytes` bytes; *ret is the job.
+ * Refused with -ENOSPC when the bundle does not fit in the tenant's
+ * storage_quota: *ret then says what the tenant holds (the JSON error's
+ * details) and nothing was stored. */
 int service_submit(struct service *s, const struct caller *c, int fd,
                    uint64_t bytes, json_t **ret, struct err *e);
 int service_job(struct service *s, const struct caller *c, const char *id,
@@ -72,8 +76,24 @@ int service_devices(struct service *s, const struct caller *c, json_t **ret,
                     struct err *e);
 int service_usage(struct service *s, const struct caller *c, int64_t since_us,
                   int64_t until_us, json_t **ret, struct err *e);
-/* Prometheus text exposition; the caller frees it. */
-char *service_metrics(struct service *s);
+/* Prometheus text exposition; the caller frees it.  The per-tenant
+ * storage gauges name the caller's own tenant only, every tenant for the
+ * admin acting as itself. */
+char *service_metrics(struct service *s, const struct caller *c);
+
+/* GET /v1/quota: for each tenant the caller may see (its own; every one
+ * for the admin acting as itself), what it holds in storage and its
+ * storage_quota, its queued jobs and its max_queued. */
+int service_quota(struct service *s, const struct caller *c, json_t **ret,
+                  struct err *e);
+
+/* Whether a bundle of `bytes` would fit in the caller's storage_quota
+ * now: 0, or -ENOSPC (507) with *ret_detail (may be NULL) saying what
+ * the tenant holds, for the JSON error.  Nothing is held: service_submit
+ * checks again. */
+int service_storage_check(struct service *s, const struct caller *c,
+                          uint64_t bytes, json_t **ret_detail,
+                          struct err *e);
 bool service_draining(struct service *s);
 
 #endif

@@ -243,6 +243,32 @@ int main(void)
         "'hour' is required", "price without hour");
     bad("pricing = { cpu_hour = -1.0; };\n", 1, "expected a number from 0",
         "negative price");
+    /* storage_quota: none by default, a size, tenants' own override it */
+    r = load("# nothing\n", &c, &e);
+    tap_ok(r == 0 && c->storage_quota == 0, "no storage_quota by default");
+    config_free(c);
+    r = load("storage_quota = \"50G\";\n"
+             "tenants = ( { name = \"a\"; },\n"
+             "  { name = \"b\"; storage_quota = \"1.5M\"; },\n"
+             "  { name = \"c\"; storage_quota = 0; } );\n",
+             &c, &e);
+    tap_ok(r == 0 && c->storage_quota == (UINT64_C(50) << 30) &&
+               !c->tenants[0].has_storage_quota &&
+               c->tenants[1].has_storage_quota &&
+               c->tenants[1].storage_quota == 3 * (UINT64_C(1) << 19) &&
+               c->tenants[2].has_storage_quota &&
+               c->tenants[2].storage_quota == 0,
+           "storage_quota = \"50G\", a tenant's own 1.5M, another's 0 "
+           "(none): %s",
+           e.msg);
+    config_free(c);
+    bad("storage_quota = \"50 gigs\";\n", 1,
+        "storage_quota: '50 gigs' is not a size", "bad storage_quota");
+    bad("tenants = ( { name = \"a\";\n storage_quota = -1; } );\n", 2,
+        "tenants[0].storage_quota: a size cannot be negative",
+        "negative storage_quota of a tenant");
+    bad("tenants = ( { name = \"a\";\n storage_quota = [1]; } );\n", 2,
+        "storage_quota: expected a size", "storage_quota of the wrong type");
     bad("state_dir = \"/x\";\nlimits = { max_entries = ; };\n", 2, "syntax error",
         "syntax error is reported with file:line");
     bad("log_level = \"loud\";\n", 1, "expected error, warning",

@@ -372,14 +372,14 @@ static void test_version(void)
     db_path(path, sizeof path, "version");
     js = open_or_bail(path);
     jobstore_close(js);
-    tap_ok(sql_exec(path, "PRAGMA user_version = 3") == SQLITE_OK,
-           "schema version set to 3 behind the store's back");
+    tap_ok(sql_exec(path, "PRAGMA user_version = 4") == SQLITE_OK,
+           "schema version set to 4 behind the store's back");
     js = NULL;
     err_clear(&e);
     r = jobstore_open(path, &js, &e);
     tap_ok(r == -ENOTSUP && js == NULL &&
-               strstr(e.msg, "schema version 3") != NULL &&
-               strstr(e.msg, "up to 2") != NULL &&
+               strstr(e.msg, "schema version 4") != NULL &&
+               strstr(e.msg, "up to 3") != NULL &&
                strstr(e.msg, "newer") != NULL,
            "a newer schema is refused (%d: %s)", r, e.msg);
     if (r == 0)
@@ -1044,6 +1044,180 @@ static bool ascending(const struct listed *l)
     return true;
 }
 
+/* --- storage held by jobs -------------------------------------------- */
+
+static int64_t stored_of(struct jobstore *js, const char *id)
+{
+    struct job_row row;
+    struct err e = { 0, "" };
+    int64_t n;
+
+    if (jobstore_get(js, id, &row, &e) != 0)
+        return -2;
+    n = row.stored_bytes;
+    job_row_free(&row);
+    return n;
+}
+
+static uint64_t sum_of(struct jobstore *js, const char *tenant)
+{
+    struct err e = { 0, "" };
+    uint64_t n = UINT64_MAX;
+
+    jobstore_stored_bytes(js, tenant, &n, &e);
+    return n;
+}
+
+struct by_tenant {
+    size_t n;
+    char tenant[8][16];
+    uint64_t bytes[8];
+};
+
+static int on_tenant_bytes(void *arg, const char *tenant, uint64_t bytes)
+{
+    struct by_tenant *b = arg;
+
+    if (b->n == 8)
+        return -E2BIG;
+    snprintf(b->tenant[b->n], sizeof b->tenant[0], "%s", tenant);
+    b->bytes[b->n++] = bytes;
+    return 0;
+}
+
+static int on_unknown_id(void *arg, const char *id)
+{
+    struct listed *l = arg;
+
+    if (l->n == MAX_LISTED)
+        return -E2BIG;
+    memcpy(l->id[l->n++], id, JOBSTORE_ID_LEN + 1);
+    return 0;
+}
+
+static void test_stored(const char *path)
+{
+    struct jobstore *js = open_or_bail(path);
+    char a[JOBSTORE_ID_LEN + 1], b[JOBSTORE_ID_LEN + 1],
+        c[JOBSTORE_ID_LEN + 1], d[JOBSTORE_ID_LEN + 1];
+    struct job_update u = { .set = JOB_UPDATE_STORED_BYTES |
+                                   JOB_UPDATE_ENDED_US,
+                            .stored_bytes = 5000, .ended_us = 10 };
+    struct job_row row;
+    struct by_tenant bt = { 0 };
+    struct listed l = { 0 };
+    struct err e = { 0, "" };
+    const char *ids[2];
+    uint64_t bytes[2];
+    int r;
+
+    make_id(a, 0x9001);
+    make_id(b, 0x9002);
+    make_id(c, 0x9003);
+    make_id(d, 0x9004);
+    insert_n(js, 0x9001, "acme", &e);
+    insert_n(js, 0x9002, "acme", &e);
+    insert_n(js, 0x9003, "beta", &e);
+    row = mkrow(0x9004, "acme");
+    row.bundle_key = NULL;
+    jobstore_insert(js, &row, &e);
+    tap_ok(stored_of(js, a) == 1234 && stored_of(js, d) == 0,
+           "a job holds its bundle_bytes from submission, none without a "
+           "bundle (%s)", e.msg);
+    tap_ok(sum_of(js, "acme") == 2468 && sum_of(js, "beta") == 1234 &&
+               sum_of(js, "nobody") == 0,
+           "the sum is per tenant (acme %" PRIu64 ")", sum_of(js, "acme"));
+
+    r = jobstore_transition(js, a, JOB_QUEUED, JOB_RUNNING, NULL, &e);
+    r = r ? r : jobstore_transition(js, a, JOB_RUNNING, JOB_FAILED, &u, &e);
+    tap_ok(r == 0 && stored_of(js, a) == 5000 && sum_of(js, "acme") == 6234,
+           "a transition sets what the job holds, its outputs and log "
+           "counted (%s)", e.msg);
+    u.stored_bytes = (uint64_t)INT64_MAX + 1;
+    r = jobstore_transition(js, b, JOB_QUEUED, JOB_CANCELLED, &u, &e);
+    tap_ok(r == -ERANGE && state_of(js, b) == JOB_QUEUED,
+           "stored_bytes past INT64_MAX is refused (%s)", e.msg);
+
+    r = jobstore_files_removed(js, a, JOBSTORE_BUNDLE_REMOVED, &e);
+    tap_ok(r == 0 && stored_of(js, a) == 5000 - 1234 &&
+               jobstore_get(js, a, &row, &e) == 0 && row.bundle_key == NULL,
+           "its bundle removed: bundle_key cleared, bundle_bytes no longer "
+           "counted (%" PRId64 ")", stored_of(js, a));
+    if (r == 0)
+        job_row_free(&row);
+    r = jobstore_files_removed(js, a, JOBSTORE_BUNDLE_REMOVED, &e);
+    tap_ok(r == 0 && stored_of(js, a) == 5000 - 1234,
+           "removing it twice counts it off once");
+    r = jobstore_files_removed(js, b, JOBSTORE_BUNDLE_MISSING, &e);
+    tap_ok(r == 0 && stored_of(js, b) == 1234 &&
+               jobstore_get(js, b, &row, &e) == 0 && row.bundle_key == NULL,
+           "a bundle found missing is not counted off again");
+    if (r == 0)
+        job_row_free(&row);
+    r = jobstore_files_removed(js, a, JOBSTORE_ALL_REMOVED, &e);
+    tap_ok(r == 0 && stored_of(js, a) == 0 && sum_of(js, "acme") == 1234,
+           "its log and outputs removed: it holds nothing");
+    r = jobstore_files_removed(js, "00000000000bad00", JOBSTORE_ALL_REMOVED,
+                               &e);
+    tap_ok(r == -ENOENT, "an unknown job (%s)", e.msg);
+
+    jobstore_stored_by_tenant(js, on_tenant_bytes, &bt, &e);
+    tap_ok(bt.n == 2 && strcmp(bt.tenant[0], "acme") == 0 &&
+               bt.bytes[0] == 1234 && strcmp(bt.tenant[1], "beta") == 0 &&
+               bt.bytes[1] == 1234,
+           "every tenant's sum, in name order (%zu)", bt.n);
+
+    r = jobstore_transition(js, c, JOB_QUEUED, JOB_RUNNING, NULL, &e);
+    r = r ? r : jobstore_stored_forget(js, JOB_STATE_BIT(JOB_RUNNING), &e);
+    tap_ok(r == 0 && stored_of(js, c) == -1 && stored_of(js, b) == 1234 &&
+               sum_of(js, "beta") == 0,
+           "running jobs forgotten: not known, counting nothing (%s)",
+           e.msg);
+    r = jobstore_stored_unknown(js, on_unknown_id, &l, &e);
+    tap_ok(r == 0 && l.n == 1 && strcmp(l.id[0], c) == 0,
+           "the jobs not known are listed (%zu)", l.n);
+    ids[0] = c;
+    bytes[0] = 777;
+    ids[1] = "0000000000000bad";
+    bytes[1] = 1;
+    r = jobstore_stored_set(js, ids, bytes, 2, &e);
+    tap_ok(r == 0 && stored_of(js, c) == 777 && sum_of(js, "beta") == 777,
+           "... and set in one go, an unknown id skipped (%s)", e.msg);
+    tap_ok(jobstore_stored_forget(js, 0, &e) == -EINVAL,
+           "forgetting no state is refused");
+    jobstore_close(js);
+}
+
+/* A store of schema version 2, from before jobs' storage was counted:
+ * opened, its jobs are there and not known, to be counted. */
+static void test_migrate_v2(const char *path)
+{
+    struct jobstore *js = open_or_bail(path);
+    char id[JOBSTORE_ID_LEN + 1];
+    struct listed l = { 0 };
+    struct err e = { 0, "" };
+    int v = -1, r;
+
+    make_id(id, 0xa001);
+    insert_n(js, 0xa001, "acme", &e);
+    jobstore_close(js);
+    r = sql_exec(path, "DROP INDEX jobs_tenant_stored; "
+                       "ALTER TABLE jobs DROP COLUMN stored_bytes; "
+                       "PRAGMA user_version = 2");
+    tap_ok(r == SQLITE_OK, "the store taken back to version 2 (%d)", r);
+    js = open_or_bail(path);
+    sql_int(path, "PRAGMA user_version", &v);
+    tap_is_int(v, JOBSTORE_SCHEMA_VERSION, "opened, it is migrated");
+    tap_ok(stored_of(js, id) == -1 && sum_of(js, "acme") == 0 &&
+               jobstore_stored_unknown(js, on_unknown_id, &l, &e) == 0 &&
+               l.n == 1,
+           "its job's storage is not known, and listed to be counted");
+    r = insert_n(js, 0xa002, "acme", &e);
+    tap_ok(r == 0 && sum_of(js, "acme") == 1234,
+           "a new job is counted (%s)", e.msg);
+    jobstore_close(js);
+}
+
 static void test_list_count(const char *path)
 {
     static const char *const tenants[] = { "t-a", "t-b", "t-c" };
@@ -1653,6 +1827,10 @@ int main(void)
     test_list_count(path);
     db_path(path, sizeof path, "fifo");
     test_fifo(path);
+    db_path(path, sizeof path, "stored");
+    test_stored(path);
+    db_path(path, sizeof path, "v2");
+    test_migrate_v2(path);
     db_path(path, sizeof path, "reconcile");
     test_reconcile(path);
     test_sigkill(seed);
