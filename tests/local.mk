@@ -29,7 +29,8 @@ AM_TESTS_ENVIRONMENT = \
 	docdir='$(docdir)'; export docdir; bindir='$(bindir)'; export bindir; \
 	TMPDIR="$${TMPDIR:-/tmp}"; export TMPDIR;
 
-EXTRA_DIST += tests/run-test tests/tap.h tests/lib.sh tests/api-flood.py
+EXTRA_DIST += tests/run-test tests/tap.h tests/lib.sh tests/api-flood.py \
+	tests/lose-answer.py
 
 # --- unit tests (C) ----------------------------------------------------------
 UNIT_LDADD = core/lib/libsurplus.la
