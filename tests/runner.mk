@@ -18,5 +18,6 @@ RUNNER_TESTS += tests/daemon-outputs.sh
 RUNNER_TESTS += tests/run-limits.sh
 RUNNER_TESTS += tests/daemon-jobfs.sh
 RUNNER_TESTS += tests/daemon-api.sh
+RUNNER_TESTS += tests/daemon-idempotency.sh
 TESTS += $(RUNNER_TESTS)
 EXTRA_DIST += $(RUNNER_TESTS)

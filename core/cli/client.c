@@ -43,12 +43,25 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 
 static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
+    static const char replayed[] = "Idempotent-Replayed:";
     struct sink *s = arg;
+    size_t len = size * n, k = sizeof replayed - 1;
     long st;
 
-    if (sscanf(data, "HTTP/%*s %ld", &st) == 1)
+    /* Each response's status line starts its headers: a "100 Continue"
+     * comes before the answer. */
+    if (sscanf(data, "HTTP/%*s %ld", &st) == 1) {
         s->rep->status = st;
-    return size * n;
+        s->rep->replayed = false;
+    } else if (len > k && strncasecmp(data, replayed, k) == 0) {
+        const char *v = data + k;
+        size_t vl = len - k;
+
+        while (vl > 0 && (*v == ' ' || *v == '\t'))
+            v++, vl--;
+        s->rep->replayed = vl >= 4 && strncasecmp(v, "true", 4) == 0;
+    }
+    return len;
 }
 
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
@@ -142,6 +155,14 @@ int client_request(const struct cli *cli, const char *method,
                    const char *path, int upload_fd, int sink_fd,
                    struct reply *rep)
 {
+    return client_request_with(cli, method, path, NULL, upload_fd, sink_fd,
+                               rep);
+}
+
+int client_request_with(const struct cli *cli, const char *method,
+                        const char *path, const char *const *headers,
+                        int upload_fd, int sink_fd, struct reply *rep)
+{
     char detail[CURL_ERROR_SIZE] = "";
     struct sink s = {rep, sink_fd};
     struct curl_slist *hdr = NULL;
@@ -225,12 +246,17 @@ int client_request(const struct cli *cli, const char *method,
             curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
         }
     }
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+        hdr = curl_slist_append(hdr, headers[i]);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
     rc = curl_easy_perform(c);
     if (upload_fd >= 0 && isatty(2))
         fputc('\n', stderr);
-    if (rc != CURLE_OK && rep->status == 0)
+    /* Cut off after "100 Continue" is no answer either. */
+    if (rc != CURLE_OK && rep->status < 200) {
+        reply_free(rep);
         r = transfer_failed(cli, cli->url ? cli->url : socket, rc, detail);
+    }
     curl_easy_cleanup(c);
 out:
     if (up)

@@ -1,6 +1,7 @@
 /*
  * The verbs that talk to surplusd:
- *   surplus submit BUNDLE [--wait]   surplus list      surplus status ID
+ *   surplus submit BUNDLE [--wait] [--idempotency-key KEY]
+ *   surplus list                     surplus status ID
  *   surplus logs ID [-f]             surplus cancel ID  surplus devices
  *   surplus fetch ID [-o DIR]        surplus quota
  * Tables on stdout (--json for the API's JSON as is), errors on stderr,
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +23,7 @@
 
 #include "client.h"
 #include "fsafe.h"
+#include "jobstore.h"
 #include "node.h"
 #include "units.h"
 
@@ -322,30 +325,105 @@ static bool terminal(const char *state)
            strcmp(state, "rejected") == 0;
 }
 
+/* Tries of a submission whose answer did not come, and the wait before
+ * the second and third. */
+#define SUBMIT_TRIES 3
+static const unsigned submit_backoff_ms[SUBMIT_TRIES - 1] = {1000, 2000};
+
+/* A fresh idempotency key: 128 random bits in hex.  0, or -errno. */
+static int new_key(char out[33])
+{
+    unsigned char r[16];
+    size_t got = 0;
+
+    while (got < sizeof r) {
+        ssize_t n = getrandom(r + got, sizeof r - got, 0);
+
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (n > 0)
+            got += (size_t)n;
+    }
+    for (size_t i = 0; i < sizeof r; i++)
+        snprintf(out + 2 * i, 3, "%02x", r[i]);
+    return 0;
+}
+
+/* POST /v1/jobs with the key, tried again (same bundle, same key) while
+ * no answer comes, or while surplusd says that an earlier try with the
+ * key is still under way (409): the daemon makes one job of them all. */
+static int post_bundle(struct cli *cli, int fd, const char *key,
+                       struct reply *rep)
+{
+    char header[sizeof "Idempotency-Key: " + JOBSTORE_KEY_MAX];
+    const char *headers[] = {header, NULL};
+    int r;
+
+    snprintf(header, sizeof header, "Idempotency-Key: %s", key);
+    for (int try = 1;; try++) {
+        bool again;
+
+        if (lseek(fd, 0, SEEK_SET) < 0) {
+            cli_error("cannot read the bundle again: %s", strerror(errno));
+            return EXIT_BUNDLE;
+        }
+        r = client_request_with(cli, "POST", "/v1/jobs", headers, fd, -1,
+                                rep);
+        again = (r == EXIT_TEMPFAIL && rep->status == 0) ||
+                (r == 0 && rep->status == 409);
+        if (!again || try == SUBMIT_TRIES)
+            return r;
+        reply_free(rep);
+        fprintf(stderr, "surplus: trying again in %u s with the same "
+                        "Idempotency-Key (try %d of %d)\n",
+                submit_backoff_ms[try - 1] / 1000, try + 1, SUBMIT_TRIES);
+        usleep((useconds_t)submit_backoff_ms[try - 1] * 1000);
+    }
+}
+
+static const char submit_usage[] =
+    "Usage: surplus submit BUNDLE [--wait] [--idempotency-key KEY]\n";
+
 int cmd_submit(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {{"wait", no_argument, NULL, 'w'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"wait", no_argument, NULL, 'w'},
+        {"idempotency-key", required_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     bool wait = false;
     struct reply rep;
     struct stat st = {0};
     json_t *j = NULL;
-    char id[17];
+    const char *key = NULL;
+    char id[17], fresh[33];
     int opt, fd, r;
 
     while ((opt = getopt_long(argc, argv, "wh", opts, NULL)) != -1) {
         if (opt == 'w') {
             wait = true;
+        } else if (opt == 'k') {
+            key = optarg;
         } else {
-            fprintf(opt == 'h' ? stdout : stderr,
-                    "Usage: surplus submit BUNDLE [--wait]\n");
+            fputs(submit_usage, opt == 'h' ? stdout : stderr);
             return opt == 'h' ? 0 : EXIT_USAGE;
         }
     }
     if (optind + 1 != argc) {
-        fprintf(stderr, "Usage: surplus submit BUNDLE [--wait]\n");
+        fputs(submit_usage, stderr);
         return EXIT_USAGE;
+    }
+    if (key != NULL && !jobstore_key_valid(key)) {
+        cli_error("--idempotency-key: expected 1 to %d printable ASCII "
+                  "characters", JOBSTORE_KEY_MAX);
+        return EXIT_USAGE;
+    }
+    if (key == NULL) {
+        if ((r = new_key(fresh)) < 0) {
+            cli_error("cannot make an idempotency key: %s", strerror(-r));
+            return EXIT_INTERNAL;
+        }
+        key = fresh;
     }
     /* O_NONBLOCK: a fifo must not keep the open waiting for a writer. */
     if ((fd = open(argv[optind], O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
@@ -365,16 +443,23 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
         return EXIT_BUNDLE;
     }
     fcntl(fd, F_SETFL, 0);
-    r = client_request(cli, "POST", "/v1/jobs", fd, -1, &rep);
+    r = post_bundle(cli, fd, key, &rep);
     close(fd);
     if (r != 0)
         return r;
     if (rep.status != 201) {
         r = client_fail(&rep);
+        /* Still in progress after the last try: later, it is answered. */
+        if (rep.status == 409)
+            r = EXIT_TEMPFAIL;
         reply_free(&rep);
         return r;
     }
     j = client_json(&rep);
+    if (j != NULL && rep.replayed)
+        fprintf(stderr, "surplus: job %s was made by an earlier request "
+                        "with this Idempotency-Key; not submitted again\n",
+                str(j, "id"));
     reply_free(&rep);
     if (j == NULL)
         return EXIT_INTERNAL;

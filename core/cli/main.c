@@ -22,7 +22,8 @@ static const struct verb {
     {"bundle", cmd_bundle, "check a job bundle, or create one from a "
                            "directory"},
     {"run", cmd_run, "run a job bundle here and now, without a daemon"},
-    {"submit", cmd_submit, "send a bundle to surplusd [--wait]"},
+    {"submit", cmd_submit, "send a bundle to surplusd [--wait] "
+                           "[--idempotency-key KEY]"},
     {"list", cmd_list, "list jobs"},
     {"status", cmd_status, "show one job"},
     {"logs", cmd_logs, "show a job's log [-f]"},

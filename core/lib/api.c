@@ -21,8 +21,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "jobstore.h"
 #include "log.h"
 #include "node.h"
+#include "sha256.h"
 
 /* Threads serving each listener.  A submission waits on the disk (the
  * bundle and the job's row are made durable before the reply), so more
@@ -97,6 +99,15 @@ struct req {
     char no_room_msg[sizeof ((struct err *)0)->msg];
     json_t *no_room_detail;
     bool answered;
+    /* Refused before the body (a bad Idempotency-Key, or one another
+     * request is using), answered after it: the body is dropped. */
+    int refused;
+    char refused_msg[160];
+    /* Idempotency-Key, and the SHA-256 of the body as it comes; claimed
+     * until answered (service_key_claim). */
+    bool keyed, claimed;
+    char key[JOBSTORE_KEY_MAX + 1];
+    struct sha256_ctx sha;
 };
 
 /* ---- responses ---------------------------------------------------------- */
@@ -144,6 +155,31 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status,
     if (s == NULL)
         return MHD_NO;
     return send_owned(c, status, "application/json", s, strlen(s));
+}
+
+/* The 201 of POST /v1/jobs; a replay says so in a header. */
+static enum MHD_Result send_created(struct MHD_Connection *c, json_t *j,
+                                    bool replayed)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    json_decref(j);
+    if (s == NULL)
+        return MHD_NO;
+    r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(s);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/json");
+    if (replayed)
+        MHD_add_response_header(r, "Idempotent-Replayed", "true");
+    ret = MHD_queue_response(c, MHD_HTTP_CREATED, r);
+    MHD_destroy_response(r);
+    return ret;
 }
 
 static unsigned status_for(int r)
@@ -795,31 +831,100 @@ static void bundle_too_big(struct api *a, char *msg, size_t len)
  * its 413 reaches the client (below). */
 #define UPLOAD_DISCARD_MAX (64ULL << 20)
 
+#define KEY_HEADER "Idempotency-Key"
+
+static enum MHD_Result count_key(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, const char *value)
+{
+    unsigned *n = cls;
+
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, KEY_HEADER) == 0)
+        (*n)++;
+    return MHD_YES;
+}
+
+/* The request's Idempotency-Key into rq, if it has one: 0, or -EINVAL
+ * with what is wrong with it in msg. */
+static int read_key(struct MHD_Connection *c, struct req *rq, char *msg,
+                    size_t len)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                KEY_HEADER);
+    static const char rule[] = "1 to 255 printable ASCII characters";
+    unsigned n = 0;
+    size_t i;
+
+    if (v == NULL)
+        return 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_key, &n);
+    if (n > 1) {
+        snprintf(msg, len, KEY_HEADER " is given %u times: give it once", n);
+        return -EINVAL;
+    }
+    for (i = 0; v[i] && i <= JOBSTORE_KEY_MAX; i++)
+        if (v[i] < 0x20 || v[i] > 0x7e) {
+            snprintf(msg, len, KEY_HEADER " has byte 0x%02x at position "
+                     "%zu: it must be %s", (unsigned char)v[i], i + 1,
+                     rule);
+            return -EINVAL;
+        }
+    if (i == 0 || i > JOBSTORE_KEY_MAX) {
+        snprintf(msg, len, KEY_HEADER " is %s: it must be %s",
+                 i == 0 ? "empty" : "longer than 255 bytes", rule);
+        return -EINVAL;
+    }
+    memcpy(rq->key, v, i + 1);
+    rq->keyed = true;
+    sha256_init(&rq->sha);
+    return 0;
+}
+
 /* POST /v1/jobs, first call (headers only): what can be refused before
  * the body is read is refused now.  libmicrohttpd takes a response only
- * here or after the whole body.  A Content-Length over the limit is
- * answered now when the client waits for "100 Continue" (it then sends
- * none of the body) or when the body is huge; otherwise the body is read
- * and dropped first: answering while a client is still sending makes the
- * connection close under it, and the client sees a broken pipe instead
- * of the 413. */
+ * here or after the whole body.  A bad or busy Idempotency-Key, or a
+ * Content-Length over the limit, is answered now when the client waits
+ * for "100 Continue" (it then sends none of the body) or (the limit) when
+ * the body is huge; otherwise the body is read and dropped first:
+ * answering while a client is still sending makes the connection close
+ * under it, and the client sees a broken pipe instead of the 400, 409
+ * or 413. */
 static enum MHD_Result upload_begin(struct api *a, struct MHD_Connection *c,
                                     struct req *rq)
 {
     const char *cl = MHD_lookup_connection_value(
         c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *expect = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    bool waits = expect != NULL && strcasecmp(expect, "100-continue") == 0;
     char msg[160];
+    int r;
 
     if (service_draining(a->svc)) {
         rq->answered = true;
         return send_error(c, -ESHUTDOWN, "the node is draining");
     }
+    if ((r = read_key(c, rq, msg, sizeof msg)) == 0 && rq->keyed) {
+        struct err e = {0};
+
+        if ((r = service_key_claim(a->svc, &rq->caller, rq->key, &e)) == 0)
+            rq->claimed = true;
+        else
+            snprintf(msg, sizeof msg, "%.159s", e.msg);
+    }
+    if (r < 0) {
+        if (waits) {
+            rq->answered = true;
+            return send_error(c, r, msg);
+        }
+        rq->refused = r;
+        snprintf(rq->refused_msg, sizeof rq->refused_msg, "%s", msg);
+        return MHD_YES;
+    }
     if (cl != NULL &&
         strtoull(cl, NULL, 10) > service_max_bundle_bytes(a->svc)) {
-        const char *expect = MHD_lookup_connection_value(
-            c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
-
-        if ((expect != NULL && strcasecmp(expect, "100-continue") == 0) ||
+        if (waits ||
             strtoull(cl, NULL, 10) - service_max_bundle_bytes(a->svc) >
                 UPLOAD_DISCARD_MAX) {
             rq->answered = true;
@@ -832,16 +937,13 @@ static enum MHD_Result upload_begin(struct api *a, struct MHD_Connection *c,
     /* A bundle that cannot fit in the tenant's storage_quota is not
      * spooled at all, answered as early as an over-limit one. */
     if (cl != NULL) {
-        const char *expect = MHD_lookup_connection_value(
-            c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
         uint64_t len = strtoull(cl, NULL, 10);
         json_t *detail = NULL;
         struct err e = {0};
 
         if (service_storage_check(a->svc, &rq->caller, len, &detail, &e) ==
             -ENOSPC) {
-            if ((expect != NULL && strcasecmp(expect, "100-continue") == 0) ||
-                len > UPLOAD_DISCARD_MAX) {
+            if (waits || len > UPLOAD_DISCARD_MAX) {
                 rq->answered = true;
                 return send_error_detail(c, -ENOSPC, e.msg, detail);
             }
@@ -868,8 +970,10 @@ static enum MHD_Result upload_begin(struct api *a, struct MHD_Connection *c,
 static enum MHD_Result upload(struct api *a, struct MHD_Connection *c,
                               struct req *rq, const char *data, size_t *size)
 {
+    struct submit_opts o = {0};
     struct err e = {0};
     json_t *j = NULL;
+    bool replayed = false;
     char msg[160];
     int r;
 
@@ -884,6 +988,8 @@ static enum MHD_Result upload(struct api *a, struct MHD_Connection *c,
             rq->bytes += *size;
             if (rq->bytes > service_max_bundle_bytes(a->svc))
                 rq->over = true;
+            if (rq->keyed && !rq->over)
+                sha256_update(&rq->sha, data, *size);
             for (size_t off = 0; !rq->over && off < *size;) {
                 ssize_t n = write(rq->fd, data + off, *size - off);
                 if (n < 0) {
@@ -901,6 +1007,8 @@ static enum MHD_Result upload(struct api *a, struct MHD_Connection *c,
         return MHD_YES;
     }
     rq->answered = true;
+    if (rq->refused)
+        return send_error(c, rq->refused, rq->refused_msg);
     if (rq->over) {
         bundle_too_big(a, msg, sizeof msg);
         return send_error(c, -EFBIG, msg);
@@ -916,11 +1024,22 @@ static enum MHD_Result upload(struct api *a, struct MHD_Connection *c,
                  service_spool_dir(a->svc), strerror(rq->spool_errno));
         return send_error(c, -EIO, msg);
     }
-    r = service_submit(a->svc, &rq->caller, rq->fd, rq->bytes, &j, &e);
+    if (rq->keyed) {
+        o.idempotency_key = rq->key;
+        sha256_final_hex(&rq->sha, o.request_sha256);
+    }
+    r = service_submit(a->svc, &rq->caller, rq->fd, rq->bytes, &o, &j,
+                       &replayed, &e);
     rq->fd = -1; /* the service took it over */
+    /* The key is in the store now, or the request failed: either way the
+     * next request with it may go on. */
+    if (rq->claimed) {
+        service_key_release(a->svc, &rq->caller, rq->key);
+        rq->claimed = false;
+    }
     if (r < 0)
         return send_error_detail(c, r, e.msg[0] ? e.msg : strerror(-r), j);
-    return send_result(c, r, MHD_HTTP_CREATED, j, &e);
+    return send_created(c, j, replayed);
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
@@ -969,9 +1088,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 static void request_done(void *cls, struct MHD_Connection *c, void **state,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct api *a = cls;
     struct req *rq = *state;
 
-    (void)cls;
     (void)c;
     (void)toe;
     if (rq == NULL)
@@ -979,6 +1098,9 @@ static void request_done(void *cls, struct MHD_Connection *c, void **state,
     if (rq->fd >= 0)
         close(rq->fd);
     json_decref(rq->no_room_detail);
+    /* Answered before its end (too large, say), or cut off. */
+    if (rq->claimed)
+        service_key_release(a->svc, &rq->caller, rq->key);
     free(rq);
     *state = NULL;
 }
@@ -1260,7 +1382,7 @@ static int tcp_start(struct api *a, const struct config *cf, unsigned flags,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log_tls, a, MHD_OPTION_LISTEN_SOCKET,
         a->tcp_fd, MHD_OPTION_HTTPS_MEM_CERT, a->tls_cert,
         MHD_OPTION_HTTPS_MEM_KEY, a->tls_key, MHD_OPTION_THREAD_POOL_SIZE,
-        API_THREADS, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+        API_THREADS, MHD_OPTION_NOTIFY_COMPLETED, request_done, a,
         MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT,
         limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, a->per_client,
         MHD_OPTION_END);
@@ -1332,7 +1454,7 @@ int api_start(struct service *s, const struct config *cf, struct api **ret,
         flags, 0, NULL, NULL, handler, &a->on_unix,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
         a->unix_fd, MHD_OPTION_THREAD_POOL_SIZE, API_THREADS,
-        MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, request_done, a,
         MHD_OPTION_NOTIFY_CONNECTION, connection_notify, a,
         MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT,
         unix_limit, MHD_OPTION_END);

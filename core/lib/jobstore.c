@@ -16,6 +16,11 @@
  *
  * States are stored by name, so that the file reads well in the sqlite3
  * shell and the enum may be renumbered.
+ *
+ * A third table, `idempotency_keys`, holds the tenants' idempotency keys,
+ * each written in the transaction that inserts its job; UNIQUE (tenant,
+ * key) makes a second job for one key impossible, whatever the daemon
+ * does.
  */
 #include "jobstore.h"
 
@@ -107,6 +112,18 @@ bool jobstore_id_valid(const char *id)
     return id[JOBSTORE_ID_LEN] == '\0';
 }
 
+bool jobstore_key_valid(const char *key)
+{
+    size_t n;
+
+    if (!key)
+        return false;
+    for (n = 0; key[n]; n++)
+        if (n >= JOBSTORE_KEY_MAX || key[n] < 0x20 || key[n] > 0x7e)
+            return false;
+    return n > 0;
+}
+
 void job_row_free(struct job_row *row)
 {
     if (!row)
@@ -188,8 +205,25 @@ static const char migrate_v3_sql[] =
     "WHERE stored_bytes > 0;\n"
     "PRAGMA user_version = 3;";
 
-_Static_assert(JOBSTORE_SCHEMA_VERSION == 3,
-               "schema_sql and the migrations write user_version 3");
+/* Version 4: idempotency keys.  A key names its job by id, and goes with
+ * it (ON DELETE CASCADE); the CHECKs are jobstore_key_valid's rule (the
+ * GLOB: no byte outside space to '~'). */
+static const char migrate_v4_sql[] =
+    "CREATE TABLE idempotency_keys ("
+    "tenant TEXT NOT NULL, "
+    "idempotency_key TEXT NOT NULL CHECK ("
+    "length(CAST(idempotency_key AS BLOB)) BETWEEN 1 AND 255 AND "
+    "idempotency_key NOT GLOB '*[^ -~]*'), "
+    "request_sha256 TEXT NOT NULL CHECK (length(request_sha256) = 64), "
+    "job_id TEXT NOT NULL UNIQUE REFERENCES jobs (id) ON DELETE CASCADE, "
+    "created_us INTEGER NOT NULL, "
+    "UNIQUE (tenant, idempotency_key));\n"
+    "PRAGMA user_version = 4;";
+
+_Static_assert(JOBSTORE_SCHEMA_VERSION == 4,
+               "migrate_v4_sql writes the last user_version, 4");
+_Static_assert(JOBSTORE_KEY_MAX == 255,
+               "migrate_v4_sql checks keys of 255 bytes at most");
 
 #define COLUMNS                                                              \
     "seq, id, tenant, name, state, exit_status, submitted_us, started_us, " \
@@ -258,6 +292,9 @@ enum stmt_id {
     ST_ALL_REMOVED,
     ST_STORED_UNKNOWN,
     ST_STORED_SET,
+    ST_KEY_INSERT,
+    ST_KEY_FIND,
+    ST_KEY_FORGET,
     ST_N
 };
 
@@ -327,6 +364,12 @@ static const char *const stmt_sql[ST_N] = {
     [ST_STORED_UNKNOWN] = "SELECT id FROM jobs WHERE stored_bytes IS NULL "
                           "ORDER BY seq",
     [ST_STORED_SET] = "UPDATE jobs SET stored_bytes = ?2 WHERE id = ?1",
+    [ST_KEY_INSERT] = "INSERT INTO idempotency_keys (tenant, idempotency_key, "
+                      "request_sha256, job_id, created_us) VALUES "
+                      "(?1, ?2, ?3, ?4, ?5)",
+    [ST_KEY_FIND] = "SELECT job_id, request_sha256 FROM idempotency_keys "
+                    "WHERE tenant = ?1 AND idempotency_key = ?2",
+    [ST_KEY_FORGET] = "DELETE FROM idempotency_keys WHERE job_id = ?1",
 };
 
 struct jobstore {
@@ -665,9 +708,14 @@ static int create_schema(struct jobstore *js, struct err *e)
                      "cannot migrate the schema to version 2");
         version = 2;
     }
-    if (r >= 0 && version == 2)
+    if (r >= 0 && version == 2) {
         r = exec_sql(js, migrate_v3_sql, e,
                      "cannot migrate the schema to version 3");
+        version = 3;
+    }
+    if (r >= 0 && version == 3)
+        r = exec_sql(js, migrate_v4_sql, e,
+                     "cannot migrate the schema to version 4");
     if (r >= 0)
         r = exec_sql(js, "COMMIT", e, "cannot commit the schema");
     if (r < 0)
@@ -850,8 +898,42 @@ static int bind_insert(sqlite3_stmt *s, const struct job_row *row,
     return sqlite3_bind_int(s, 14, row->requeue);
 }
 
-int jobstore_insert(struct jobstore *js, const struct job_row *row,
-                    struct err *e)
+static bool sha256_hex_valid(const char *h)
+{
+    return h && strlen(h) == 64 && strspn(h, "0123456789abcdef") == 64;
+}
+
+/* Records `key` for the job just inserted; the caller holds the
+ * transaction. */
+static int add_key(struct jobstore *js, const struct job_row *row,
+                   const char *key, const char *request_sha256,
+                   int64_t submitted, struct err *e)
+{
+    sqlite3_stmt *s = js->st[ST_KEY_INSERT];
+    char buf[64], tbuf[64];
+    int r = 0, rc;
+
+    if ((rc = bind_text(s, 1, row->tenant)) != SQLITE_OK ||
+        (rc = bind_text(s, 2, key)) != SQLITE_OK ||
+        (rc = bind_text(s, 3, request_sha256)) != SQLITE_OK ||
+        (rc = bind_text(s, 4, row->id)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(s, 5, submitted)) != SQLITE_OK)
+        r = db_error(js, e, rc, "job %s: cannot bind its idempotency key",
+                     row->id);
+    else if ((rc = sqlite3_step(s)) == SQLITE_CONSTRAINT_UNIQUE)
+        r = err_set(e, -EEXIST, "tenant '%s' already has idempotency key "
+                    "'%s'", esc(row->tenant, tbuf, sizeof tbuf),
+                    esc(key, buf, sizeof buf));
+    else if (rc != SQLITE_DONE)
+        r = db_error(js, e, rc, "job %s: cannot record its idempotency key",
+                     row->id);
+    done(s);
+    return r;
+}
+
+int jobstore_insert_keyed(struct jobstore *js, const struct job_row *row,
+                          const char *key, const char *request_sha256,
+                          struct err *e)
 {
     sqlite3_stmt *s = js->st[ST_INSERT];
     int64_t submitted;
@@ -860,6 +942,13 @@ int jobstore_insert(struct jobstore *js, const struct job_row *row,
     r = check_row(row, e);
     if (r < 0)
         return r;
+    if (key && !jobstore_key_valid(key))
+        return err_set(e, -EINVAL, "job %s: an idempotency key is 1 to %d "
+                       "bytes of printable ASCII", row->id,
+                       JOBSTORE_KEY_MAX);
+    if (key && !sha256_hex_valid(request_sha256))
+        return err_set(e, -EINVAL, "job %s: the request's SHA-256 is not 64 "
+                       "lowercase hex digits", row->id);
     submitted = row->submitted_us ? row->submitted_us : now_us();
 
     lock(js);
@@ -882,11 +971,83 @@ int jobstore_insert(struct jobstore *js, const struct job_row *row,
     if (r >= 0)
         r = add_history(js, row->id, JOB_STATE_NONE, JOB_QUEUED, submitted,
                         NULL, e);
+    if (r >= 0 && key)
+        r = add_key(js, row, key, request_sha256, submitted, e);
     if (r >= 0)
         r = commit(js, e);
     if (r < 0)
         rollback(js);
 out:
+    unlock(js);
+    return r;
+}
+
+int jobstore_insert(struct jobstore *js, const struct job_row *row,
+                    struct err *e)
+{
+    return jobstore_insert_keyed(js, row, NULL, NULL, e);
+}
+
+int jobstore_key_find(struct jobstore *js, const char *tenant,
+                      const char *key,
+                      char ret_job_id[JOBSTORE_ID_LEN + 1],
+                      char ret_request_sha256[65], struct err *e)
+{
+    sqlite3_stmt *s = js->st[ST_KEY_FIND];
+    const char *id, *sha;
+    char buf[64];
+    int r = 0, rc;
+
+    if (!tenant || !*tenant)
+        return err_set(e, -EINVAL, "idempotency key: no tenant");
+    if (!jobstore_key_valid(key))
+        return err_set(e, -EINVAL, "an idempotency key is 1 to %d bytes of "
+                       "printable ASCII", JOBSTORE_KEY_MAX);
+    lock(js);
+    rc = bind_text(s, 1, tenant);
+    if (rc == SQLITE_OK)
+        rc = bind_text(s, 2, key);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+        r = err_set(e, -ENOENT, "tenant '%s' has no idempotency key '%s'",
+                    esc(tenant, buf, sizeof buf), key);
+    } else if (rc != SQLITE_ROW) {
+        r = db_error(js, e, rc, "cannot look up an idempotency key");
+    } else {
+        id = (const char *)sqlite3_column_text(s, 0);
+        sha = (const char *)sqlite3_column_text(s, 1);
+        if (!jobstore_id_valid(id) || !sha256_hex_valid(sha)) {
+            r = err_set(e, -EBADMSG, "job store '%s': idempotency key of "
+                        "job '%s' is damaged", js->path,
+                        esc(id, buf, sizeof buf));
+        } else {
+            memcpy(ret_job_id, id, JOBSTORE_ID_LEN + 1);
+            memcpy(ret_request_sha256, sha, 65);
+        }
+    }
+    done(s);
+    unlock(js);
+    return r;
+}
+
+int jobstore_key_forget(struct jobstore *js, const char *id, struct err *e)
+{
+    sqlite3_stmt *s = js->st[ST_KEY_FORGET];
+    int r = 0, rc;
+
+    if (!jobstore_id_valid(id))
+        return bad_id(e, id);
+    /* One statement in autocommit mode is a transaction of its own; with
+     * nothing to delete, it writes nothing. */
+    lock(js);
+    rc = bind_text(s, 1, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        r = db_error(js, e, rc, "job %s: cannot forget its idempotency key",
+                     id);
+    done(s);
     unlock(js);
     return r;
 }

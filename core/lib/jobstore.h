@@ -26,9 +26,10 @@
 
 #include "err.h"
 
-#define JOBSTORE_SCHEMA_VERSION 3      /* PRAGMA user_version written */
+#define JOBSTORE_SCHEMA_VERSION 4      /* PRAGMA user_version written */
 #define JOBSTORE_BUSY_TIMEOUT_MS 5000
 #define JOBSTORE_ID_LEN 16             /* lowercase hex digits of a job id */
+#define JOBSTORE_KEY_MAX 255           /* bytes of an idempotency key */
 
 /* The names (job_state_name) are what the database stores: the numbers
  * may change, the names may not. */
@@ -70,6 +71,11 @@ bool job_transition_allowed(enum job_state from, enum job_state to);
 /* A job id: JOBSTORE_ID_LEN lowercase hex digits, as runner_new_id() makes
  * them.  One spelling per id, so that "AB.." and "ab.." are not two jobs. */
 bool jobstore_id_valid(const char *id);
+
+/* An idempotency key, as a tenant sends it in the Idempotency-Key header
+ * of a submission: 1 to JOBSTORE_KEY_MAX bytes, each printable ASCII
+ * (space to '~').  Opaque otherwise: compared byte for byte. */
+bool jobstore_key_valid(const char *key);
 
 struct job_row {
     char id[JOBSTORE_ID_LEN + 1];
@@ -186,6 +192,36 @@ void jobstore_close(struct jobstore *js);
  */
 int jobstore_insert(struct jobstore *js, const struct job_row *row,
                     struct err *e);
+
+/*
+ * Idempotency keys.  A tenant's key stands for one job, and for the
+ * request that made it, by the SHA-256 of that request (what the daemon
+ * hashes is its business: 64 lowercase hex digits here).  Keys are per
+ * tenant: two tenants' equal keys are two keys.  A key lasts until it is
+ * forgotten (jobstore_key_forget), and then may stand for a new job.
+ *
+ * jobstore_insert_keyed is jobstore_insert that also records `key` of the
+ * row's tenant for the new job and `request_sha256`, in the same
+ * transaction: the store never has the job without its key, nor the key
+ * without its job.  -EEXIST if the tenant has that key already (nothing
+ * is written; jobstore_key_find says for which job) or the id is taken;
+ * -EINVAL for a key that is not jobstore_key_valid.
+ */
+int jobstore_insert_keyed(struct jobstore *js, const struct job_row *row,
+                          const char *key, const char *request_sha256,
+                          struct err *e);
+
+/* The job `tenant`'s key stands for, and the SHA-256 of the request that
+ * made it.  -ENOENT if the tenant has no such key (never had, or it was
+ * forgotten); the outputs are then untouched. */
+int jobstore_key_find(struct jobstore *js, const char *tenant,
+                      const char *key,
+                      char ret_job_id[JOBSTORE_ID_LEN + 1],
+                      char ret_request_sha256[65], struct err *e);
+
+/* Forgets the key of job `id`, if it has one.  Not an error if it has
+ * none. */
+int jobstore_key_forget(struct jobstore *js, const char *id, struct err *e);
 
 /*
  * Compare-and-set: moves job `id` from `from` to `to` only if its state is

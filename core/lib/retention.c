@@ -1,6 +1,7 @@
 /*
  * retention.c - removes what ended jobs no longer need from storage: the
- * bundle at once, the log and outputs once the tenant's retention ran out.
+ * bundle at once, the log and outputs once the tenant's retention ran out,
+ * and with them the job's idempotency key.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -90,6 +91,11 @@ static int expire(struct sweep *w, const struct job_row *row)
     struct keys k = {0};
     int r;
 
+    /* Its key goes with its files (a retry that late is a new job):
+     * forgotten first, so that once the files are gone, so is the key. */
+    r = jobstore_key_forget(w->js, row->id, w->e);
+    if (r < 0)
+        return r;
     /* Listed first and removed after: a store need not allow removal
      * during its own listing. */
     snprintf(prefix, sizeof prefix, "jobs/%s/", row->id);
@@ -149,8 +155,9 @@ int retention_sweep(struct jobstore *js, struct plugin *storage,
                     struct err *e)
 {
     struct job_filter f = {.states = JOB_STATES_TERMINAL};
-    struct sweep w = {js,     storage,  retention, arg,
-                      now_us, since_us, stats,     e};
+    struct sweep w = {.js = js, .storage = storage, .retention = retention,
+                      .arg = arg, .now_us = now_us, .since_us = since_us,
+                      .stats = stats, .e = e};
 
     return jobstore_list(js, &f, on_ended, &w, e);
 }

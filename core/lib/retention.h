@@ -10,7 +10,9 @@
  * The job's row stays in the job store, so `surplus status` still answers
  * and says its files are gone; what was removed is taken off the bytes
  * the store counts for the job (jobstore_files_removed), which its
- * tenant's storage_quota sums.
+ * tenant's storage_quota sums;
+ * its idempotency key, if it had one, is forgotten then, so that the
+ * key may make a new job.
  */
 #ifndef SURPLUS_RETENTION_H
 #define SURPLUS_RETENTION_H
@@ -34,9 +36,10 @@ typedef uint64_t (*retention_fn)(void *arg, const char *tenant);
 
 /*
  * One sweep at `now_us`: every ended job's bundle, and every object of each
- * ended job whose retention ran out, are removed from `storage`.  Jobs whose
- * ends were dealt with by the sweep at `since_us` (0: none, a full sweep)
- * are skipped: those that ended, or expired, before then.  Removal errors
+ * ended job whose retention ran out, are removed from `storage`, and the
+ * idempotency keys of the latter from `js`.  Jobs whose ends were dealt
+ * with by the sweep at `since_us` (0: none, a full sweep) are skipped:
+ * those that ended, or expired, before then.  Removal errors
  * other than a missing object stop the sweep with the error set; what was
  * removed is counted in *stats either way.
  */

@@ -89,6 +89,13 @@ struct tenant {
                            yet in the queue (or refused) */
 };
 
+/* A submission with an idempotency key, from its start until its job is
+ * in the store (or it failed). */
+struct keyed {
+    struct keyed *next;
+    char *tenant, *key;
+};
+
 struct service {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -107,6 +114,7 @@ struct service {
     size_t n_running;
     struct tenant *tenants;
     size_t n_tenants;
+    struct keyed *keyed;     /* submissions with a key, under way */
     bool draining, stopping, started;
     uint64_t wake_gen;
     pthread_t sched;
@@ -117,7 +125,7 @@ struct service {
     bool sweep_due;
     uint64_t retention_ms;   /* the default; tenants may have their own */
     /* metrics */
-    uint64_t bundle_bytes, submitted, finished[JOB_STATE_COUNT];
+    uint64_t bundle_bytes, submitted, replayed, finished[JOB_STATE_COUNT];
     uint64_t lat_count, lat_bucket[LATENCY_BUCKETS];
     double lat_sum, scrub_seconds;
 };
@@ -726,13 +734,106 @@ static void count_stored(struct service *s, const struct active *a,
     u->stored_bytes = n;
 }
 
-int service_submit(struct service *s, const struct caller *c, int fd,
-                   uint64_t bytes, json_t **ret, struct err *e)
+/* The tenant a submission's job is for: root alone submits as "local". */
+static const char *submit_tenant(const struct caller *c)
 {
-    const char *tenant = c->tenant ? c->tenant : "local";
+    return c->tenant ? c->tenant : "local";
+}
+
+/*
+ * Idempotency keys.  The store's UNIQUE (tenant, key) alone would let two
+ * requests with one key both upload and store their bundle, and the
+ * second find out only at its insert; so a request with a key claims it
+ * as soon as its headers are in, for as long as it runs, and a second
+ * one meanwhile is told that the first is under way (409).  Claimed
+ * first, then looked up (service_submit): a request that finished before
+ * the claim has its key in the store by then.
+ */
+int service_key_claim(struct service *s, const struct caller *c,
+                      const char *key, struct err *e)
+{
+    const char *tenant = submit_tenant(c);
+    struct keyed *k;
+    int r = 0;
+
+    pthread_mutex_lock(&s->mu);
+    for (k = s->keyed; k != NULL; k = k->next)
+        if (strcmp(k->tenant, tenant) == 0 && strcmp(k->key, key) == 0)
+            break;
+    if (k != NULL) {
+        r = err_set(e, -EALREADY, "a request with this Idempotency-Key is "
+                                  "in progress; try again once it has been "
+                                  "answered");
+    } else if ((k = calloc(1, sizeof *k)) == NULL ||
+               (k->tenant = strdup(tenant)) == NULL ||
+               (k->key = strdup(key)) == NULL) {
+        if (k != NULL)
+            free(k->tenant);
+        free(k);
+        r = err_set(e, -ENOMEM, "out of memory");
+    } else {
+        k->next = s->keyed;
+        s->keyed = k;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+void service_key_release(struct service *s, const struct caller *c,
+                         const char *key)
+{
+    const char *tenant = submit_tenant(c);
+
+    pthread_mutex_lock(&s->mu);
+    for (struct keyed **p = &s->keyed; *p != NULL; p = &(*p)->next) {
+        struct keyed *k = *p;
+
+        if (strcmp(k->tenant, tenant) == 0 && strcmp(k->key, key) == 0) {
+            *p = k->next;
+            free(k->tenant);
+            free(k->key);
+            free(k);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The answer to a request whose key the store has: the job the key stands
+ * for, if the request is the one that made it.  -ENOENT when the store
+ * does not have the key. */
+static int key_replay(struct service *s, const char *tenant,
+                      const struct submit_opts *o, json_t **ret,
+                      struct err *e)
+{
+    char id[JOBSTORE_ID_LEN + 1], was[65];
+    int r = jobstore_key_find(s->js, tenant, o->idempotency_key, id, was, e);
+
+    if (r < 0)
+        return r;
+    if (!const_time_eq(was, o->request_sha256, 64))
+        return err_set(e, -EBADMSG, "Idempotency-Key reused with a "
+                                    "different request: it stands for job "
+                                    "%s, submitted with another bundle",
+                       id);
+    r = service_job(s, &(struct caller){.admin = true}, id, ret, e);
+    if (r == 0) {
+        pthread_mutex_lock(&s->mu);
+        s->replayed++;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return r;
+}
+
+int service_submit(struct service *s, const struct caller *c, int fd,
+                   uint64_t bytes, const struct submit_opts *o, json_t **ret,
+                   bool *ret_replayed, struct err *e)
+{
+    const char *key = o ? o->idempotency_key : NULL;
+    const char *tenant = submit_tenant(c);
     struct bundle_summary sum = {0};
     struct job_row row = {0};
-    char path[64], key[64];
+    char path[64], bundle_key[64];
     struct tenant *t;
     uint64_t queued = 0;
     uint32_t max_gpus = 0;
@@ -741,9 +842,21 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     uint64_t held = 0;
     int r;
 
+    *ret_replayed = false;
     if (service_draining(s)) {
         close(fd);
         return err_set(e, -ESHUTDOWN, "the node is draining");
+    }
+    /* A retry of a submission that made its job gets that job, before
+     * any quota is counted: it adds nothing.  Its upload is dropped with
+     * fd (an unnamed file in the spool); storage never sees it. */
+    if (key != NULL) {
+        r = key_replay(s, tenant, o, ret, e);
+        if (r == 0)
+            *ret_replayed = true;
+        if (r != -ENOENT)
+            goto out;
+        err_clear(e);
     }
     /* Counted and reserved in one step: submissions that pass the check
      * together must not overshoot max_queued between it and the insert. */
@@ -789,7 +902,7 @@ int service_submit(struct service *s, const struct caller *c, int fd,
         goto out;
     }
     runner_new_id(row.id);
-    snprintf(key, sizeof key, "jobs/%s/bundle", row.id);
+    snprintf(bundle_key, sizeof bundle_key, "jobs/%s/bundle", row.id);
     if ((r = pending_add(s, row.id)) < 0) {
         r = err_set(e, r, "%s/%s: %s", s->pending, row.id, strerror(-r));
         goto out;
@@ -797,7 +910,7 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     pending = true;
     if (lseek(fd, 0, SEEK_SET) < 0 ||
         (r = plugin_storage(s->node->storage)->put(s->node->storage->state,
-                                                   key, fd)) < 0) {
+                                                   bundle_key, fd)) < 0) {
         r = plugin_error(s->node->storage, r < 0 ? r : -errno, e,
                          "put the bundle");
         goto out;
@@ -808,7 +921,7 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     row.exit_status = -1;
     row.submitted_us = wall_us();
     row.devices = (char *)"[]";
-    row.bundle_key = key;
+    row.bundle_key = bundle_key;
     row.bundle_bytes = bytes;
     row.gpus = sum.spec->resources.gpus;
     row.model = sum.spec->resources.model;
@@ -817,13 +930,23 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     row.memory = sum.spec->resources.memory;
     row.walltime_ms = sum.spec->resources.walltime_ms;
     row.requeue = sum.spec->requeue;
-    if ((r = jobstore_insert(s->js, &row, e)) < 0) {
+    if ((r = jobstore_insert_keyed(s->js, &row, key,
+                                   key ? o->request_sha256 : NULL, e)) < 0) {
         int rr = plugin_storage(s->node->storage)
-                     ->remove(s->node->storage->state, key);
+                     ->remove(s->node->storage->state, bundle_key);
 
         /* Left pending: the next start removes it. */
         if (rr < 0 && rr != -ENOENT)
             pending = false;
+        /* The claim keeps this daemon's requests with one key apart, so
+         * the store has the key only if something else wrote it there;
+         * its UNIQUE (tenant, key) still makes that one job, and this
+         * request gets it. */
+        if (r == -EEXIST && key != NULL) {
+            err_clear(e);
+            if ((r = key_replay(s, tenant, o, ret, e)) == 0)
+                *ret_replayed = true;
+        }
         goto out;
     }
     pending_done(s, row.id);
@@ -1792,6 +1915,11 @@ char *service_metrics(struct service *s, const struct caller *c)
                "# TYPE surplus_jobs_submitted_total counter\n"
                "surplus_jobs_submitted_total %llu\n",
             (unsigned long long)s->submitted);
+    fprintf(f, "# HELP surplus_jobs_replayed_total Submissions answered "
+               "with the job their Idempotency-Key already stood for.\n"
+               "# TYPE surplus_jobs_replayed_total counter\n"
+               "surplus_jobs_replayed_total %llu\n",
+            (unsigned long long)s->replayed);
     fprintf(f, "# HELP surplus_scrub_seconds_total Time spent scrubbing "
                "devices.\n# TYPE surplus_scrub_seconds_total counter\n"
                "surplus_scrub_seconds_total %.6f\n",
@@ -2164,6 +2292,14 @@ void service_close(struct service *s)
     free(s->devs);
     tenants_free(s->tenants, s->n_tenants);
     quota_free(s->quota);
+    while (s->keyed != NULL) {
+        struct keyed *k = s->keyed;
+
+        s->keyed = k->next;
+        free(k->tenant);
+        free(k->key);
+        free(k);
+    }
     jobstore_close(s->js);
     node_close(s->node);
     free(s->cf);

@@ -47,12 +47,40 @@ bool service_tenant_exists(struct service *s, const char *name);
 uint64_t service_max_bundle_bytes(struct service *s);
 const char *service_spool_dir(struct service *s);
 
-/* Takes over `fd`, a complete bundle of `bytes` bytes; *ret is the job.
- * Refused with -ENOSPC when the bundle does not fit in the tenant's
- * storage_quota: *ret then says what the tenant holds (the JSON error's
- * details) and nothing was stored. */
+/* What a submission carries besides its bundle. */
+struct submit_opts {
+    /* The Idempotency-Key header (jobstore_key_valid), or NULL. */
+    const char *idempotency_key;
+    /* With a key: the SHA-256 of the request, that is of the bundle's
+     * bytes (POST /v1/jobs has no parameter that changes the job). */
+    char request_sha256[65];
+};
+
+/*
+ * A submission with an idempotency key claims the key of the caller's
+ * tenant from its headers until it has been answered: -EALREADY while
+ * another request holds it.  Each successful claim is released once.
+ */
+int service_key_claim(struct service *s, const struct caller *c,
+                      const char *key, struct err *e);
+void service_key_release(struct service *s, const struct caller *c,
+                         const char *key);
+
+/*
+ * Takes over `fd`, a complete bundle of `bytes` bytes; *ret is the job.
+ * With an idempotency key (`o` may be NULL; the caller holds its claim),
+ * the key is stored with the job, in the same transaction, for the
+ * caller's tenant; and if that tenant's key is stored already, no job is
+ * made and nothing is stored: the same request gets the job the key
+ * stands for (*ret_replayed true), another is -EBADMSG.  A key lasts as
+ * long as its job's files (see retention.h).  Refused with -ENOSPC when
+ * the bundle does not fit in the tenant's storage_quota: *ret then says
+ * what the tenant holds (the JSON error's details) and nothing was
+ * stored.
+ */
 int service_submit(struct service *s, const struct caller *c, int fd,
-                   uint64_t bytes, json_t **ret, struct err *e);
+                   uint64_t bytes, const struct submit_opts *o, json_t **ret,
+                   bool *ret_replayed, struct err *e);
 int service_job(struct service *s, const struct caller *c, const char *id,
                 json_t **ret, struct err *e);
 /* The caller's jobs (every job for the admin) as a JSON array, in

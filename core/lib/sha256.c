@@ -46,27 +46,76 @@ static void block(uint32_t h[8], const uint8_t *p)
         h[6] += g, h[7] += k;
 }
 
-void sha256(const void *data, size_t len, uint8_t out[32])
+void sha256_init(struct sha256_ctx *c)
 {
-    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    const uint8_t *p = data;
-    uint8_t tail[128] = {0};
-    size_t rest = len % 64, n = rest < 56 ? 64 : 128;
-    uint64_t bits = (uint64_t)len * 8;
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372,
+                                   0xa54ff53a, 0x510e527f, 0x9b05688c,
+                                   0x1f83d9ab, 0x5be0cd19};
 
-    for (size_t i = 0; i + 64 <= len; i += 64)
-        block(h, p + i);
-    memcpy(tail, p + len - rest, rest);
+    memcpy(c->h, h0, sizeof c->h);
+    c->len = 0;
+}
+
+void sha256_update(struct sha256_ctx *c, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    size_t have = (size_t)(c->len % 64);
+
+    c->len += len;
+    if (have > 0) {
+        size_t take = 64 - have < len ? 64 - have : len;
+
+        memcpy(c->buf + have, p, take);
+        p += take;
+        len -= take;
+        if (have + take < 64)
+            return;
+        block(c->h, c->buf);
+    }
+    for (; len >= 64; p += 64, len -= 64)
+        block(c->h, p);
+    memcpy(c->buf, p, len);
+}
+
+void sha256_final(struct sha256_ctx *c, uint8_t out[32])
+{
+    size_t rest = (size_t)(c->len % 64), n = rest < 56 ? 64 : 128;
+    uint64_t bits = c->len * 8;
+    uint8_t tail[128] = {0};
+
+    memcpy(tail, c->buf, rest);
     tail[rest] = 0x80;
     for (int i = 0; i < 8; i++)
         tail[n - 1 - i] = (uint8_t)(bits >> (8 * i));
-    block(h, tail);
+    block(c->h, tail);
     if (n == 128)
-        block(h, tail + 64);
+        block(c->h, tail + 64);
     for (int i = 0; i < 8; i++)
         for (int j = 0; j < 4; j++)
-            out[4 * i + j] = (uint8_t)(h[i] >> (24 - 8 * j));
+            out[4 * i + j] = (uint8_t)(c->h[i] >> (24 - 8 * j));
+}
+
+static void hex(const uint8_t d[32], char out[65])
+{
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+void sha256_final_hex(struct sha256_ctx *c, char out[65])
+{
+    uint8_t d[32];
+
+    sha256_final(c, d);
+    hex(d, out);
+}
+
+void sha256(const void *data, size_t len, uint8_t out[32])
+{
+    struct sha256_ctx c;
+
+    sha256_init(&c);
+    sha256_update(&c, data, len);
+    sha256_final(&c, out);
 }
 
 void sha256_hex(const void *data, size_t len, char out[65])
@@ -74,8 +123,7 @@ void sha256_hex(const void *data, size_t len, char out[65])
     uint8_t d[32];
 
     sha256(data, len, d);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
+    hex(d, out);
 }
 
 int const_time_eq(const char *a, const char *b, size_t len)

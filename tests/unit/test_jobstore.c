@@ -1,8 +1,10 @@
 /*
  * test_jobstore.c - the job store: the state machine, compare-and-set
- * under races, lists and counts, recovery after a crash, and writers
- * killed with SIGKILL at random points, after which every job they were
- * told about must be there with a state its history explains.
+ * under races, lists and counts, idempotency keys, the schema's
+ * migrations, recovery after a crash, and writers killed with SIGKILL at
+ * random points, after which every job they were told about must be there
+ * with a state its history explains (and, if it was inserted with an
+ * idempotency key, with its key).
  *
  * SURPLUS_TEST_SEED=N repeats the random kill points of a run (the seed is
  * printed as a diagnostic); SURPLUS_JOBSTORE_BENCH_JOBS=N sets the size of
@@ -369,21 +371,65 @@ static void test_version(void)
     struct err e = { 0, "" };
     int r;
 
+    char sql[64], newer[64], known[64];
+
     db_path(path, sizeof path, "version");
     js = open_or_bail(path);
     jobstore_close(js);
-    tap_ok(sql_exec(path, "PRAGMA user_version = 4") == SQLITE_OK,
-           "schema version set to 4 behind the store's back");
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d",
+             JOBSTORE_SCHEMA_VERSION + 1);
+    snprintf(newer, sizeof newer, "schema version %d",
+             JOBSTORE_SCHEMA_VERSION + 1);
+    snprintf(known, sizeof known, "up to %d", JOBSTORE_SCHEMA_VERSION);
+    tap_ok(sql_exec(path, sql) == SQLITE_OK,
+           "schema version set to %d behind the store's back",
+           JOBSTORE_SCHEMA_VERSION + 1);
     js = NULL;
     err_clear(&e);
     r = jobstore_open(path, &js, &e);
-    tap_ok(r == -ENOTSUP && js == NULL &&
-               strstr(e.msg, "schema version 4") != NULL &&
-               strstr(e.msg, "up to 3") != NULL &&
+    tap_ok(r == -ENOTSUP && js == NULL && strstr(e.msg, newer) != NULL &&
+               strstr(e.msg, known) != NULL &&
                strstr(e.msg, "newer") != NULL,
            "a newer schema is refused (%d: %s)", r, e.msg);
     if (r == 0)
         jobstore_close(js);
+}
+
+/* A store of schema version 3 (before idempotency keys), with a job in
+ * it, is brought up to the current version on open: the job is still
+ * there, and keys work. */
+static void test_migrate_keys(void)
+{
+    static const char sha[] = "00112233445566778899aabbccddeeff"
+                              "00112233445566778899aabbccddeeff";
+    char path[600], id[JOBSTORE_ID_LEN + 1], kid[JOBSTORE_ID_LEN + 1];
+    char ksha[65];
+    struct jobstore *js;
+    struct job_row row;
+    struct err e = { 0, "" };
+    int v = -1, r;
+
+    db_path(path, sizeof path, "migrate");
+    js = open_or_bail(path);
+    r = insert_n(js, 0x3001, "acme", &e);
+    jobstore_close(js);
+    tap_ok(r == 0 && sql_exec(path, "DROP TABLE idempotency_keys; "
+                                    "PRAGMA user_version = 3") == SQLITE_OK,
+           "a store with a job, made version 3 behind its back (%s)", e.msg);
+
+    js = open_or_bail(path);
+    sql_int(path, "PRAGMA user_version", &v);
+    tap_ok(v == JOBSTORE_SCHEMA_VERSION, "open migrates it to version %d "
+           "(got %d)", JOBSTORE_SCHEMA_VERSION, v);
+    make_id(id, 0x3001);
+    tap_is_int(state_of(js, id), JOB_QUEUED, "its job is still there");
+    row = mkrow(0x3002, "acme");
+    err_clear(&e);
+    r = jobstore_insert_keyed(js, &row, "k", sha, &e);
+    tap_ok(r == 0 && jobstore_key_find(js, "acme", "k", kid, ksha, &e) == 0 &&
+               strcmp(kid, row.id) == 0,
+           "and a job with an idempotency key goes in (%s)", e.msg);
+    jobstore_close(js);
 }
 
 /* --- insert, get --------------------------------------------------------- */
@@ -1201,7 +1247,8 @@ static void test_migrate_v2(const char *path)
     make_id(id, 0xa001);
     insert_n(js, 0xa001, "acme", &e);
     jobstore_close(js);
-    r = sql_exec(path, "DROP INDEX jobs_tenant_stored; "
+    r = sql_exec(path, "DROP TABLE idempotency_keys; "
+                       "DROP INDEX jobs_tenant_stored; "
                        "ALTER TABLE jobs DROP COLUMN stored_bytes; "
                        "PRAGMA user_version = 2");
     tap_ok(r == SQLITE_OK, "the store taken back to version 2 (%d)", r);
@@ -1483,6 +1530,97 @@ static void test_reconcile(const char *path)
     jobstore_close(js);
 }
 
+/* --- idempotency keys ---------------------------------------------------- */
+
+static void test_keys(struct jobstore *js)
+{
+    static const char sha_a[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    static const char sha_b[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+                                "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    char id[JOBSTORE_ID_LEN + 1], sha[65], long_key[300];
+    struct job_row row, other, beta, again;
+    struct err e = { 0, "" };
+    int r;
+
+    memset(long_key, 'k', 255);
+    long_key[255] = '\0';
+    tap_ok(jobstore_key_valid("a") && jobstore_key_valid(long_key) &&
+               jobstore_key_valid(" ~ x"),
+           "keys of 1 and 255 printable ASCII bytes are valid");
+    long_key[255] = 'k';
+    long_key[256] = '\0';
+    tap_ok(!jobstore_key_valid(NULL) && !jobstore_key_valid("") &&
+               !jobstore_key_valid(long_key) &&
+               !jobstore_key_valid("a\tb") && !jobstore_key_valid("a\x7f") &&
+               !jobstore_key_valid("caf\xc3\xa9"),
+           "empty, 256 bytes, a control byte, DEL and UTF-8 are not");
+
+    row = mkrow(0x2a01, "acme");
+    err_clear(&e);
+    r = jobstore_insert_keyed(js, &row, "order-1", sha_a, &e);
+    tap_ok(r == 0, "insert with a key (%s)", e.msg);
+    r = jobstore_key_find(js, "acme", "order-1", id, sha, &e);
+    tap_ok(r == 0 && strcmp(id, row.id) == 0 && strcmp(sha, sha_a) == 0,
+           "the key finds the job and its request's SHA-256 (%s)", e.msg);
+
+    memset(id, 'x', sizeof id - 1);
+    id[sizeof id - 1] = '\0';
+    r = jobstore_key_find(js, "beta", "order-1", id, sha, &e);
+    tap_ok(r == -ENOENT && id[0] == 'x',
+           "another tenant does not have it (%d: %s)", r, e.msg);
+    r = jobstore_key_find(js, "acme", "ORDER-1", id, sha, &e);
+    tap_is_int(r, -ENOENT, "keys are compared byte for byte");
+
+    other = mkrow(0x2a02, "acme");
+    err_clear(&e);
+    r = jobstore_insert_keyed(js, &other, "order-1", sha_b, &e);
+    tap_ok(r == -EEXIST && strstr(e.msg, "order-1") != NULL,
+           "a second job with the tenant's key is refused (%d: %s)", r,
+           e.msg);
+    tap_is_int(state_of(js, other.id), JOB_STATE_NONE,
+               "... and is not in the store, nor its history");
+
+    beta = mkrow(0x2a03, "beta");
+    err_clear(&e);
+    r = jobstore_insert_keyed(js, &beta, "order-1", sha_a, &e);
+    tap_ok(r == 0 && jobstore_key_find(js, "beta", "order-1", id, sha,
+                                       &e) == 0 &&
+               strcmp(id, beta.id) == 0,
+           "another tenant's equal key is its own (%s)", e.msg);
+
+    again = mkrow(0x2a01, "acme");
+    err_clear(&e);
+    r = jobstore_insert_keyed(js, &again, "order-2", sha_a, &e);
+    tap_ok(r == -EEXIST &&
+               jobstore_key_find(js, "acme", "order-2", id, sha, &e) ==
+                   -ENOENT,
+           "a taken job id stores no key either (%s)", e.msg);
+
+    other = mkrow(0x2a04, "acme");
+    r = jobstore_insert_keyed(js, &other, "a\nb", sha_a, &e);
+    tap_ok(r == -EINVAL && state_of(js, other.id) == JOB_STATE_NONE,
+           "an invalid key is refused, and no job made (%s)", e.msg);
+    r = jobstore_insert_keyed(js, &other, "ok", "not-a-sha", &e);
+    tap_ok(r == -EINVAL && state_of(js, other.id) == JOB_STATE_NONE,
+           "so is a request hash that is not 64 hex digits (%s)", e.msg);
+
+    err_clear(&e);
+    r = jobstore_key_forget(js, row.id, &e);
+    tap_ok(r == 0 && jobstore_key_find(js, "acme", "order-1", id, sha, &e) ==
+                         -ENOENT &&
+               state_of(js, row.id) == JOB_QUEUED,
+           "forgetting the key leaves the job (%s)", e.msg);
+    tap_is_int(jobstore_key_forget(js, row.id, &e), 0,
+               "forgetting it again, or a job without a key, is no error");
+    err_clear(&e);
+    r = jobstore_insert_keyed(js, &other, "order-1", sha_b, &e);
+    tap_ok(r == 0 && jobstore_key_find(js, "acme", "order-1", id, sha, &e) ==
+                         0 &&
+               strcmp(id, other.id) == 0 && strcmp(sha, sha_b) == 0,
+           "then the key may stand for a new job (%s)", e.msg);
+}
+
 /* --- durability under SIGKILL ------------------------------------------- */
 
 /* What the child does to job k: a path through the state machine. */
@@ -1500,6 +1638,15 @@ static const size_t kill_plan_len[5] = { 3, 5, 1, 3, 1 };
 static uint64_t kill_job_n(int iter, int k)
 {
     return ((uint64_t)0xc0 << 40) | ((uint64_t)iter << 20) | (uint64_t)k;
+}
+
+/* Odd jobs are inserted with an idempotency key. */
+static const char kill_sha[] = "0123456789abcdef0123456789abcdef"
+                               "0123456789abcdef0123456789abcdef";
+
+static void kill_key(char *buf, size_t len, int iter, int k)
+{
+    snprintf(buf, len, "retry-%d-%d", iter, k);
 }
 
 /* The child: inserts and walks jobs, reporting each success as it
@@ -1520,8 +1667,13 @@ static void kill_child(const char *path, int iter, int fd)
         const enum job_state *plan = kill_plan[k % 5];
         size_t i;
 
+        struct job_row row = mkrow(kill_job_n(iter, k), "crash");
+        char key[64];
+
         make_id(id, kill_job_n(iter, k));
-        if (insert_n(js, kill_job_n(iter, k), "crash", &e) != 0) {
+        kill_key(key, sizeof key, iter, k);
+        if ((k % 2 ? jobstore_insert_keyed(js, &row, key, kill_sha, &e)
+                   : jobstore_insert(js, &row, &e)) != 0) {
             dprintf(fd, "E insert %s: %s\n", id, e.msg);
             _exit(3);
         }
@@ -1559,6 +1711,7 @@ static void test_sigkill(unsigned seed)
 {
     int iters = under_valgrind ? 12 : 40, iter;
     int lost = 0, inconsistent = 0, early = 0, errors = 0, killed = 0;
+    int keyless = 0, keyed = 0;
     long total_jobs = 0, total_steps = 0;
     static struct reported rep[KILL_JOBS_MAX];
     char path[600], msg[ERR_MSG_MAX + 256] = "";
@@ -1675,6 +1828,26 @@ static void test_sigkill(unsigned seed)
             bool ok;
 
             make_id(id, kill_job_n(iter, k));
+            if (k % 2) {
+                char key[64], kid[JOBSTORE_ID_LEN + 1], ksha[65];
+                bool job = jobstore_get(js, id, &row, &e) == 0;
+                int kr;
+
+                if (job)
+                    job_row_free(&row);
+                kill_key(key, sizeof key, iter, k);
+                kr = jobstore_key_find(js, "crash", key, kid, ksha, &e);
+                keyed += job;
+                if (job != (kr == 0) ||
+                    (kr == 0 && strcmp(kid, id) != 0)) {
+                    keyless++;
+                    if (!msg[0])
+                        snprintf(msg, sizeof msg, "iteration %d: job %s "
+                                 "%s, its key %s", iter, id,
+                                 job ? "is there" : "is not",
+                                 kr == 0 ? "is" : "is not");
+                }
+            }
             if (!rep[k].inserted) {
                 /* Its insert may have committed just before the kill, but
                  * then it has nothing after its submission. */
@@ -1734,6 +1907,8 @@ static void test_sigkill(unsigned seed)
     tap_ok(inconsistent == 0, "every job's state is the end of its history, "
            "which holds every reported transition (%ld) %s",
            total_steps, inconsistent ? msg : "");
+    tap_ok(keyless == 0, "a job inserted with a key is there with its key, "
+           "or neither is (%d keyed jobs) %s", keyed, keyless ? msg : "");
     tap_diag("%d transitions had committed but were not yet reported when "
              "the writer died", early);
 }
@@ -1809,6 +1984,7 @@ int main(void)
     test_states();
     test_open();
     test_version();
+    test_migrate_keys();
 
     db_path(path, sizeof path, "main");
     js = open_or_bail(path);
@@ -1819,6 +1995,7 @@ int main(void)
     test_stale(js);
     test_batch(js);
     test_flags(js);
+    test_keys(js);
     test_threads(js);
     jobstore_close(js);
     test_cas_race(path);
