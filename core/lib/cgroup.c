@@ -306,7 +306,7 @@ int cg1_create(const char *job_id, const struct cg1_limits *lim,
     return 0;
 }
 
-static uint64_t read_u64(int dfd, const char *file, const char *key)
+uint64_t cg_read_u64(int dfd, const char *file, const char *key)
 {
     char buf[2048], *p;
     int fd = dfd < 0 ? -1 : openat(dfd, file, O_RDONLY | O_CLOEXEC);
@@ -330,9 +330,10 @@ static uint64_t read_u64(int dfd, const char *file, const char *key)
 void cg1_usage(const struct cg1_job *cg, uint64_t *cpu_ns, uint64_t *peak,
                bool *oom)
 {
-    *cpu_ns = read_u64(cg->dir[CG1_CPUACCT], "cpuacct.usage", NULL);
-    *peak = read_u64(cg->dir[CG1_MEMORY], "memory.max_usage_in_bytes", NULL);
-    *oom = read_u64(cg->dir[CG1_MEMORY], "memory.oom_control", "oom_kill") >
+    *cpu_ns = cg_read_u64(cg->dir[CG1_CPUACCT], "cpuacct.usage", NULL);
+    *peak = cg_read_u64(cg->dir[CG1_MEMORY], "memory.max_usage_in_bytes",
+                        NULL);
+    *oom = cg_read_u64(cg->dir[CG1_MEMORY], "memory.oom_control", "oom_kill") >
            0;
 }
 

@@ -50,4 +50,9 @@ void cg1_usage(const struct cg1_job *cg, uint64_t *cpu_ns, uint64_t *peak,
  * accepts a zeroed one. */
 void cg1_free(struct cg1_job *cg);
 
+/* A number from a cgroup file under the directory `dfd`: the whole file,
+ * or the value after `key` on its "key value" line; 0 when the file (or
+ * the key) is missing or dfd < 0.  For cgroup v1 and v2 files alike. */
+uint64_t cg_read_u64(int dfd, const char *file, const char *key);
+
 #endif

@@ -37,6 +37,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "sandbox.h"
 #include "sandbox-proto.h"
 #include "seccomp.h"
@@ -1195,27 +1196,6 @@ int sandbox_kill(struct sandbox *sb)
         cg_write(sb->cgroup_fd, "cgroup.kill", "1");
     /* Killing the namespace's init kills every process in it. */
     return sandbox_signal(sb, SIGKILL);
-}
-
-static uint64_t cg_read_u64(int dfd, const char *file, const char *key)
-{
-    char buf[2048], *p;
-    int fd = openat(dfd, file, O_RDONLY | O_CLOEXEC);
-    ssize_t n;
-
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    if (key == NULL)
-        return strtoull(buf, NULL, 10);
-    for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (strncmp(p, key, strlen(key)) == 0 && p[strlen(key)] == ' ')
-            return strtoull(p + strlen(key) + 1, NULL, 10);
-    return 0;
 }
 
 int sandbox_wait(struct sandbox *sb, int *status, struct rusage *ru,
