@@ -61,16 +61,22 @@ jobs = jobs.get("jobs", jobs) if isinstance(jobs, dict) else jobs
 from collections import Counter
 print(" ".join("%s=%d" % kv for kv in sorted(Counter(j["state"] for j in jobs).items())))
 PY
-[ "$(cat "$tmp/states")" = "succeeded=$jobs" ]
-ok $? "all $jobs jobs succeed ($(cat "$tmp/states"))"
+# What went wrong with the jobs that did not succeed, in the result line
+# itself so that a failure elsewhere can be read from the summary.
 bad=$(python3 - "$tmp/list.json" <<'PY'
 import json, sys
 jobs = json.load(open(sys.argv[1]))
 jobs = jobs.get("jobs", jobs) if isinstance(jobs, dict) else jobs
-print(" ".join(j["id"] for j in jobs if j["state"] != "succeeded")[:200])
+print(" ".join(j["id"] for j in jobs if j["state"] != "succeeded")[:400])
 PY
 )
-[ -z "$bad" ] || for id in $bad; do A status "$id" 2>&1 | grep -E "state|reason" | sed 's/^/# /'; done
+why=
+for id in $bad; do
+    why="$why; $id: $(A status "$id" 2>&1 | grep -E '^ *(state|reason|exit)' | tr -s ' \n' ' ')"
+done
+[ "$(cat "$tmp/states")" = "succeeded=$jobs" ]
+ok $? "all $jobs jobs succeed ($(cat "$tmp/states")$why)"
+[ -z "$bad" ] || grep -E "$(echo $bad | tr ' ' '|')" "$tmp/daemon.log" 2>/dev/null | tail -n 20 | sed 's/^/# /'
 
 kill -TERM $daemon; wait $daemon
 done_testing

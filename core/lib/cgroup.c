@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -105,8 +106,14 @@ static int rmdir_settled(const char *path)
     return -EBUSY;
 }
 
-/* Removes the empty job cgroups a killed runner left; those of running
- * jobs are busy and stay. */
+/*
+ * Removes the empty job cgroups a killed runner left.  The hierarchy is
+ * shared by every surplusd and `surplus run` on the host, each sweeping it
+ * when it starts, so a cgroup that is still empty because its job's first
+ * process has not joined yet must stay: its creator holds an flock on the
+ * directory for as long as it uses it (cg1_create), and a sweep takes the
+ * lock before it removes anything.  Those of running jobs are busy.
+ */
 static void sweep(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -114,10 +121,62 @@ static void sweep(const char *dir)
 
     if (d == NULL)
         return;
-    while ((de = readdir(d)) != NULL)
-        if (strncmp(de->d_name, "job-", 4) == 0)
+    while ((de = readdir(d)) != NULL) {
+        int fd;
+
+        if (strncmp(de->d_name, "job-", 4) != 0)
+            continue;
+        fd = openat(dirfd(d), de->d_name,
+                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
             unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+        close(fd);
+    }
     closedir(d);
+}
+
+/*
+ * Makes the job's cgroup `path` in one hierarchy and opens it, locked
+ * against other processes' sweeps (see sweep); one left by a runner that
+ * was killed (v1 cgroups outlive their tasks) is taken over, since a
+ * requeued job comes back with its id.  Returns the directory or -errno.
+ */
+static int make_locked(const char *path)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        int fd;
+
+        if (mkdir(path, 0755) < 0) {
+            int r;
+
+            if (errno != EEXIST)
+                return -errno;
+            if ((r = rmdir_settled(path)) < 0 && r != -ENOENT)
+                return r;
+            if (mkdir(path, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        }
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                continue; /* swept between the two */
+            return -errno;
+        }
+        if (flock(fd, LOCK_EX) < 0) {
+            int err = errno;
+
+            close(fd);
+            return -err;
+        }
+        /* A sweep that held the lock before us removed it meanwhile: the
+         * directory is then dead, its files gone. */
+        if (faccessat(fd, "cgroup.procs", F_OK, 0) == 0)
+            return fd;
+        close(fd);
+    }
+    return -EAGAIN;
 }
 
 bool cg1_probe(char *why, size_t len)
@@ -242,18 +301,12 @@ int cg1_create(const char *job_id, const struct cg1_limits *lim,
         if ((size_t)snprintf(path, sizeof path, "%s/job-%s", base[i],
                              job_id) >= sizeof path)
             return err_set(e, -ENAMETOOLONG, "sandbox: cgroup path too long");
-        /* One left by a runner that was killed (v1 cgroups outlive their
-         * tasks) is taken over: a requeued job comes back with its id. */
-        if (mkdir(path, 0755) < 0 &&
-            (errno != EEXIST || rmdir_settled(path) < 0 ||
-             mkdir(path, 0755) < 0))
-            return err_set(e, -errno, "sandbox: mkdir %s: %s", path,
-                           strerror(errno));
+        if ((cg->dir[i] = make_locked(path)) < 0)
+            return err_set(e, cg->dir[i], "sandbox: mkdir %s: %s", path,
+                           strerror(-cg->dir[i]));
         if ((cg->path[i] = strdup(path)) == NULL)
             return err_set(e, -ENOMEM, "out of memory");
-        if ((cg->dir[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
-                0 ||
-            (cg->procs[i] = openat(cg->dir[i], "cgroup.procs",
+        if ((cg->procs[i] = openat(cg->dir[i], "cgroup.procs",
                                    O_WRONLY | O_CLOEXEC)) < 0)
             return err_set(e, -errno, "sandbox: %s: %s", path,
                            strerror(errno));

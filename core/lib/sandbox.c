@@ -297,6 +297,17 @@ const struct sandbox_host *sandbox_host_probe(void)
  */
 #define SB_STACKS_KEPT 16
 static pthread_mutex_t stacks_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * Held by the parent across clone(), which returns once its child has
+ * executed the init or exited (CLONE_VFORK): one child at a time shares
+ * the runner's memory.  Their identity changes would otherwise race on
+ * the dumpable flag, which is the memory's, not the process's: a child
+ * leaving root clears it while another is opening its user namespace's
+ * map files, and that one fails 'setgroups: Permission denied'.  The
+ * window is the child's set-up, a few milliseconds.
+ */
+static pthread_mutex_t clone_mu = PTHREAD_MUTEX_INITIALIZER;
 static void *stacks[SB_STACKS_KEPT];
 static size_t n_stacks;
 
@@ -709,19 +720,7 @@ static void child_write(const struct plan *p, const char *file,
                         const char *text)
 {
     size_t n = strlen(text);
-    int fd;
-
-    /* Dumpable is a property of the memory this child shares with the
-     * runner: another job's child leaving root at the same moment clears
-     * it again, and the file is root's until it is set once more.  That
-     * window is a few instructions wide; try again until it is ours. */
-    for (int tries = 0;; tries++) {
-        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-        fd = open(file, O_WRONLY | O_CLOEXEC);
-        if (fd >= 0 || errno != EACCES || tries == 10000)
-            break;
-        sched_yield();
-    }
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
 
     if (fd < 0 || write(fd, text, n) != (ssize_t)n)
         child_fail(p, SB_SETUP, errno, "user namespace: %s%s", file,
@@ -746,9 +745,11 @@ static void child_userns(const struct plan *p)
                    errno == EPERM || errno == ENOSPC ? SB_USERNS_HINT : "");
     /* Leaving root made the process (and the runner, whose memory it
      * shares) non-dumpable, which gives its /proc files to root; the maps
-     * can only be written while they are its own.  Nothing else runs as
-     * this uid (its uids are the job's alone on the host) to take the
-     * moment. */
+     * can only be written while they are its own.  Dumpable belongs to
+     * the memory, so another child in that memory changing identity
+     * would clear it again: sandbox_start lets one child at a time run
+     * between clone and exec (clone_mu).  Nothing else runs as this uid
+     * (its uids are the job's alone on the host) to take the moment. */
     prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     child_write(p, "/proc/self/setgroups", "deny");
     child_write(p, "/proc/self/uid_map", p->uid_map);
@@ -1116,9 +1117,11 @@ int sandbox_start(const struct sandbox_spec *spec, struct sandbox *sb,
     /* The child must not run this process's handlers on its memory. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_mutex_lock(&clone_mu);
     pid = clone(child_fn, (char *)stack + SB_STACK, flags | SIGCHLD, p,
                 &pidfd, NULL, NULL);
     err = errno;
+    pthread_mutex_unlock(&clone_mu);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     stack_put(stack);
     errno = err;
