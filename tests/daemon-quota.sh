@@ -21,7 +21,7 @@ storage_quota = "64K";
 accelerators = ( { plugin = "sim"; count = 1; model = "SIM-80G"; memory = "1M"; } );
 sandbox = { uid_base = 358000; kill_grace = "1s"; };
 api = { socket = "$sock"; };
-tenants = ( { name = "acme"; token_sha256 = "$acme_sha"; retention = "5s"; },
+tenants = ( { name = "acme"; token_sha256 = "$acme_sha"; retention = "20s"; },
             { name = "beta"; token_sha256 = "$beta_sha"; storage_quota = "256K"; },
             { name = "gamma"; token_sha256 = "$gamma_sha"; },
             { name = "delta"; token_sha256 = "$delta_sha"; storage_quota = 0; } );
@@ -187,8 +187,8 @@ wait_for 5 settled
     A status "$w" | grep -q '^stored: *48\.[0-9] KiB' &&
     [ "$(post acme-token "$tmp/blob.tar.zst" -H 'Expect:')" = 507 ]
 ok $? "outputs that fit are stored and counted: $(used A) bytes, the next bundle is refused"
-wait_for 12 empty && A submit "$tmp/blob.tar.zst" > /dev/null
-ok $? "once acme's retention (5s) removed them, it submits again ($(used A) bytes)"
+wait_for 40 empty && A submit "$tmp/blob.tar.zst" > /dev/null
+ok $? "once acme's retention (20s) removed them, it submits again ($(used A) bytes)"
 
 kill -TERM $daemon; wait $daemon
 done_testing
