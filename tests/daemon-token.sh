@@ -137,6 +137,21 @@ ok $? "the lines ($lines) and the refusals they count as left out ($counted) add
 ! grep 'refused a bearer token' "$tmp/surplusd.log" | grep -v "tenant 'acme'" | grep -q 'trailing newline'
 ok $? "a token matching nothing gets no newline hint"
 
+# Another scheme than Bearer: said so, once the rate allows a line.
+basic=$(printf 'acme:%s' "$acme_tok" | base64 -w0)
+for i in $(seq 1 40); do
+    sleep 0.3
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 --unix-socket "$sock" \
+        -H "Authorization: Basic $basic" http://x/v1/jobs)
+    grep -q 'Authorization header is not "Bearer TOKEN"' "$tmp/surplusd.log" && break
+done
+[ "$code" = 401 ] &&
+    grep -q 'refused a request from the Unix socket (uid 0): its Authorization header is not "Bearer TOKEN"' "$tmp/surplusd.log"
+ok $? "an Authorization header of another scheme is refused (HTTP $code) and logged as such"
+grep -qF "$basic" "$tmp/surplusd.log" && leaked_basic=1
+[ -z "${leaked_basic:-}" ]
+ok $? "without its credentials"
+
 # Secrets: neither token, nor any hash of one, is in the log.
 leaked=
 for s in "$acme_tok" "$wrong_tok" "$beta_tok" "$acme_nl_sha" "$(sha "$acme_tok")" \
