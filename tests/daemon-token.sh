@@ -37,6 +37,12 @@ beta_line=$(sed -n 2p "$tmp/tb")
     [ "$beta_line" = "{ name = \"beta\"; token_sha256 = \"$(sha "$beta_tok")\"; }" ]
 ok $? "token new --tenant beta prints the tenant's group for tenants = ( ... ): $beta_line $(cat "$tmp/err")"
 
+printf 'state_dir = "%s/state";\ntenants = ( %s );\n' "$tmp" "$beta_line" > "$tmp/paste.conf"
+run "$top_builddir/surplusd" --check-config -c "$tmp/paste.conf" > "$tmp/out" 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q "1 tenant(s) (1 with a token)" "$tmp/out"
+ok $? "that line pasted into tenants = ( ... ) is a valid configuration (exit $rc): $(cat "$tmp/out")"
+
 run "$SURPLUS" --json token new --tenant gamma > "$tmp/tj" 2>&1
 rc=$?
 python3 - "$tmp/tj" << 'EOF'
