@@ -292,7 +292,10 @@ static void peer_describe(struct MHD_Connection *c, bool unix_socket,
         snprintf(buf, len, "an unknown address");
         return;
     }
-    snprintf(buf, len, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, serv);
+    if (strchr(host, ':') != NULL)
+        snprintf(buf, len, "[%s]:%s", host, serv);
+    else
+        snprintf(buf, len, "%s:%s", host, serv);
 }
 
 /* Refused credentials are logged at most once a second, so that a flood
@@ -306,7 +309,6 @@ static void log_refused(struct api *a, struct MHD_Connection *c,
                         bool unix_socket, const char *auth)
 {
     char peer[NI_MAXHOST + NI_MAXSERV + 32], tenant[128], more[96] = "";
-    const char *hint = "";
     struct timespec ts;
     uint64_t now;
     bool bearer = strncasecmp(auth, "Bearer ", 7) == 0;
@@ -328,21 +330,20 @@ static void log_refused(struct api *a, struct MHD_Connection *c,
     pthread_mutex_unlock(&refused_mu);
 
     peer_describe(c, unix_socket, peer, sizeof peer);
-    if (bearer && service_token_hashed_with_newline(a->svc, auth + 7, tenant,
-                                                    sizeof tenant))
-        hint = "; the configured token_sha256 of tenant '";
     if (!bearer)
         log_msg(SURPLUS_LOG_WARNING, "refused a request from %s: its "
                                      "Authorization header is not "
                                      "\"Bearer TOKEN\"%s",
                 peer, more);
-    else if (*hint)
+    else if (service_token_hashed_with_newline(a->svc, auth + 7, tenant,
+                                               sizeof tenant))
         log_msg(SURPLUS_LOG_WARNING, "refused a bearer token from %s: it "
-                                     "matches no tenant's token_sha256%s%s' "
+                                     "matches no tenant's token_sha256; the "
+                                     "configured token_sha256 of tenant '%s' "
                                      "was computed over the token with a "
                                      "trailing newline: use printf %%s TOKEN "
                                      "| sha256sum (or surplus token new)%s",
-                peer, hint, tenant, more);
+                peer, tenant, more);
     else
         log_msg(SURPLUS_LOG_WARNING, "refused a bearer token from %s: it "
                                      "matches no tenant's token_sha256%s",
