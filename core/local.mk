@@ -32,6 +32,7 @@ surplus_SOURCES = \
 	core/cli/main.c core/cli/cli.h \
 	core/cli/cmd_plugins.c \
 	core/cli/cmd_usage.c \
+	core/cli/cmd_token.c \
 	core/cli/cmd_version.c \
 	core/cli/cmd_run.c \
 	core/cli/cmd_jobs.c \

@@ -142,6 +142,9 @@ B --token-file "$tmp/wrong.tok" usage > /dev/null 2> "$tmp/err"
 rc=$?
 [ $rc -eq 77 ] && grep -q "HTTP 401" "$tmp/err"
 ok $? "usage with a wrong token exits 77 ($rc): $(cat "$tmp/err")"
+grep -q "refused a bearer token from 127.0.0.1:[0-9]*: it matches no tenant's token_sha256" "$tmp/surplusd.log" &&
+    ! grep -q wrong-token "$tmp/surplusd.log"
+ok $? "surplusd logs the refusal with the client's address and port, not the token: $(grep refused "$tmp/surplusd.log" | head -1)"
 run "$SURPLUS" --socket "$sock" --json usage > "$tmp/usage.json" 2> "$tmp/err" &&
     python3 -c 'import json,sys; t = {r["tenant"] for r in json.load(open(sys.argv[1]))}; assert t == {"acme", "beta"}, t' "$tmp/usage.json"
 ok $? "usage --socket as root (the administrator) shows every tenant's records $(cat "$tmp/err")"

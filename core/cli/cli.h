@@ -62,6 +62,7 @@ int cmd_devices(struct cli *cli, int argc, char **argv);
 int cmd_quota(struct cli *cli, int argc, char **argv);
 int cmd_plugins(struct cli *cli, int argc, char **argv);
 int cmd_usage(struct cli *cli, int argc, char **argv);
+int cmd_token(struct cli *cli, int argc, char **argv);
 int cmd_version(struct cli *cli, int argc, char **argv);
 
 #endif

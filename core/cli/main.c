@@ -34,6 +34,7 @@ static const struct verb {
     {"plugins", cmd_plugins, "list the configured plugins and what they "
                              "report [--check]"},
     {"usage", cmd_usage, "show usage records from the accounting ledger"},
+    {"token", cmd_token, "make a tenant's bearer token: new [--tenant NAME]"},
     {"version", cmd_version, "show the version and plugin ABI"},
 };
 

@@ -23,6 +23,7 @@
 #include "api.h"
 #include "config.h"
 #include "log.h"
+#include "node.h"
 #include "runner.h"
 #include "service.h"
 #include "units.h"
@@ -76,6 +77,33 @@ static int detach(int *ready_fd)
     close(p[0]);
     setsid();
     *ready_fd = p[1];
+    return 0;
+}
+
+/* --check-config: the file as a start (or SIGHUP) would load it, and its
+ * plugins loaded and started against scratch paths; no socket, no state.
+ * Needs no root (the unit's ExecReload, an operator before a restart). */
+static int check_config(const char *path)
+{
+    struct config *cf = NULL;
+    struct err e = {0};
+    size_t n_tokens = 0;
+
+    if (config_load(path, &cf, &e) < 0 || node_check(cf, &e) < 0) {
+        fprintf(stderr, "surplusd: %s\n", e.msg);
+        config_free(cf);
+        return e.code == -ENOMEM ? 70 : 78;
+    }
+    for (size_t i = 0; i < cf->n_tenants; i++)
+        n_tokens += cf->tenants[i].token_sha256 != NULL;
+    printf("%s: configuration OK: storage/%s, accounting/%s, %zu "
+           "accelerator plugin(s), %zu tenant(s) (%zu with a token), "
+           "socket %s%s%s\n",
+           cf->path ? cf->path : "(built-in defaults)", cf->storage.plugin,
+           cf->accounting.plugin, cf->n_accelerators, cf->n_tenants,
+           n_tokens, cf->api.socket, cf->api.listen[0] ? ", https://" : "",
+           cf->api.listen);
+    config_free(cf);
     return 0;
 }
 
@@ -135,17 +163,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 64;
     }
-    /* What SIGHUP would load, checked the same way (the unit's
-     * ExecReload, an operator before a restart); needs no root. */
-    if (check) {
-        if (config_load(path, &cf, &e) < 0) {
-            fprintf(stderr, "surplusd: %s\n", e.msg);
-            return 78;
-        }
-        printf("%s: configuration OK\n", cf->path ? cf->path : "(built-in defaults)");
-        config_free(cf);
-        return 0;
-    }
+    if (check)
+        return check_config(path);
     if (geteuid() != 0) {
         log_msg(SURPLUS_LOG_ERR, "needs root: each job gets an "
                                  "unprivileged uid and namespaces of its own");

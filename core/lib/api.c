@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jobstore.h"
@@ -264,6 +265,91 @@ static int peer_uid(struct MHD_Connection *c, uid_t *uid)
     return 0;
 }
 
+/* Who sent a request, for the log: "127.0.0.1:40312", "[::1]:40312", or
+ * "the Unix socket (uid 1000)". */
+static void peer_describe(struct MHD_Connection *c, bool unix_socket,
+                          char *buf, size_t len)
+{
+    const union MHD_ConnectionInfo *ci;
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    uid_t uid;
+
+    if (unix_socket) {
+        if (peer_uid(c, &uid) == 0)
+            snprintf(buf, len, "the Unix socket (uid %u)", (unsigned)uid);
+        else
+            snprintf(buf, len, "the Unix socket");
+        return;
+    }
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci == NULL || ci->client_addr == NULL ||
+        getnameinfo(ci->client_addr,
+                    ci->client_addr->sa_family == AF_INET6
+                        ? sizeof(struct sockaddr_in6)
+                        : sizeof(struct sockaddr_in),
+                    host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(buf, len, "an unknown address");
+        return;
+    }
+    if (strchr(host, ':') != NULL)
+        snprintf(buf, len, "[%s]:%s", host, serv);
+    else
+        snprintf(buf, len, "%s:%s", host, serv);
+}
+
+/* Refused credentials are logged at most once a second, so that a flood
+ * of bad tokens cannot fill the journal; the next line counts the ones
+ * left out.  Neither the token nor its hash is ever logged. */
+static pthread_mutex_t refused_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t refused_last_ms;
+static unsigned long refused_unlogged;
+
+static void log_refused(struct api *a, struct MHD_Connection *c,
+                        bool unix_socket, const char *auth)
+{
+    char peer[NI_MAXHOST + NI_MAXSERV + 32], tenant[128], more[96] = "";
+    struct timespec ts;
+    uint64_t now;
+    bool bearer = strncasecmp(auth, "Bearer ", 7) == 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    pthread_mutex_lock(&refused_mu);
+    if (refused_last_ms != 0 && now - refused_last_ms < 1000) {
+        refused_unlogged++;
+        pthread_mutex_unlock(&refused_mu);
+        return;
+    }
+    if (refused_unlogged > 0)
+        snprintf(more, sizeof more, " (and %lu more refused since the "
+                                    "last such line, not logged)",
+                 refused_unlogged);
+    refused_last_ms = now;
+    refused_unlogged = 0;
+    pthread_mutex_unlock(&refused_mu);
+
+    peer_describe(c, unix_socket, peer, sizeof peer);
+    if (!bearer)
+        log_msg(SURPLUS_LOG_WARNING, "refused a request from %s: its "
+                                     "Authorization header is not "
+                                     "\"Bearer TOKEN\"%s",
+                peer, more);
+    else if (service_token_hashed_with_newline(a->svc, auth + 7, tenant,
+                                               sizeof tenant))
+        log_msg(SURPLUS_LOG_WARNING, "refused a bearer token from %s: it "
+                                     "matches no tenant's token_sha256; the "
+                                     "configured token_sha256 of tenant '%s' "
+                                     "was computed over the token with a "
+                                     "trailing newline: use printf %%s TOKEN "
+                                     "| sha256sum (or surplus token new)%s",
+                peer, tenant, more);
+    else
+        log_msg(SURPLUS_LOG_WARNING, "refused a bearer token from %s: it "
+                                     "matches no tenant's token_sha256%s",
+                peer, more);
+}
+
 /* Sets rq->caller from the socket's peer and the Authorization header;
  * -EACCES (401) when neither says who this is. */
 static int authenticate(struct api *a, struct MHD_Connection *c,
@@ -281,8 +367,10 @@ static int authenticate(struct api *a, struct MHD_Connection *c,
                             ? service_tenant_for_token(a->svc, auth + 7)
                             : NULL;
 
-        if (t == NULL)
+        if (t == NULL) {
+            log_refused(a, c, rq->unix_socket, auth);
             return err_set(e, -EACCES, "the bearer token is not valid");
+        }
         snprintf(rq->tenant, sizeof rq->tenant, "%s", t);
         rq->caller.admin = false;
         rq->caller.tenant = rq->tenant;

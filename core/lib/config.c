@@ -587,6 +587,27 @@ static bool tenant_name_valid(const char *s)
 static const char *const tenant_reserved[] = {"local", "root", "admin",
                                               "surplus", "system", NULL};
 
+int config_tenant_name_check(const char *name, struct err *e)
+{
+    char esc[96];
+
+    if (!tenant_name_valid(name))
+        return err_set(e, -EINVAL,
+                       "tenant name '%s' is not valid (1-64 of a-z, 0-9, "
+                       "'_' and '-', starting with a letter or digit)",
+                       err_escape(name, esc, sizeof esc));
+    for (const char *const *rn = tenant_reserved; *rn; rn++)
+        if (strcmp(*rn, name) == 0)
+            return err_set(e, -EINVAL,
+                           "tenant name '%s' is reserved (surplus uses it "
+                           "for %s)",
+                           name,
+                           strcmp(name, "local") == 0
+                               ? "root's own jobs: the socket and surplus run"
+                               : "itself");
+    return 0;
+}
+
 static int cfg_tenant(struct cfg *c, const config_setting_t *g,
                       struct config *cf, struct tenant_conf *t)
 {
@@ -613,20 +634,13 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
         config_setting_get_member(g, "storage_quota") != NULL;
     if (t->name == NULL)
         return cfg_bad(c, g, "'name' is required");
-    if (!tenant_name_valid(t->name))
-        return cfg_bad(c, config_setting_get_member(g, "name"),
-                       "tenant name '%s' is not valid (1-64 of a-z, 0-9, "
-                       "'_' and '-', starting with a letter or digit)",
-                       t->name);
-    for (const char *const *rn = tenant_reserved; *rn; rn++)
-        if (strcmp(*rn, t->name) == 0)
-            return cfg_bad(c, config_setting_get_member(g, "name"),
-                           "tenant name '%s' is reserved (surplus uses it "
-                           "for %s)",
-                           t->name,
-                           strcmp(t->name, "local") == 0
-                               ? "root's own jobs: the socket and surplus run"
-                               : "itself");
+    {
+        struct err ne = {0};
+
+        if (config_tenant_name_check(t->name, &ne) < 0)
+            return cfg_bad(c, config_setting_get_member(g, "name"), "%s",
+                           ne.msg);
+    }
     for (size_t i = 0; i + 1 < cf->n_tenants; i++)
         if (strcmp(cf->tenants[i].name, t->name) == 0)
             return cfg_bad(c, config_setting_get_member(g, "name"),
@@ -635,8 +649,9 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
         (strlen(t->token_sha256) != 64 ||
          strspn(t->token_sha256, "0123456789abcdef") != 64))
         return cfg_bad(c, config_setting_get_member(g, "token_sha256"),
-                       "expected 64 lower-case hex digits (sha256sum of "
-                       "the token)");
+                       "expected 64 lower-case hex digits (the output "
+                       "of: printf %%s TOKEN | sha256sum; or use "
+                       "surplus token new)");
     /* A token names one tenant: with two, the last would silently win
      * and bill the first tenant's jobs to the other. */
     for (size_t i = 0; t->token_sha256 && i + 1 < cf->n_tenants; i++)

@@ -105,4 +105,8 @@ const char *config_default_path(void);
 int config_load(const char *path, struct config **ret, struct err *e);
 void config_free(struct config *c);
 
+/* 0 when `name` may name a tenant in surplus.conf, else -EINVAL with the
+ * reason in *e (not valid, or reserved by surplus). */
+int config_tenant_name_check(const char *name, struct err *e);
+
 #endif

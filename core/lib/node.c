@@ -4,6 +4,7 @@
 #include "node.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,84 @@ int node_open(const struct config *cf, struct node **ret, struct err *e)
     return 0;
 fail:
     node_close(n);
+    return r;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+/* Starts one plugin as `pc` says, but with its "path" in `scratch`. */
+static int check_one(const struct config *cf, const char *kind,
+                     const struct plugin_conf *pc, const char *scratch,
+                     size_t idx, struct err *e)
+{
+    struct plugin_conf tmp = {.plugin = pc->plugin};
+    struct plugin *p = NULL;
+    char *file = NULL;
+    int r;
+
+    /* Where the plugin was asked for, when it is not there. */
+    if ((r = plugin_find(kind, pc->plugin, cf->plugin_dir, &file, e)) < 0)
+        return err_prefix(e, "%s (%s): ", pc->settings.name,
+                          pc->settings.where);
+    free(file);
+    if (settings_copy(&pc->settings, &tmp.settings) < 0)
+        return err_set(e, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < tmp.settings.n; i++) {
+        struct setting *st = &tmp.settings.v[i];
+        char *alt;
+
+        /* An empty path stays, for the plugin to refuse. */
+        if (strcmp(st->key, "path") != 0 || st->type != SETTING_STRING ||
+            st->str == NULL || st->str[0] == '\0')
+            continue;
+        if (asprintf(&alt, "%s/%s-%zu", scratch, kind, idx) < 0) {
+            settings_free(&tmp.settings);
+            return err_set(e, -ENOMEM, "out of memory");
+        }
+        free(st->str);
+        st->str = alt;
+    }
+    r = start(cf, kind, &tmp, &p, e);
+    settings_free(&tmp.settings);
+    plugin_close(p);
+    return r;
+}
+
+int node_check(const struct config *cf, struct err *e)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    char scratch[4096];
+    struct stat st;
+    int r;
+
+    if (stat(cf->state_dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return err_set(e, -ENOTDIR, "state_dir %s: not a directory",
+                       cf->state_dir);
+    if (tmpdir == NULL || *tmpdir == '\0')
+        tmpdir = "/tmp";
+    if ((size_t)snprintf(scratch, sizeof scratch, "%s/surplusd-check.XXXXXX",
+                         tmpdir) >= sizeof scratch)
+        return err_set(e, -ENAMETOOLONG, "TMPDIR is too long");
+    if (mkdtemp(scratch) == NULL)
+        return err_set(e, -errno, "cannot create a scratch directory in "
+                                  "%s: %s",
+                       tmpdir, strerror(errno));
+    r = check_one(cf, "storage", &cf->storage, scratch, 0, e);
+    if (r == 0)
+        r = check_one(cf, "accounting", &cf->accounting, scratch, 0, e);
+    for (size_t i = 0; r == 0 && i < cf->n_accelerators; i++)
+        r = check_one(cf, "accelerator", &cf->accelerators[i], scratch, i, e);
+    nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
     return r;
 }
 

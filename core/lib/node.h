@@ -27,6 +27,15 @@ struct node {
 int node_open(const struct config *cf, struct node **ret, struct err *e);
 void node_close(struct node *n);
 
+/* Checks what node_open would start, and leaves nothing behind: every
+ * configured plugin is found, loaded (ABI, kind and name checks) and
+ * started with its settings (the plugin's own checks, and unknown keys),
+ * then stopped.  Each "path" setting points into a scratch directory under
+ * $TMPDIR for the check, removed before returning, so that no store or
+ * ledger is created or opened; state_dir is only looked at.  Returns 0 or
+ * the first failure, with its message in *e. */
+int node_check(const struct config *cf, struct err *e);
+
 /* "accelerator/sim" for an accelerator instance. */
 const char *node_plugin_label(const struct plugin *p);
 

@@ -232,6 +232,37 @@ const char *service_tenant_for_token(struct service *s, const char *token)
     return found;
 }
 
+/* sha256(token + ending) against every tenant's token_sha256, in
+ * constant time like service_tenant_for_token. */
+static bool token_hash_with(struct service *s, const char *token,
+                            const char *ending, char *name, size_t len)
+{
+    struct sha256_ctx c;
+    char hex[65];
+    bool found = false;
+
+    sha256_init(&c);
+    sha256_update(&c, token, strlen(token));
+    sha256_update(&c, ending, strlen(ending));
+    sha256_final_hex(&c, hex);
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_tenants; i++)
+        if (s->tenants[i].token[0] &&
+            const_time_eq(s->tenants[i].token, hex, 64) && !found) {
+            snprintf(name, len, "%s", s->tenants[i].name);
+            found = true;
+        }
+    pthread_mutex_unlock(&s->mu);
+    return found;
+}
+
+bool service_token_hashed_with_newline(struct service *s, const char *token,
+                                       char *name, size_t len)
+{
+    return token_hash_with(s, token, "\n", name, len) ||
+           token_hash_with(s, token, "\r\n", name, len);
+}
+
 bool service_tenant_exists(struct service *s, const char *name)
 {
     bool r;

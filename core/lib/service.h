@@ -43,6 +43,12 @@ int service_reload(struct service *s, const struct config *cf,
 
 /* The tenant whose token this is, or NULL. */
 const char *service_tenant_for_token(struct service *s, const char *token);
+/* For a token that matched no tenant: whether a tenant's token_sha256 is
+ * the hash of this token followed by a newline (or CR LF), the mark of
+ * `echo TOKEN | sha256sum` or of a hashed token file; that tenant's name
+ * goes to `name`. */
+bool service_token_hashed_with_newline(struct service *s, const char *token,
+                                       char *name, size_t len);
 bool service_tenant_exists(struct service *s, const char *name);
 uint64_t service_max_bundle_bytes(struct service *s);
 const char *service_spool_dir(struct service *s);
