@@ -7,7 +7,6 @@
  * status is the job's own.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -44,11 +43,6 @@ static void on_note(void *arg, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-}
-
-static void usage(FILE *f)
-{
-    fprintf(f, "Usage: surplus run BUNDLE [-o DIR] [--id ID] [--no-wait]\n");
 }
 
 /* Exit codes of surplus(1) for a job that could not run. */
@@ -127,12 +121,6 @@ static void print_summary(const struct runner_result *res)
 
 int cmd_run(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"id", required_argument, NULL, 'i'},
-        {"no-wait", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     struct runner_opts ro = {.tenant = "local", .echo_fd = -1,
                              .cancel_fd = -1, .wait_for_devices = true,
                              .note = on_note};
@@ -141,38 +129,19 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     struct node *node = NULL;
     struct err e = {0};
     struct sigaction sa = {.sa_handler = on_interrupt};
-    int opt, r, rc;
+    int r, rc;
 
-    while ((opt = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'o':
-            ro.out_dir = optarg;
-            break;
-        case 'i':
-            ro.job_id = optarg;
-            if (strlen(optarg) != RUNNER_ID_LEN ||
-                strspn(optarg, "0123456789abcdef") != RUNNER_ID_LEN) {
-                cli_error("--id: '%s' is not %d lower-case hex digits",
-                          optarg, RUNNER_ID_LEN);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'n':
-            ro.wait_for_devices = false;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (optind + 1 != argc) {
-        usage(stderr);
+    (void)argc;
+    ro.out_dir = cli_opt(cli, "output");
+    ro.wait_for_devices = cli_opt(cli, "no-wait") == NULL;
+    if ((ro.job_id = cli_opt(cli, "id")) != NULL &&
+        (strlen(ro.job_id) != RUNNER_ID_LEN ||
+         strspn(ro.job_id, "0123456789abcdef") != RUNNER_ID_LEN)) {
+        cli_error("run: --id '%s' is not %d lower-case hex digits",
+                  ro.job_id, RUNNER_ID_LEN);
         return EXIT_USAGE;
     }
-    ro.bundle = argv[optind];
+    ro.bundle = argv[0];
     if (geteuid() != 0) {
         cli_error("run: needs root: each job gets an unprivileged uid and "
                   "namespaces of its own (see SANDBOX in surplus(1))");
