@@ -7,6 +7,7 @@
  * status is the job's own.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,7 +20,11 @@
 #include "cli.h"
 #include "node.h"
 #include "runner.h"
+#include "sandbox.h"
 #include "units.h"
+
+/* In state_dir: the host's jobs were told that limits are best-effort. */
+#define NO_CGROUP_MARKER "no-cgroup-warned"
 
 static int cancel_fd = -1;
 
@@ -129,6 +134,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     struct node *node = NULL;
     struct err e = {0};
     struct sigaction sa = {.sa_handler = on_interrupt};
+    char *marker = NULL;
     int r, rc;
 
     (void)argc;
@@ -149,6 +155,13 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     }
     if ((rc = cli_load_config(cli, &cf)) != 0)
         return rc;
+    /* Best-effort limits on a host without cgroups: said on the first
+     * job of the host (and with -v), not on every job. */
+    if (!sandbox_host_probe()->cgroup &&
+        asprintf(&marker, "%s/" NO_CGROUP_MARKER, cf->state_dir) >= 0) {
+        ro.quiet_no_cgroup = cli->verbose == 0 &&
+                             access(marker, F_OK) == 0;
+    }
     if (node_open(cf, &node, &e) < 0) {
         cli_error("%s", e.msg);
         config_free(cf);
@@ -164,6 +177,18 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     ro.echo_fd = cli->json ? 2 : 1;
     r = runner_run(node, &ro, &res, &e);
+    if (r >= 0 && marker != NULL && !ro.quiet_no_cgroup &&
+        cf->sandbox.best_effort) {
+        int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                      0644);
+
+        if (fd >= 0) {
+            close(fd);
+            if (cli->verbose == 0)
+                fprintf(stderr, "surplus: (said once on this host; "
+                                "surplus -v run says it again)\n");
+        }
+    }
     if (r < 0) {
         /* What is wrong with the bundle is said of the bundle, as bundle
          * check says it. */
@@ -190,5 +215,6 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     runner_result_free(&res);
     node_close(node);
     config_free(cf);
+    free(marker);
     return rc;
 }

@@ -1040,7 +1040,8 @@ static int run_command(struct run *j, char **env, struct outcome *out)
                        "\"best-effort\" to run jobs under rlimits instead",
                        h->why);
     }
-    if (!h->cgroup && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+    if (!h->cgroup && !j->o->quiet_no_cgroup &&
+        !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
         log_msg(SURPLUS_LOG_WARNING,
                 "no cgroups: %s; limits are best-effort (sandbox.limits): "
                 "rlimits (memory as RLIMIT_DATA, only for jobs without "
