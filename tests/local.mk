@@ -121,6 +121,8 @@ SH_TESTS = \
 	tests/conform-accelerator-cuda.sh \
 	tests/plugin-symbols.sh \
 	tests/cli-plugins.sh \
+	tests/cli-options.sh \
+	tests/cli-jobs.sh \
 	tests/example-plugin.sh
 TESTS += $(SH_TESTS)
 EXTRA_DIST += $(SH_TESTS)

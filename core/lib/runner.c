@@ -476,6 +476,10 @@ static int lease_pick(struct run *j)
         devs_unlock(j);
         if (fits >= res->gpus)
             busy = true; /* enough exist; some are leased to others */
+        else if (j->n_devs - first < res->gpus)
+            appendf(why, sizeof why, &wl, "; %s: this node has %zu device%s",
+                    node_plugin_label(p), j->n_devs - first,
+                    j->n_devs - first == 1 ? "" : "s");
         else appendf(why, sizeof why, &wl, "; %s: %zu of %zu device(s) fit",
                                    node_plugin_label(p), fits,
                                    j->n_devs - first);
