@@ -73,6 +73,8 @@ S submit 0123 --help > "$tmp/h3" && grep -q -- '--wait' "$tmp/h3" && grep -q -- 
 ok $? "--help after an operand shows the verb's help"
 S help bundle > "$tmp/h4" && grep -q 'surplus bundle check' "$tmp/h4" && grep -q 'surplus bundle create' "$tmp/h4"
 ok $? "surplus help bundle shows both bundle commands"
+S bundle --help > "$tmp/h5" && cmp -s "$tmp/h4" "$tmp/h5"
+ok $? "... and so does surplus bundle --help"
 S help list | grep -q -- '--state STATE' && S help list | grep -q -- '--since TIME' &&
     S help list | grep -q -- '--tenant NAME'
 ok $? "surplus help list shows the filters"

@@ -331,8 +331,11 @@ static int known_add(struct known *k, const struct cli_option *o)
         }
         if (dup)
             continue;
-        if (k->n == sizeof k->o / sizeof k->o[0])
+        if (k->n == sizeof k->o / sizeof k->o[0]) {
+            cli_error("internal: more than %zu options",
+                      sizeof k->o / sizeof k->o[0]);
             return -1;
+        }
         k->o[k->n++] = o;
     }
     return 0;
@@ -498,6 +501,14 @@ int main(int argc, char **argv)
         return r == EXIT_USAGE ? usage_error(NULL) : r;
     }
     nw = find_verb(p.n_words, p.words, &v);
+    for (size_t i = 0; nw == -1 && i < p.n_hits; i++)
+        if (p.hits[i].key == 'h' ||
+            (p.hits[i].name && strcmp(p.hits[i].name, "help") == 0)) {
+            /* "bundle --help": every command of the group. */
+            r = cmd_help(&cli, 1, p.words);
+            parsed_free(&p);
+            return r;
+        }
     if (nw == -1) {
         fprintf(stderr, "surplus: %s: expected ", p.words[0]);
         group_words(stderr, p.words[0]);
