@@ -774,10 +774,15 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
         /* Names come from the server: only storage-key names (no "..",
          * no absolute path) are written, parents first, then the file,
          * never through a symlink.  job.log is the log's. */
-        if (!surplus_key_valid(rel) || strcmp(rel, "job.log") == 0) {
+        if (!surplus_key_valid(rel)) {
             cli_error("output '%.200s': not a valid output name; skipped",
                       rel);
             r = EXIT_INTERNAL;
+            continue;
+        }
+        if (strcmp(rel, "job.log") == 0) {
+            cli_error("output 'job.log' not fetched: the job's log is "
+                      "written there");
             continue;
         }
         snprintf(sub, sizeof sub, "%s", rel);

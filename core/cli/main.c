@@ -360,7 +360,6 @@ struct hit {
     const char *name;  /* long name, or NULL for a short letter */
     int key;
     const char *value;
-    const char *typed; /* as written, for errors */
 };
 
 struct parsed {
@@ -439,7 +438,6 @@ static int parse_line(int argc, char **argv, struct parsed *p)
             h->name = opt >= 256 ? k.o[opt - 256]->name : NULL;
             h->key = opt < 256 ? opt : 0;
             h->value = optarg ? optarg : "";
-            h->typed = opt >= 256 ? k.o[opt - 256]->name : NULL;
         }
     }
     /* After "--": operands all. */
