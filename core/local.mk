@@ -36,10 +36,18 @@ surplus_SOURCES = \
 	core/cli/cmd_version.c \
 	core/cli/cmd_run.c \
 	core/cli/cmd_jobs.c \
-	core/cli/client.c core/cli/client.h
+	core/cli/client.c core/cli/client.h \
+	core/cli/profile.c core/cli/complete.c
+
+# Shell completions, asking surplus itself for the candidates.
+bashcompletiondir = $(datadir)/bash-completion/completions
+dist_bashcompletion_DATA = core/cli/completion/surplus
+zshcompletiondir = $(datadir)/zsh/vendor-completions
+dist_zshcompletion_DATA = core/cli/completion/_surplus
 surplus_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS) \
 	$(LIBCURL_CFLAGS)
-surplus_LDADD = core/lib/libsurplus.la $(JANSSON_LIBS) $(LIBCURL_LIBS)
+surplus_LDADD = core/lib/libsurplus.la $(JANSSON_LIBS) $(LIBCURL_LIBS) \
+	$(LIBCONFIG_LIBS)
 
 # surplus-sandbox-init: pid 1 of every job.  Small, static and, where it
 # can be, free of the C library, so that executing it costs little.

@@ -83,7 +83,8 @@ ok $? "status over HTTPS"
 T logs "$id" > "$tmp/out" 2>&1 && grep -q "^Hello, world! This is job $id (hello)\.$" "$tmp/out"
 ok $? "logs over HTTPS: $(head -n 1 "$tmp/out")"
 T fetch "$id" -o "$tmp/fetched" > /dev/null 2> "$tmp/err" &&
-    grep -q "^surplus: 3 output file(s) in $tmp/fetched/$" "$tmp/err" &&
+    grep -q "^surplus: 3 output file(s) and job.log in $tmp/fetched/$" "$tmp/err" &&
+    grep -q "^Hello, world! This is job $id (hello)\.$" "$tmp/fetched/job.log" &&
     [ "$(cat "$tmp/fetched/out/greeting.txt")" = "Hello, world!" ] &&
     grep -q "^job=$id$" "$tmp/fetched/summary.txt"
 ok $? "fetch over HTTPS downloads the outputs $(cat "$tmp/err")"
@@ -101,14 +102,16 @@ printf 'api = 1;\nname = "three";\ncommand = ["/bin/true"];\nresources = { gpus 
 "$SURPLUS" bundle create "$tmp/three" -o "$tmp/three.tar.zst" > /dev/null 2>&1
 T submit --wait "$tmp/three.tar.zst" > /dev/null 2> "$tmp/err"
 rc=$?
-[ $rc -eq 69 ] && grep -q "failed: asks for 3 GPUs, but only 2 devices" "$tmp/err"
-ok $? "submit --wait of a job no device here can serve exits 69 ($rc): $(tail -n 1 "$tmp/err")"
+[ $rc -eq 69 ] && grep -q "^surplus: job [0-9a-f]\{16\} 'three' failed (it did not run)$" "$tmp/err" &&
+    grep -q "^surplus: reason: asks for 3 GPUs, but only 2 devices" "$tmp/err"
+ok $? "submit --wait of a job no device here can serve exits 69 ($rc): $(cat "$tmp/err")"
 T --json submit --wait "$tmp/three.tar.zst" 2> /dev/null |
     python3 -c 'import json,sys; j = json.load(sys.stdin); assert j["state"] == "failed" and j["reason_code"] == "no_device", j'
 ok $? "... and its JSON says reason_code no_device"
 "$SURPLUS" --socket "$tmp/nonesuch.sock" list > /dev/null 2> "$tmp/err"
 rc=$?
-[ $rc -eq 75 ] && grep -q "cannot reach surplusd at $tmp/nonesuch.sock" "$tmp/err"
+[ $rc -eq 75 ] && grep -q "cannot reach surplusd at socket $tmp/nonesuch.sock: No such file or directory" "$tmp/err" &&
+    ! grep -q "port 80" "$tmp/err"
 ok $? "a socket with no daemon behind it exits 75, try later ($rc): $(cat "$tmp/err")"
 
 # --- usage over HTTPS: a tenant sees only its own records -----------------------
@@ -155,7 +158,8 @@ T --json fetch "$id" -o "$tmp/fetched-json" > "$tmp/fetch.json" 2> "$tmp/err" &&
 import json, os, sys
 j = json.load(open(sys.argv[1]))
 assert j["job"] == sys.argv[3] and j["directory"] == sys.argv[2], j
-assert len(j["files"]) == 3, j
+assert len(j["files"]) == 4, j
+assert any(f["path"] == "job.log" for f in j["files"]), j
 for f in j["files"]:
     assert os.path.getsize(os.path.join(sys.argv[2], f["path"])) == f["bytes"], f
 assert j["total_bytes"] == sum(f["bytes"] for f in j["files"]) > 0, j
@@ -180,8 +184,8 @@ ok $? "... and so does one that trusts another CA: $(cat "$tmp/err")"
 [ $? -eq 78 ] && grep -q "localhost" "$tmp/err"
 ok $? "a host name the certificate does not name is refused: $(cat "$tmp/err")"
 T --cacert "$tmp/nonexistent.pem" list > /dev/null 2> "$tmp/err"
-[ $? -eq 64 ] && grep -q "nonexistent.pem" "$tmp/err"
-ok $? "a --cacert that cannot be read is a usage error: $(cat "$tmp/err")"
+[ $? -eq 78 ] && grep -q "nonexistent.pem" "$tmp/err"
+ok $? "a --cacert that cannot be read is a configuration error (78): $(cat "$tmp/err")"
 "$SURPLUS" --socket "$sock" --cacert "$tmp/test-ca.pem" list > /dev/null 2> "$tmp/err"
 [ $? -eq 64 ] && grep -q "cacert goes with --url" "$tmp/err"
 ok $? "--cacert without --url is a usage error: $(cat "$tmp/err")"

@@ -65,7 +65,7 @@ run "$SURPLUS" token new --tenant root > "$tmp/out" 2> "$tmp/err"
 [ $? -eq 64 ] && [ ! -s "$tmp/out" ] && grep -q "'root' is reserved" "$tmp/err"
 ok $? "so is a reserved one: $(cat "$tmp/err")"
 run "$SURPLUS" token old > "$tmp/out" 2> "$tmp/err"
-[ $? -eq 64 ] && grep -q "unknown subcommand 'old'" "$tmp/err"
+[ $? -eq 64 ] && grep -q "expected new, not 'old'" "$tmp/err"
 ok $? "an unknown subcommand is a usage error: $(cat "$tmp/err")"
 
 # --- the daemon: the pasted line works; a newline-hashed one is explained -----

@@ -88,7 +88,12 @@ ok $? "a queued job is cancelled"
 B cancel "$(cat "$tmp/b1")" > /dev/null 2>&1
 mkjob two 'true' 'resources = { gpus = 2; };'
 B submit "$tmp/two.tar.zst" > /dev/null 2> "$tmp/err"
-ok $(( $? != 75 )) "a job asking for more GPUs than max_gpus gets 429: $(cat "$tmp/err")"
+rc=$?
+[ $rc -eq 69 ] && grep -q "(the tenant's max_gpus = 1), so it can never run (HTTP 422)" "$tmp/err"
+ok $? "a job asking for more GPUs than max_gpus can never run: 422 and exit 69, not 75 ($rc): $(cat "$tmp/err")"
+[ "$(api -H 'Authorization: Bearer beta-token' -X POST --data-binary @"$tmp/two.tar.zst" http://x/v1/jobs)" = 422 ] &&
+    grep -q '"reason_code":"exceeds_max_gpus"' "$tmp/body" && grep -q '"max_gpus":1' "$tmp/body"
+ok $? "... the API says reason_code exceeds_max_gpus: $(cat "$tmp/body")"
 
 # delta may queue 3: with its one GPU taken, 16 submissions at once (each
 # bundle slow to check, to widen any gap between counting and queueing)

@@ -125,6 +125,8 @@ SH_TESTS = \
 	tests/plugin-symbols.sh \
 	tests/cli-plugins.sh \
 	tests/check-config.sh \
+	tests/cli-options.sh \
+	tests/cli-jobs.sh \
 	tests/example-plugin.sh
 TESTS += $(SH_TESTS)
 EXTRA_DIST += $(SH_TESTS)

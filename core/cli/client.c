@@ -120,24 +120,32 @@ static int check_remote(const struct cli *cli)
     }
     if (cli->cacert != NULL && access(cli->cacert, R_OK) < 0) {
         cli_error("--cacert '%s': %s", cli->cacert, strerror(errno));
-        return EXIT_USAGE;
+        return EXIT_CONFIG;
     }
     return 0;
 }
 
-/* Why curl got no answer, and the exit code for it: a certificate that
- * does not verify is this side's configuration (78); anything else
- * (no socket, refused, timed out) may pass, so try again later (75). */
-static int transfer_failed(const struct cli *cli, const char *where,
-                           CURLcode rc, const char *detail)
+/* Why curl got no answer, and the exit code for it: a CA file or a
+ * certificate that does not verify is this side's configuration (78);
+ * anything else (no socket, refused, timed out) may pass, so try again
+ * later (75).  surplusd is named as the user gave it: its socket path or
+ * its URL. */
+static int transfer_failed(const struct cli *cli, const char *socket,
+                           CURL *c, CURLcode rc, const char *detail)
 {
     const char *why = detail[0] ? detail : curl_easy_strerror(rc);
+    char where[4200];
+    long oserr = 0;
 
+    if (cli->url != NULL)
+        snprintf(where, sizeof where, "%s", cli->url);
+    else
+        snprintf(where, sizeof where, "socket %s", socket);
     switch (rc) {
     case CURLE_SSL_CACERT_BADFILE:
         cli_error("--cacert '%s': %s", cli->cacert ? cli->cacert : "",
                   why);
-        return EXIT_USAGE;
+        return EXIT_CONFIG;
     case CURLE_PEER_FAILED_VERIFICATION:
         cli_error("cannot reach surplusd at %s: %s (%s)", where, why,
                   cli->cacert ? "the certificate does not verify with the "
@@ -146,9 +154,22 @@ static int transfer_failed(const struct cli *cli, const char *where,
                                 "signed surplusd's with --cacert FILE");
         return EXIT_CONFIG;
     default:
-        cli_error("cannot reach surplusd at %s: %s", where, why);
-        return EXIT_TEMPFAIL;
+        break;
     }
+    /* Over the socket curl speaks of "localhost port 80": the system's
+     * reason says more. */
+    if (cli->url == NULL && rc == CURLE_COULDNT_CONNECT &&
+        curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr) == CURLE_OK &&
+        oserr != 0)
+        cli_error("cannot reach surplusd at %s: %s%s", where,
+                  strerror((int)oserr),
+                  oserr == ENOENT || oserr == ECONNREFUSED
+                      ? " (is surplusd running? --socket, SURPLUS_SOCKET "
+                        "or api.socket name another)"
+                      : "");
+    else
+        cli_error("cannot reach surplusd at %s: %s", where, why);
+    return EXIT_TEMPFAIL;
 }
 
 int client_request(const struct cli *cli, const char *method,
@@ -255,7 +276,7 @@ int client_request_with(const struct cli *cli, const char *method,
     /* Cut off after "100 Continue" is no answer either. */
     if (rc != CURLE_OK && rep->status < 200) {
         reply_free(rep);
-        r = transfer_failed(cli, cli->url ? cli->url : socket, rc, detail);
+        r = transfer_failed(cli, socket, c, rc, detail);
     }
     curl_easy_cleanup(c);
 out:
@@ -278,9 +299,16 @@ int client_fail(const struct reply *rep)
 {
     json_t *j = rep->body ? json_loads(rep->body, 0, NULL) : NULL;
     const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
+    const char *code = j ? json_string_value(json_object_get(j,
+                                                             "reason_code"))
+                         : NULL;
+    bool never = code != NULL && strcmp(code, "exceeds_max_gpus") == 0;
 
     cli_error("%s (HTTP %ld)", msg ? msg : "request failed", rep->status);
     json_decref(j);
+    /* More GPUs than the tenant may ever lease: no retry will help. */
+    if (never)
+        return EXIT_NO_DEVICE;
     switch (rep->status) {
     case 401:
     case 403:

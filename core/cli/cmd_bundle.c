@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +21,6 @@
 #include "units.h"
 
 #define PROGRESS_MIN (UINT64_C(64) * 1024 * 1024)
-
-static void usage(FILE *f)
-{
-    fprintf(f, "Usage: surplus bundle check BUNDLE\n"
-               "       surplus bundle create DIR [-o OUT]\n");
-}
 
 /* Rule violations, limits and unreadable input are the bundle's fault;
  * anything else is ours. */
@@ -116,25 +109,10 @@ static int check(struct cli *cli, const char *path, const char *shown_as)
     return 0;
 }
 
-static int cmd_check(struct cli *cli, int argc, char **argv)
+int cmd_bundle_check(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int opt;
-
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (opt == 'h') {
-            usage(stdout);
-            return 0;
-        }
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (argc - optind != 1) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    return check(cli, argv[optind], argv[optind]);
+    (void)argc;
+    return check(cli, argv[0], argv[0]);
 }
 
 /* The job's name, for the default output "<name>.tar.zst". */
@@ -237,48 +215,8 @@ done:
     return r;
 }
 
-static int cmd_create(struct cli *cli, int argc, char **argv)
+int cmd_bundle_create(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {{"output", required_argument, NULL,
-                                          'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *out = NULL;
-    int opt;
-
-    while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'o':
-            out = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (argc - optind != 1) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    return create(cli, argv[optind], out);
-}
-
-int cmd_bundle(struct cli *cli, int argc, char **argv)
-{
-    if (argc >= 2 && strcmp(argv[1], "check") == 0)
-        return cmd_check(cli, argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "create") == 0)
-        return cmd_create(cli, argc - 1, argv + 1);
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
-                      strcmp(argv[1], "-h") == 0)) {
-        usage(stdout);
-        return 0;
-    }
-    if (argc >= 2)
-        cli_error("bundle: unknown command '%s'", argv[1]);
-    usage(stderr);
-    return EXIT_USAGE;
+    (void)argc;
+    return create(cli, argv[0], cli_opt(cli, "output"));
 }

@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,37 +30,6 @@ static const char *str(json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
     return s ? s : "-";
-}
-
-static int id_arg(int argc, char **argv, const char *verb, const char **ret)
-{
-    if (optind + 1 != argc) {
-        fprintf(stderr, "Usage: surplus %s ID\n", verb);
-        return EXIT_USAGE;
-    }
-    *ret = argv[optind];
-    if (strlen(*ret) != 16 || strspn(*ret, "0123456789abcdef") != 16) {
-        cli_error("'%s' is not a job id (16 hex digits)", *ret);
-        return EXIT_USAGE;
-    }
-    return 0;
-}
-
-static int no_options(int argc, char **argv, const char *help)
-{
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int opt;
-
-    while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        if (opt == 'h') {
-            printf("Usage: %s\n", help);
-            return -1;
-        }
-        fprintf(stderr, "Usage: %s\n", help);
-        return EXIT_USAGE;
-    }
-    return 0;
 }
 
 /* One request whose answer must be `want` with a JSON body: 0 and *ret,
@@ -101,6 +69,60 @@ static int get_and_show(struct cli *cli, const char *path,
     }
     json_decref(j);
     return 0;
+}
+
+static bool is_hex(const char *s, size_t n)
+{
+    return strlen(s) == n && strspn(s, "0123456789abcdef") == n;
+}
+
+int cli_job_id(struct cli *cli, const char *arg, char ret[17])
+{
+    size_t n = strlen(arg), i, found = 0;
+    json_t *a, *j;
+    char esc[64];
+    int r;
+
+    if (is_hex(arg, 16)) {
+        memcpy(ret, arg, 17);
+        return 0;
+    }
+    if (n == 0 || n > 16 || !is_hex(arg, n)) {
+        cli_error("'%s' is not a job id (16 hex digits, or the first of "
+                  "them)", err_escape(arg, esc, sizeof esc));
+        return EXIT_USAGE;
+    }
+    /* A prefix: the one job of the caller's whose id starts with it. */
+    if ((r = request_json(cli, "GET", "/v1/jobs", 200, &a)) != 0)
+        return r;
+    json_array_foreach(a, i, j) {
+        if (strncmp(str(j, "id"), arg, n) == 0 && found++ == 0)
+            snprintf(ret, 17, "%s", str(j, "id"));
+    }
+    if (found == 1) {
+        json_decref(a);
+        return 0;
+    }
+    if (found == 0) {
+        cli_error("no job of yours has an id starting with '%s'", arg);
+    } else {
+        size_t shown = 0;
+
+        fprintf(stderr, "surplus: job id prefix '%s' is ambiguous: %zu "
+                        "jobs match:", arg, found);
+        json_array_foreach(a, i, j) {
+            if (strncmp(str(j, "id"), arg, n) != 0)
+                continue;
+            if (shown++ == 10) {
+                fprintf(stderr, " ...");
+                break;
+            }
+            fprintf(stderr, " %s", str(j, "id"));
+        }
+        fputc('\n', stderr);
+    }
+    json_decref(a);
+    return EXIT_USAGE;
 }
 
 static int term_width(void)
@@ -252,47 +274,94 @@ static void quota_table(json_t *a)
 
 int cmd_quota(struct cli *cli, int argc, char **argv)
 {
-    int r = no_options(argc, argv, "surplus quota");
+    int r = cli_output_format(cli);
 
-    if (r)
-        return r < 0 ? 0 : r;
-    return get_and_show(cli, "/v1/quota", quota_table);
+    (void)argc;
+    (void)argv;
+    return r ? r : get_and_show(cli, "/v1/quota", quota_table);
+}
+
+/* Appends "&name=value" (the first with '?'), the value percent-encoded
+ * as it is: the server says what it makes of it. */
+static int query_add(char **q, const char *name, const char *value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = *q ? strlen(*q) : 0, vl = strlen(value);
+    char *p = realloc(*q, n + strlen(name) + 3 * vl + 3);
+
+    if (p == NULL)
+        return -ENOMEM;
+    *q = p;
+    p += n;
+    p += sprintf(p, "%c%s=", n ? '&' : '?', name);
+    for (const unsigned char *v = (const unsigned char *)value; *v; v++) {
+        if ((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') ||
+            (*v >= '0' && *v <= '9') || strchr("-._~,", *v)) {
+            *p++ = (char)*v;
+        } else {
+            *p++ = '%';
+            *p++ = hex[*v >> 4];
+            *p++ = hex[*v & 15];
+        }
+    }
+    *p = '\0';
+    return 0;
 }
 
 int cmd_list(struct cli *cli, int argc, char **argv)
 {
-    int r = no_options(argc, argv, "surplus list");
+    static const char *const filters[] = {"state", "since", "tenant"};
+    char *q = NULL, *path = NULL;
+    int r = cli_output_format(cli);
 
+    (void)argc;
+    (void)argv;
     if (r)
-        return r < 0 ? 0 : r;
-    return get_and_show(cli, "/v1/jobs", jobs_table);
+        return r;
+    /* --state may repeat: each goes as its own state=. */
+    for (size_t i = 0; i < cli->n_given; i++)
+        for (size_t f = 0; f < sizeof filters / sizeof filters[0]; f++)
+            if (strcmp(cli->given[i].name, filters[f]) == 0 &&
+                query_add(&q, filters[f], cli->given[i].value) < 0) {
+                free(q);
+                cli_error("out of memory");
+                return EXIT_INTERNAL;
+            }
+    if (asprintf(&path, "/v1/jobs%s", q ? q : "") < 0) {
+        free(q);
+        cli_error("out of memory");
+        return EXIT_INTERNAL;
+    }
+    r = get_and_show(cli, path, jobs_table);
+    free(path);
+    free(q);
+    return r;
 }
 
 int cmd_devices(struct cli *cli, int argc, char **argv)
 {
-    int r = no_options(argc, argv, "surplus devices");
+    int r = cli_output_format(cli);
 
-    if (r)
-        return r < 0 ? 0 : r;
-    return get_and_show(cli, "/v1/devices", devices_table);
+    (void)argc;
+    (void)argv;
+    return r ? r : get_and_show(cli, "/v1/devices", devices_table);
 }
 
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
-    const char *id;
-    char path[64];
-    int r = no_options(argc, argv, "surplus status ID");
+    char id[17], path[64];
+    int r = cli_output_format(cli);
 
-    if (r)
-        return r < 0 ? 0 : r;
-    if ((r = id_arg(argc, argv, "status", &id)) != 0)
+    (void)argc;
+    if (r || (r = cli_job_id(cli, argv[0], id)) != 0)
         return r;
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     return get_and_show(cli, path, job_detail);
 }
 
 /* The job's exit code for `submit --wait`: its own status, 124 after its
- * walltime, 69 when it never ran because no device here can serve it, 70
+ * walltime, 69 when it never ran because no device here can serve it
+ * (or more than its tenant's max_gpus), 70
  * when it exited 0 but failed (its log or outputs were not stored). */
 static int job_exit(json_t *j)
 {
@@ -301,7 +370,8 @@ static int job_exit(json_t *j)
 
     if (strcmp(st, "timeout") == 0)
         return 124;
-    if (strcmp(str(j, "reason_code"), "no_device") == 0)
+    if (strcmp(str(j, "reason_code"), "no_device") == 0 ||
+        strcmp(str(j, "reason_code"), "exceeds_max_gpus") == 0)
         return EXIT_NO_DEVICE;
     /* Failed with status 0: its log or outputs could not be stored. */
     if (json_is_integer(ex) &&
@@ -323,6 +393,32 @@ static bool terminal(const char *state)
     return strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 ||
            strcmp(state, "timeout") == 0 || strcmp(state, "cancelled") == 0 ||
            strcmp(state, "rejected") == 0;
+}
+
+static void default_dir(json_t *job, const char *id, char *buf,
+                        size_t len);
+
+/* The end of `submit --wait`, on stderr: how the job ended, why, and
+ * where its outputs are. */
+static void wait_summary(json_t *j)
+{
+    json_t *ex = json_object_get(j, "exit_status");
+    const char *id = str(j, "id"), *st = str(j, "state");
+    char dir[200];
+
+    if (json_is_integer(ex))
+        fprintf(stderr, "surplus: job %s '%s' %s (exit %d)\n", id,
+                str(j, "name"), st, (int)json_integer_value(ex));
+    else
+        fprintf(stderr, "surplus: job %s '%s' %s (it did not run)\n", id,
+                str(j, "name"), st);
+    if (json_is_string(json_object_get(j, "reason")))
+        fprintf(stderr, "surplus: reason: %s\n", str(j, "reason"));
+    if (strcmp(st, "rejected") != 0) {
+        default_dir(j, id, dir, sizeof dir);
+        fprintf(stderr, "surplus: outputs: kept by surplusd; surplus fetch "
+                        "%s writes them and job.log to ./%s/\n", id, dir);
+    }
 }
 
 /* Tries of a submission whose answer did not come, and the wait before
@@ -381,38 +477,19 @@ static int post_bundle(struct cli *cli, int fd, const char *key,
     }
 }
 
-static const char submit_usage[] =
-    "Usage: surplus submit BUNDLE [--wait] [--idempotency-key KEY]\n";
-
 int cmd_submit(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"wait", no_argument, NULL, 'w'},
-        {"idempotency-key", required_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     bool wait = false;
     struct reply rep;
     struct stat st = {0};
     json_t *j = NULL;
     const char *key = NULL;
     char id[17], fresh[33];
-    int opt, fd, r;
+    int fd, r;
 
-    while ((opt = getopt_long(argc, argv, "wh", opts, NULL)) != -1) {
-        if (opt == 'w') {
-            wait = true;
-        } else if (opt == 'k') {
-            key = optarg;
-        } else {
-            fputs(submit_usage, opt == 'h' ? stdout : stderr);
-            return opt == 'h' ? 0 : EXIT_USAGE;
-        }
-    }
-    if (optind + 1 != argc) {
-        fputs(submit_usage, stderr);
-        return EXIT_USAGE;
-    }
+    (void)argc;
+    wait = cli_opt(cli, "wait") != NULL;
+    key = cli_opt(cli, "idempotency-key");
     if (key != NULL && !jobstore_key_valid(key)) {
         cli_error("--idempotency-key: expected 1 to %d printable ASCII "
                   "characters", JOBSTORE_KEY_MAX);
@@ -426,13 +503,13 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
         key = fresh;
     }
     /* O_NONBLOCK: a fifo must not keep the open waiting for a writer. */
-    if ((fd = open(argv[optind], O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
-        cli_error("%s: %s", argv[optind], strerror(errno));
+    if ((fd = open(argv[0], O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
+        cli_error("%s: %s", argv[0], strerror(errno));
         return EXIT_BUNDLE;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         cli_error("%s: is a %s, not a bundle (a bundle is a regular file)",
-                  argv[optind],
+                  argv[0],
                   S_ISDIR(st.st_mode)    ? "directory"
                   : S_ISFIFO(st.st_mode) ? "fifo"
                   : S_ISSOCK(st.st_mode) ? "socket"
@@ -493,36 +570,62 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
     } else {
-        fprintf(stderr, "surplus: job %s %s%s%s\n", id, str(j, "state"),
-                json_is_string(json_object_get(j, "reason")) ? ": " : "",
-                json_is_string(json_object_get(j, "reason"))
-                    ? str(j, "reason")
-                    : "");
+        wait_summary(j);
     }
     r = job_exit(j);
     json_decref(j);
     return r;
 }
 
+/* Waits (at most `ms`) for a job to end; *ret holds its last state. */
+static int wait_end(struct cli *cli, const char *id, int ms, json_t **ret)
+{
+    int r;
+
+    for (int delay = 20, waited = 0;; waited += delay,
+             delay = delay < 500 ? delay * 2 : 500) {
+        if ((r = fetch_job(cli, id, ret)) != 0)
+            return r;
+        if (terminal(str(*ret, "state")) || waited >= ms)
+            return 0;
+        json_decref(*ret);
+        *ret = NULL;
+        usleep((useconds_t)delay * 1000);
+    }
+}
+
+/* How long `cancel` waits for a running job to be gone (its processes get
+ * SIGTERM, then SIGKILL after sandbox.kill_grace). */
+#define CANCEL_WAIT_MS 30000
+
 int cmd_cancel(struct cli *cli, int argc, char **argv)
 {
-    const char *id;
-    char path[64];
+    char id[17], path[64];
     json_t *j;
-    int r = no_options(argc, argv, "surplus cancel ID");
+    int r;
 
-    if (r)
-        return r < 0 ? 0 : r;
-    if ((r = id_arg(argc, argv, "cancel", &id)) != 0)
+    (void)argc;
+    if ((r = cli_job_id(cli, argv[0], id)) != 0)
         return r;
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     if ((r = request_json(cli, "DELETE", path, 200, &j)) != 0)
         return r;
+    /* A queued job is cancelled at once; a running one once its processes
+     * are gone: the state shown is the one after. */
+    if (!terminal(str(j, "state"))) {
+        json_decref(j);
+        j = NULL;
+        if ((r = wait_end(cli, id, CANCEL_WAIT_MS, &j)) != 0)
+            return r;
+    }
     if (cli->json) {
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
-    } else {
+    } else if (terminal(str(j, "state"))) {
         printf("%s %s\n", id, str(j, "state"));
+    } else {
+        printf("%s %s (cancel requested; not ended after %d s)\n", id,
+               str(j, "state"), CANCEL_WAIT_MS / 1000);
     }
     json_decref(j);
     return 0;
@@ -530,25 +633,14 @@ int cmd_cancel(struct cli *cli, int argc, char **argv)
 
 int cmd_logs(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {{"follow", no_argument, NULL, 'f'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    bool follow = false;
-    const char *id;
+    bool follow = cli_opt(cli, "follow") != NULL;
+    char id[17];
     struct reply rep;
     char path[80];
-    int opt, r;
+    int r;
 
-    while ((opt = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
-        if (opt == 'f') {
-            follow = true;
-        } else {
-            fprintf(opt == 'h' ? stdout : stderr,
-                    "Usage: surplus logs ID [-f]\n");
-            return opt == 'h' ? 0 : EXIT_USAGE;
-        }
-    }
-    if ((r = id_arg(argc, argv, "logs", &id)) != 0)
+    (void)argc;
+    if ((r = cli_job_id(cli, argv[0], id)) != 0)
         return r;
     /* -f: the daemon keeps the answer open while the job runs and sends
      * what it writes as it writes it (?follow=1); it ends with the job. */
@@ -582,65 +674,115 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
     return 0;
 }
 
+/* Downloads GET `path` into dfd/rel (never through a symlink): 0, or the
+ * exit code with the reason printed. */
+static int download(struct cli *cli, const char *path, int dfd,
+                    const char *dir, const char *rel, json_t *files,
+                    json_int_t *total)
+{
+    struct reply rep;
+    struct stat st;
+    int fd, r = 0;
+
+    fd = fsafe_open_beneath(dfd, rel, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        cli_error("%s/%s: %s", dir, rel, strerror(-fd));
+        return EXIT_INTERNAL;
+    }
+    if ((r = client_request(cli, "GET", path, -1, fd, &rep)) == 0 &&
+        rep.status != 200)
+        r = client_fail(&rep);
+    if (r == 0 && fstat(fd, &st) == 0) {
+        if (files != NULL)
+            json_array_append_new(files,
+                                  json_pack("{s:s, s:I}", "path", rel,
+                                            "bytes", (json_int_t)st.st_size));
+        *total += (json_int_t)st.st_size;
+    }
+    reply_free(&rep);
+    close(fd);
+    return r;
+}
+
+/* ./NAME-ID, as `surplus run` names it; the name comes from the server,
+ * so one that is not a plain file name leaves just the id. */
+static void default_dir(json_t *job, const char *id, char *buf, size_t len)
+{
+    const char *name = str(job, "name");
+    bool plain = *name && strcmp(name, "-") != 0 && name[0] != '.' &&
+                 strlen(name) <= 128;
+
+    for (const char *c = name; plain && *c; c++)
+        plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                (*c >= '0' && *c <= '9') || strchr("-_.+", *c);
+    if (plain)
+        snprintf(buf, len, "%s-%s", name, id);
+    else
+        snprintf(buf, len, "%s", id);
+}
+
 int cmd_fetch(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    const char *id, *dir = NULL;
-    char path[4200], def[64];
-    struct reply rep;
-    json_t *list, *o, *files = NULL;
+    const char *dir = cli_opt(cli, "output");
+    char id[17], path[4200], def[200];
+    json_t *job = NULL, *list = NULL, *o, *files = NULL;
     json_int_t total = 0;
-    size_t i;
-    int opt, r, dfd;
+    size_t i, n = 0;
+    int r, dfd;
 
-    while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        if (opt == 'o') {
-            dir = optarg;
-        } else {
-            fprintf(opt == 'h' ? stdout : stderr,
-                    "Usage: surplus fetch ID [-o DIR]\n");
-            return opt == 'h' ? 0 : EXIT_USAGE;
-        }
-    }
-    if ((r = id_arg(argc, argv, "fetch", &id)) != 0)
+    (void)argc;
+    if ((r = cli_job_id(cli, argv[0], id)) != 0)
         return r;
+    if ((r = fetch_job(cli, id, &job)) != 0)
+        return r;
+    /* Outputs are collected when the job ends: before that there is
+     * nothing (or only part) to fetch. */
+    if (!terminal(str(job, "state"))) {
+        cli_error("job %s is %s: its outputs and log are collected when it "
+                  "ends; fetch it then (surplus logs -f %s waits for it)",
+                  id, str(job, "state"), id);
+        json_decref(job);
+        return EXIT_TEMPFAIL;
+    }
     if (dir == NULL) {
-        snprintf(def, sizeof def, "%s", id);
+        default_dir(job, id, def, sizeof def);
         dir = def;
     }
     snprintf(path, sizeof path, "/v1/jobs/%s/outputs", id);
-    if ((r = request_json(cli, "GET", path, 200, &list)) != 0)
+    if ((r = request_json(cli, "GET", path, 200, &list)) != 0) {
+        json_decref(job);
         return r;
+    }
     /* --json: what was written where, sizes as they landed on disk. */
     if (cli->json && (files = json_array()) == NULL) {
         cli_error("out of memory");
-        json_decref(list);
-        return EXIT_INTERNAL;
+        r = EXIT_INTERNAL;
+        goto out;
     }
     if ((r = node_mkdirs(dir, 0755)) < 0 ||
         (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         cli_error("%s: %s", dir, strerror(r < 0 ? -r : errno));
-        json_decref(files);
-        json_decref(list);
-        return EXIT_INTERNAL;
+        r = EXIT_INTERNAL;
+        goto out;
     }
     r = 0;
     json_array_foreach(list, i, o) {
         const char *rel = str(o, "path");
         char sub[4200];
-        struct stat st;
-        int fd;
+        int rr;
 
         /* Names come from the server: only storage-key names (no "..",
          * no absolute path) are written, parents first, then the file,
-         * never through a symlink. */
+         * never through a symlink.  job.log is the log's. */
         if (!surplus_key_valid(rel)) {
             cli_error("output '%.200s': not a valid output name; skipped",
                       rel);
             r = EXIT_INTERNAL;
+            continue;
+        }
+        if (strcmp(rel, "job.log") == 0) {
+            cli_error("output 'job.log' not fetched: the job's log is "
+                      "written there");
             continue;
         }
         snprintf(sub, sizeof sub, "%s", rel);
@@ -649,27 +791,19 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
             mkdirat(dfd, sub, 0755);
             *s = '/';
         }
-        fd = fsafe_open_beneath(dfd, rel, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0) {
-            cli_error("%s/%s: %s", dir, rel, strerror(-fd));
-            r = EXIT_INTERNAL;
-            continue;
-        }
         snprintf(path, sizeof path, "/v1/jobs/%s/outputs/%s", id, rel);
-        if (client_request(cli, "GET", path, -1, fd, &rep) != 0 ||
-            rep.status != 200) {
-            if (rep.status)
-                r = client_fail(&rep);
-            else
-                r = EXIT_INTERNAL;
-        } else if (files != NULL && fstat(fd, &st) == 0) {
-            json_array_append_new(files,
-                                  json_pack("{s:s, s:I}", "path", rel,
-                                            "bytes", (json_int_t)st.st_size));
-            total += (json_int_t)st.st_size;
-        }
-        reply_free(&rep);
-        close(fd);
+        if ((rr = download(cli, path, dfd, dir, rel, files, &total)) != 0)
+            r = rr;
+        else
+            n++;
+    }
+    /* The log beside the outputs, as `surplus run` leaves it. */
+    snprintf(path, sizeof path, "/v1/jobs/%s/log", id);
+    {
+        int rr = download(cli, path, dfd, dir, "job.log", files, &total);
+
+        if (rr != 0)
+            r = rr;
     }
     close(dfd);
     if (r == 0 && files != NULL) {
@@ -685,10 +819,12 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
         }
         json_decref(out);
     } else if (r == 0) {
-        fprintf(stderr, "surplus: %zu output file(s) in %s/\n",
-                json_array_size(list), dir);
+        fprintf(stderr, "surplus: %zu output file(s) and job.log in %s/\n",
+                n, dir);
     }
+out:
     json_decref(files);
     json_decref(list);
+    json_decref(job);
     return r;
 }

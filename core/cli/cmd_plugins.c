@@ -8,7 +8,6 @@
  * configured ones.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,33 +267,17 @@ static int run_checks(struct entry *en, size_t n)
 
 int cmd_plugins(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {{"check", no_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     struct report rep = {0};
     struct config *cf = NULL;
     struct entry *en = NULL;
     json_t *notes;
     bool check = false, failed = false;
     size_t n;
-    int opt, r;
+    int r;
 
-    while ((opt = getopt_long(argc, argv, "ch", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            check = true;
-            break;
-        case 'h':
-            printf("Usage: surplus plugins [--check]\n");
-            return 0;
-        default:
-            return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        cli_error("plugins: unexpected argument '%s'", argv[optind]);
-        return EXIT_USAGE;
-    }
+    (void)argc;
+    (void)argv;
+    check = cli_opt(cli, "check") != NULL;
     if ((r = cli_load_config(cli, &cf)) != 0)
         return r;
     n = entries_load(cf, &en);

@@ -7,7 +7,7 @@
  * status is the job's own.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,7 +20,11 @@
 #include "cli.h"
 #include "node.h"
 #include "runner.h"
+#include "sandbox.h"
 #include "units.h"
+
+/* In state_dir: the host's jobs were told that limits are best-effort. */
+#define NO_CGROUP_MARKER "no-cgroup-warned"
 
 static int cancel_fd = -1;
 
@@ -44,11 +48,6 @@ static void on_note(void *arg, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-}
-
-static void usage(FILE *f)
-{
-    fprintf(f, "Usage: surplus run BUNDLE [-o DIR] [--id ID] [--no-wait]\n");
 }
 
 /* Exit codes of surplus(1) for a job that could not run. */
@@ -127,12 +126,6 @@ static void print_summary(const struct runner_result *res)
 
 int cmd_run(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"id", required_argument, NULL, 'i'},
-        {"no-wait", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     struct runner_opts ro = {.tenant = "local", .echo_fd = -1,
                              .cancel_fd = -1, .wait_for_devices = true,
                              .note = on_note};
@@ -141,38 +134,20 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     struct node *node = NULL;
     struct err e = {0};
     struct sigaction sa = {.sa_handler = on_interrupt};
-    int opt, r, rc;
+    char *marker = NULL;
+    int r, rc;
 
-    while ((opt = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'o':
-            ro.out_dir = optarg;
-            break;
-        case 'i':
-            ro.job_id = optarg;
-            if (strlen(optarg) != RUNNER_ID_LEN ||
-                strspn(optarg, "0123456789abcdef") != RUNNER_ID_LEN) {
-                cli_error("--id: '%s' is not %d lower-case hex digits",
-                          optarg, RUNNER_ID_LEN);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'n':
-            ro.wait_for_devices = false;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (optind + 1 != argc) {
-        usage(stderr);
+    (void)argc;
+    ro.out_dir = cli_opt(cli, "output");
+    ro.wait_for_devices = cli_opt(cli, "no-wait") == NULL;
+    if ((ro.job_id = cli_opt(cli, "id")) != NULL &&
+        (strlen(ro.job_id) != RUNNER_ID_LEN ||
+         strspn(ro.job_id, "0123456789abcdef") != RUNNER_ID_LEN)) {
+        cli_error("run: --id '%s' is not %d lower-case hex digits",
+                  ro.job_id, RUNNER_ID_LEN);
         return EXIT_USAGE;
     }
-    ro.bundle = argv[optind];
+    ro.bundle = argv[0];
     if (geteuid() != 0) {
         cli_error("run: needs root: each job gets an unprivileged uid and "
                   "namespaces of its own (see SANDBOX in surplus(1))");
@@ -180,6 +155,13 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     }
     if ((rc = cli_load_config(cli, &cf)) != 0)
         return rc;
+    /* Best-effort limits on a host without cgroups: said on the first
+     * job of the host (and with -v), not on every job. */
+    if (!sandbox_host_probe()->cgroup &&
+        asprintf(&marker, "%s/" NO_CGROUP_MARKER, cf->state_dir) >= 0) {
+        ro.quiet_no_cgroup = cli->verbose == 0 &&
+                             access(marker, F_OK) == 0;
+    }
     if (node_open(cf, &node, &e) < 0) {
         cli_error("%s", e.msg);
         config_free(cf);
@@ -195,6 +177,18 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     ro.echo_fd = cli->json ? 2 : 1;
     r = runner_run(node, &ro, &res, &e);
+    if (r >= 0 && marker != NULL && !ro.quiet_no_cgroup &&
+        cf->sandbox.best_effort) {
+        int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                      0644);
+
+        if (fd >= 0) {
+            close(fd);
+            if (cli->verbose == 0)
+                fprintf(stderr, "surplus: (said once on this host; "
+                                "surplus -v run says it again)\n");
+        }
+    }
     if (r < 0) {
         /* What is wrong with the bundle is said of the bundle, as bundle
          * check says it. */
@@ -221,5 +215,6 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     runner_result_free(&res);
     node_close(node);
     config_free(cf);
+    free(marker);
     return rc;
 }

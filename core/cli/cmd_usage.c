@@ -12,7 +12,6 @@
  * scripts and spreadsheets.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,16 +28,6 @@
 #define US_PER_SEC INT64_C(1000000)
 
 enum format { FORMAT_TABLE, FORMAT_CSV, FORMAT_JSON };
-
-static void usage(FILE *f)
-{
-    fprintf(f, "Usage: surplus usage [--since T] [--until T] [--tenant NAME] "
-               "[--format table|csv|json]\n"
-               "T: 2026-11-23T12:00:00Z, 2026-11-23T12:00:00+01:00, "
-               "2026-11-23T12:00:00 (local),\n"
-               "   2026-11-23 (local midnight), now, -2h, -7d, "
-               "@UNIXSECONDS\n");
-}
 
 /* ---- time arguments -------------------------------------------------------- */
 
@@ -919,59 +908,34 @@ static void print_empty(enum format format, const struct surplus_usage_query *q)
 
 int cmd_usage(struct cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"since", required_argument, NULL, 's'},
-        {"until", required_argument, NULL, 'u'},
-        {"tenant", required_argument, NULL, 't'},
-        {"format", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    const char *since = NULL, *until = NULL;
+    const char *since = NULL, *until = NULL, *fmt;
     struct surplus_usage_query q = {NULL, INT64_MIN, 0};
     struct walk w = {.format = cli->json ? FORMAT_JSON : FORMAT_TABLE};
     struct config *cf = NULL;
     struct plugin *p = NULL;
     struct err e = {0};
     int64_t now = now_us();
-    int opt, r;
+    int r;
 
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 's':
-            since = optarg;
-            break;
-        case 'u':
-            until = optarg;
-            break;
-        case 't':
-            q.tenant = optarg;
-            break;
-        case 'f':
-            /* An explicit --format wins over the global --json. */
-            if (strcmp(optarg, "table") == 0) {
-                w.format = FORMAT_TABLE;
-            } else if (strcmp(optarg, "csv") == 0) {
-                w.format = FORMAT_CSV;
-            } else if (strcmp(optarg, "json") == 0) {
-                w.format = FORMAT_JSON;
-            } else {
-                char esc[256];
-                cli_error("usage: --format '%s': expected table, csv or json",
-                          err_escape(optarg, esc, sizeof(esc)));
-                return EXIT_USAGE;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
+    (void)argc;
+    (void)argv;
+    since = cli_opt(cli, "since");
+    until = cli_opt(cli, "until");
+    q.tenant = cli_opt(cli, "tenant");
+    if ((fmt = cli_opt(cli, "format")) != NULL) {
+        /* An explicit --format wins over the global --json. */
+        if (strcmp(fmt, "table") == 0) {
+            w.format = FORMAT_TABLE;
+        } else if (strcmp(fmt, "csv") == 0) {
+            w.format = FORMAT_CSV;
+        } else if (strcmp(fmt, "json") == 0) {
+            w.format = FORMAT_JSON;
+        } else {
+            char esc[256];
+            cli_error("usage: --format '%s': expected table, csv or json",
+                      err_escape(fmt, esc, sizeof(esc)));
             return EXIT_USAGE;
         }
-    }
-    if (optind < argc) {
-        cli_error("usage: unexpected argument '%s'", argv[optind]);
-        return EXIT_USAGE;
     }
     if (q.tenant != NULL && *q.tenant == '\0') {
         cli_error("usage: --tenant needs a tenant name");

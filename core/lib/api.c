@@ -197,6 +197,7 @@ static unsigned status_for(int r)
     case -EFBIG:
         return MHD_HTTP_CONTENT_TOO_LARGE;
     case -EBADMSG:
+    case -ERANGE: /* asks for more than the tenant may ever have */
         return MHD_HTTP_UNPROCESSABLE_CONTENT;
     case -EDQUOT:
     case -EUSERS:

@@ -476,6 +476,10 @@ static int lease_pick(struct run *j)
         devs_unlock(j);
         if (fits >= res->gpus)
             busy = true; /* enough exist; some are leased to others */
+        else if (j->n_devs - first < res->gpus)
+            appendf(why, sizeof why, &wl, "; %s: this node has %zu device%s",
+                    node_plugin_label(p), j->n_devs - first,
+                    j->n_devs - first == 1 ? "" : "s");
         else appendf(why, sizeof why, &wl, "; %s: %zu of %zu device(s) fit",
                                    node_plugin_label(p), fits,
                                    j->n_devs - first);
@@ -1040,7 +1044,8 @@ static int run_command(struct run *j, char **env, struct outcome *out)
                        "\"best-effort\" to run jobs under rlimits instead",
                        h->why);
     }
-    if (!h->cgroup && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+    if (!h->cgroup && !j->o->quiet_no_cgroup &&
+        !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
         log_msg(SURPLUS_LOG_WARNING,
                 "no cgroups: %s; limits are best-effort (sandbox.limits): "
                 "rlimits (memory as RLIMIT_DATA, only for jobs without "

@@ -46,6 +46,9 @@ struct runner_opts {
     int cancel_fd;         /* readable: cancel the job; -1: none */
     bool wait_for_devices; /* devices that fit but are leased by someone
                               else are waited for (else -EBUSY) */
+    bool quiet_no_cgroup;  /* the warning that limits are best-effort on a
+                              host without cgroups was given before: do
+                              not repeat it */
     /* A scheduler's choice: lease exactly these devices of this plugin
      * (n_device_ids must equal the manifest's gpus). */
     struct plugin *accelerator;

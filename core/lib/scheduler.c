@@ -638,28 +638,44 @@ static int no_devices(struct plan *p, size_t i, const struct shape *s)
     return reason != NULL ? add_impossible(p, i, reason) : -ENOMEM;
 }
 
-/* The wording is no_devices()'s: "asks for N GPU[s], but " followed by
- * "no device" or "only"; over_quota() goes on with "tenant". */
-bool sched_reason_no_device(const char *reason)
+/* After "asks for N GPU[s], but ", what the reason goes on with; NULL
+ * when it does not start so. */
+static const char *reason_tail(const char *reason)
 {
     const char *p = reason;
 
     if (p == NULL || strncmp(p, "asks for ", 9) != 0)
-        return false;
+        return NULL;
     p += 9;
     if (*p < '0' || *p > '9')
-        return false;
+        return NULL;
     while (*p >= '0' && *p <= '9')
         p++;
     if (strncmp(p, " GPU", 4) != 0)
-        return false;
+        return NULL;
     p += 4;
     if (*p == 's')
         p++;
     if (strncmp(p, ", but ", 6) != 0)
-        return false;
-    p += 6;
-    return strncmp(p, "no device ", 10) == 0 || strncmp(p, "only ", 5) == 0;
+        return NULL;
+    return p + 6;
+}
+
+/* The wording is no_devices()'s: "asks for N GPU[s], but " followed by
+ * "no device" or "only"; over_quota() goes on with "tenant". */
+bool sched_reason_no_device(const char *reason)
+{
+    const char *p = reason_tail(reason);
+
+    return p != NULL &&
+           (strncmp(p, "no device ", 10) == 0 || strncmp(p, "only ", 5) == 0);
+}
+
+bool sched_reason_over_max_gpus(const char *reason)
+{
+    const char *p = reason_tail(reason);
+
+    return p != NULL && strncmp(p, "tenant ", 7) == 0;
 }
 
 static int over_quota(struct plan *p, size_t i, const struct tenant_state *t)

@@ -175,6 +175,9 @@ void sched_result_free(struct sched_result *r);
 /* Whether `reason` (of a struct sched_impossible) says no device of this
  * node can serve the job, as opposed to its tenant's quota; accepts NULL. */
 bool sched_reason_no_device(const char *reason);
+/* Whether it says the job asks for more GPUs than its tenant's max_gpus;
+ * accepts NULL. */
+bool sched_reason_over_max_gpus(const char *reason);
 
 /*
  * Whether `dev` can serve `job` by its model and memory: the job's model

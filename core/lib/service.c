@@ -426,10 +426,10 @@ static json_t *job_json(const struct job_row *r)
         /* Machine-readable for `submit --wait` (exit 69): failed without
          * ever starting because no device here can serve it. */
         "reason_code",
-        r->state == JOB_FAILED && r->started_us <= 0 &&
-                sched_reason_no_device(r->reason)
-            ? "no_device"
-            : NULL);
+        r->state != JOB_FAILED || r->started_us > 0 ? NULL
+        : sched_reason_no_device(r->reason)         ? "no_device"
+        : sched_reason_over_max_gpus(r->reason)     ? "exceeds_max_gpus"
+                                                    : NULL);
 }
 
 /* The job, if the caller may see it: -ENOENT otherwise, as if absent. */
@@ -925,11 +925,17 @@ int service_submit(struct service *s, const struct caller *c, int fd,
             r = -EBADMSG;
         goto out;
     }
+    /* Never satisfiable, unlike a full queue: not "try again later". */
     if (reserved && sum.spec->resources.gpus > max_gpus) {
-        r = err_set(e, -EDQUOT, "job '%s' asks for %u GPU(s); tenant '%s' "
-                                "may lease %u at once (max_gpus)",
+        r = err_set(e, -ERANGE, "job '%s' asks for %u GPU(s); tenant '%s' "
+                                "may lease at most %u at once (the "
+                                "tenant's max_gpus = %u), so it can never "
+                                "run",
                     sum.spec->name, sum.spec->resources.gpus, tenant,
-                    max_gpus);
+                    max_gpus, max_gpus);
+        *ret = json_pack("{s:s, s:i, s:i}", "reason_code",
+                         "exceeds_max_gpus", "max_gpus", (int)max_gpus,
+                         "gpus", (int)sum.spec->resources.gpus);
         goto out;
     }
     runner_new_id(row.id);
