@@ -165,6 +165,27 @@ done
 [ -z "$bad" ]
 ok $? "every option surplus help shows is completed${bad:+ (not:$bad)}"
 
+# ---- zsh completion: the same candidates through compadd --------------------------
+zcomp() { # zcomp WORD... : what the zsh function offers for the last word
+    PATH="$(dirname "$SURPLUS"):$PATH" zsh -f -c '
+        compadd() { [[ $1 == -a ]] && print -l -- ${(P)2}; }
+        _files() { print ":files $*"; }
+        words=(surplus "${@:2}"); CURRENT=${#words}
+        source "$1/core/cli/completion/_surplus"' zsh "$top_srcdir" "$@" 2> "$tmp/zcomp.err"
+}
+if command -v zsh > /dev/null; then
+    zcomp su | grep -qx submit && zcomp su | grep -qx list
+    ok $? "zsh offers the verbs (compadd filters by prefix): $(zcomp su | tr '\n' ' ' | cut -c1-60)"
+    zcomp list --s | grep -qx -- --state && zcomp logs --f | grep -qx -- --follow
+    ok $? "... a verb's options"
+    [ "$(zcomp submit x)" = ":files " ]
+    ok $? "... file names for a bundle: $(zcomp submit x) $(cat "$tmp/zcomp.err")"
+else
+    skip "zsh completion offers verbs" "no zsh"
+    skip "zsh completion offers options" "no zsh"
+    skip "zsh completion offers files" "no zsh"
+fi
+
 # ---- surplus run: the no-cgroups warning once per host -----------------------
 if [ "$(id -u)" -ne 0 ] || ! unshare -mpinu --fork true 2>/dev/null; then
     skip "the no-cgroups warning is shown once per host" "surplus run needs root and namespaces"
