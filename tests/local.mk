@@ -126,6 +126,7 @@ SH_TESTS = \
 	tests/conform-accelerator-cuda.sh \
 	tests/plugin-symbols.sh \
 	tests/cli-plugins.sh \
+	tests/plugin-rules.sh \
 	tests/example-plugin.sh
 TESTS += $(SH_TESTS)
 EXTRA_DIST += $(SH_TESTS)
