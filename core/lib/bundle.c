@@ -5,9 +5,10 @@
  * same rules (name, type, links, limits) before anything is written, and
  * the first violation stops the read.  Entry names are kept in a tree of
  * components, which answers "is this a duplicate" and "does this path go
- * through a symlink" from the archive alone, never from the file system.  The type rule starts before
- * libarchive: each tar header's type byte is checked in the decompressed
- * stream on its way to the tar reader (see "tar headers" below).
+ * through a symlink" from the archive alone, never from the file system.
+ * The type rule starts before libarchive: each tar header's type byte is
+ * checked in the decompressed stream on its way to the tar reader (see
+ * "tar headers" below).
  *
  * Extraction does not use archive_write_disk: it calls umask() for the
  * whole process, creates device nodes as root and never checks symlink
