@@ -20,6 +20,6 @@ tests_bundles_extract_test_walk_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) \
 tests_bundles_extract_test_walk_LDADD = core/lib/libsurplus.la \
 	$(LIBARCHIVE_LIBS)
 
-BUNDLE_TESTS = tests/bundle-hostile.sh tests/bundle-cli.sh
+BUNDLE_TESTS = tests/bundle-hostile.sh tests/bundle-cli.sh tests/bundle-formats.sh
 TESTS += $(BUNDLE_TESTS)
 EXTRA_DIST += $(BUNDLE_TESTS) tests/bundles/mkhostile.py

@@ -123,12 +123,28 @@ mkbad; mv "$tmp/bad/job.conf" "$tmp/bad/real.conf"; ln -s real.conf "$tmp/bad/jo
 refuse "job.conf as a symlink" "job.conf" "$tmp/bad"
 mkbad; mkfifo "$tmp/bad/sub/pipe"
 refuse "a fifo" "entry 'sub/pipe'" "$tmp/bad"
-mkbad; ln -s ../../etc/passwd "$tmp/bad/sub/evil"
-refuse "a symlink leading outside" "entry 'sub/evil'" "$tmp/bad"
-mkbad; ln -s /etc "$tmp/bad/etc"
-refuse "an absolute symlink" "entry 'etc'" "$tmp/bad"
 mkbad; for i in $(seq 1 100); do : > "$tmp/bad/empty/f$i"; done
 refuse "more than max_entries entries" "max_entries" "$tmp/bad"
+
+# Symlinks may lead anywhere: they are packed as links, never followed.
+mkbad; ln -s ../../etc/passwd "$tmp/bad/sub/evil"; ln -s /etc "$tmp/bad/etc"
+S bundle create "$tmp/bad" -o "$tmp/links.tar.zst" > /dev/null 2> "$tmp/err"
+ok $? "create packs symlinks leading outside, relative and absolute: $(cat "$tmp/err")"
+zstd -dc "$tmp/links.tar.zst" | tar -tvf - > "$tmp/list" 2> /dev/null
+grep -q '^lrwxrwxrwx .* sub/evil -> \.\./\.\./etc/passwd$' "$tmp/list" &&
+    grep -q '^lrwxrwxrwx .* etc -> /etc$' "$tmp/list" && ! grep -q ' etc/' "$tmp/list"
+ok $? "as links with their targets, nothing of what they lead to"
+
+# The commonest packing mistake: the directory instead of its contents.
+for form in myjob/ ./myjob; do
+    rm -rf "$tmp/pack" && mkdir -p "$tmp/pack" && cp -a "$job" "$tmp/pack/myjob"
+    (cd "$tmp/pack" && tar czf job.tgz "$form")
+    S bundle check "$tmp/pack/job.tgz" > "$tmp/out" 2> "$tmp/err"
+    rc=$?
+    [ $rc -eq 65 ] && [ ! -s "$tmp/out" ] &&
+        grep -qF "surplus: $tmp/pack/job.tgz: no job.conf at the root of the bundle: found myjob/job.conf: pack the directory's contents, e.g. \`surplus bundle create myjob\`" "$tmp/err"
+    ok $? "tar czf job.tgz $form: check says where job.conf is and how to pack it (exit $rc): $(cat "$tmp/err")"
+done
 
 S bundle create "$job" -o "$tmp/missing-dir/out.tar.zst" > /dev/null 2> "$tmp/err"
 [ $? -eq 70 ]; ok $? "an output that cannot be written exits 70: $(cat "$tmp/err")"

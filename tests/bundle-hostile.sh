@@ -122,6 +122,25 @@ for how in openat2 walk; do
     rm -rf "$dest"
 done
 
+# Symlinks that lead outside the bundle (absolute, "..", through other
+# links, loops) are accepted and extracted as they are: never followed,
+# so nothing outside the target changes.
+run "$SURPLUS" --config "$tmp/test.conf" bundle check "$cases/links-outside-ok.tar" > "$tmp/out" 2>&1
+ok $? "symlinks leading outside the bundle pass check: $(cat "$tmp/out")"
+for how in openat2 walk; do
+    prog=$EXTRACT; [ $how = walk ] && prog=$EXTRACT_WALK
+    run "$prog" "$tmp/test.conf" "$cases/links-outside-ok.tar" "$dest" > "$tmp/out" 2>&1
+    ok $? "and are extracted ($how): $(cat "$tmp/out")"
+    links=$(cd "$dest" && for l in evil abs etc d/l m n d/x loop venv/bin/python3 venv/bin/python; do
+        [ -L "$l" ] && printf '%s>%s ' "$l" "$(readlink "$l")"; done)
+    [ "$links" = "evil>../../sentinel/secret abs>$sentinel etc>/etc d/l>.. m>d/l/.. n>d/x/.. d/x>.. loop>loop venv/bin/python3>/usr/bin/python3 venv/bin/python>python3 " ]
+    ok $? "as links with their targets as archived ($how): $links"
+    snapshot > "$tmp/after"
+    cmp -s "$tmp/before" "$tmp/after"
+    ok $? "and nothing outside the target changes ($how)"
+    rm -rf "$dest"
+done
+
 # Long names and link targets come in pax 'x' headers (after a global 'g'
 # header) or GNU 'L' and 'K' headers: metadata, not entries of an unknown
 # type.

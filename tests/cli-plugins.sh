@@ -33,6 +33,40 @@ ok $? "no conformance check failed"; grep '^not ok' "$tmp/check" | sed 's/^/# /'
 [ ! -e "$tmp/state/store/objects/check" ]
 ok $? "--check does not write into the configured store"
 
+# A plugin that loads but whose query fails: the command fails, naming it.
+printf 'state_dir = "%s";\nstorage = { plugin = "listfail"; };\n' "$tmp/state" > "$tmp/listfail.conf"
+SURPLUS_PLUGIN_PATH="$SURPLUS_FIXTURE_DIR:$PLUGINS" run "$SURPLUS" --config "$tmp/listfail.conf" plugins > "$tmp/out" 2> "$tmp/err"
+rc=$?
+[ $rc -eq 70 ] && grep -qx "surplus: storage/listfail: query failed: backend unreachable (fixture)" "$tmp/err"
+ok $? "a plugin whose query fails exits 70 and is named (exit $rc): $(cat "$tmp/err")"
+grep -q '^storage/listfail: error: backend unreachable (fixture)$' "$tmp/out" &&
+    ! grep -q 'storage/listfail: 0 objects' "$tmp/out" &&
+    grep -q 'accounting/sqlite: 0 usage records' "$tmp/out"
+ok $? "the table shows the error instead of a count, and the others' reports"
+
+# --all: what the plugin path holds that the configuration does not use.
+SURPLUS_PLUGIN_PATH="$SURPLUS_FIXTURE_DIR:$PLUGINS" run "$SURPLUS" --config "$tmp/ok.conf" plugins --all > "$tmp/out" 2> "$tmp/err"
+ok $? "surplus plugins --all exits 0 (unused plugins that cannot load do not count): $(cat "$tmp/err")"
+sed 's/^/# /' "$tmp/out"
+sed -n '/^INSTALLED, NOT CONFIGURED$/,$p' "$tmp/out" > "$tmp/unused"
+grep -Eq "^storage +good +1\.2\.3 +1\.0 +$SURPLUS_FIXTURE_DIR/storage_good\.so$" "$tmp/unused"
+ok $? "--all lists an installed, unconfigured plugin with version, ABI and file"
+grep -A1 -E '^storage +wrongmajor ' "$tmp/unused" | grep -q 'error: .*different ABI major version'
+ok $? "and says why one cannot be loaded"
+! grep -Eq '^(storage +local|accounting +sqlite|accelerator +sim) ' "$tmp/unused"
+ok $? "but not the configured plugins"
+run "$SURPLUS" --config "$tmp/ok.conf" plugins > "$tmp/out" 2>&1
+! grep -q 'INSTALLED, NOT CONFIGURED' "$tmp/out"
+ok $? "without --all, only the configured plugins are listed"
+SURPLUS_PLUGIN_PATH="$SURPLUS_FIXTURE_DIR:$PLUGINS" run "$SURPLUS" --config "$tmp/ok.conf" --json plugins --all > "$tmp/json" 2>&1
+python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+u = {(p["kind"], p["name"]): p for p in d["unconfigured"]}
+assert u[("storage", "good")]["version"] == "1.2.3", u
+assert "error" in u[("storage", "wrongmajor")], u
+assert ("storage", "local") not in u' "$tmp/json"
+ok $? "--json --all adds the list as \"unconfigured\""
+
 printf 'state_dir = "%s";\nlimits = { max_entires = 5; };\n' "$tmp/state" > "$tmp/bad.conf"
 run "$SURPLUS" --config "$tmp/bad.conf" plugins > /dev/null 2> "$tmp/err"
 [ $? -eq 78 ]; ok $? "an unknown key exits 78"

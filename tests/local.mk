@@ -77,7 +77,8 @@ check_LTLIBRARIES += \
 	tests/plugins/storage_nosymbol.la \
 	tests/plugins/storage_initfail.la \
 	tests/plugins/storage_badsetting.la \
-	tests/plugins/storage_shortdesc.la
+	tests/plugins/storage_shortdesc.la \
+	tests/plugins/storage_listfail.la
 tests_plugins_storage_good_la_SOURCES = $(FIXTURE_SRC)
 tests_plugins_storage_good_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_GOOD
 tests_plugins_storage_good_la_CFLAGS = $(PLUGIN_CFLAGS)
@@ -114,6 +115,10 @@ tests_plugins_storage_shortdesc_la_SOURCES = $(FIXTURE_SRC)
 tests_plugins_storage_shortdesc_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_SHORTDESC
 tests_plugins_storage_shortdesc_la_CFLAGS = $(PLUGIN_CFLAGS)
 tests_plugins_storage_shortdesc_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_listfail_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_listfail_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_LISTFAIL
+tests_plugins_storage_listfail_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_listfail_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 
 # --- shell tests ----------------------------------------------------------------
 SH_TESTS = \
@@ -127,6 +132,7 @@ SH_TESTS = \
 	tests/check-config.sh \
 	tests/cli-options.sh \
 	tests/cli-jobs.sh \
+	tests/plugin-rules.sh \
 	tests/example-plugin.sh
 TESTS += $(SH_TESTS)
 EXTRA_DIST += $(SH_TESTS)

@@ -1,12 +1,15 @@
 /*
- * surplus plugins [--check]
+ * surplus plugins [--check] [--all]
  *
  * Loads every configured plugin the way the runner would, lists them (kind,
  * name, version, ABI, file) and what they report: devices, stored objects,
- * usage records.  --check runs the conformance checks of
- * surplus-plugin-check on each, with scratch paths instead of the
- * configured ones.
+ * usage records.  A plugin that cannot be loaded (78) or whose query fails
+ * (70) makes the command fail, naming it.  --check runs the conformance
+ * checks of surplus-plugin-check on each, with scratch paths instead of the
+ * configured ones.  --all also lists the plugins installed in the plugin
+ * path that the configuration does not use.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -24,6 +27,7 @@ struct entry {
     char *path;
     struct plugin *p;
     char *error;
+    bool query_failed;
 };
 
 static void entry_load(struct entry *en, const struct config *cf)
@@ -134,10 +138,122 @@ static json_t *entry_report(struct entry *en, struct report *rep)
         struct surplus_usage_query q = {NULL, INT64_MIN, INT64_MAX};
         r = plugin_accounting(p)->query(p->state, &q, on_record, rep);
     }
-    if (r < 0)
-        return json_pack("{s:s, s:s}", "plugin", p->ctx.label, "error",
-                         p->ctx.last.msg[0] ? p->ctx.last.msg : strerror(-r));
+    if (r < 0) {
+        const char *msg = p->ctx.last.msg[0] ? p->ctx.last.msg : strerror(-r);
+
+        en->query_failed = true;
+        cli_error("%s: query failed: %s", p->ctx.label, msg);
+        return json_pack("{s:s, s:s}", "plugin", p->ctx.label, "error", msg);
+    }
     return NULL;
+}
+
+/* ---- installed but not configured (--all) ----------------------------------- */
+
+static bool configured(const struct entry *en, size_t n, const char *kind,
+                       const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(en[i].kind, kind) == 0 &&
+            strcmp(en[i].conf->plugin, name) == 0)
+            return true;
+    return false;
+}
+
+/* One <kind>_<name>.so of `dir`, unless the configuration uses it or an
+ * earlier directory of the search path holds the same plugin (the one
+ * the loader would take). */
+static json_t *installed_one(const struct config *cf, const struct entry *en,
+                             size_t n, const char *dir, const char *file)
+{
+    char kind[32], name[128], *path = NULL, *found = NULL;
+    const char *us = strchr(file, '_'), *dot = strrchr(file, '.');
+    struct plugin *p = NULL;
+    struct err e = {0};
+    json_t *o = NULL;
+    char abi[16];
+
+    if (us == NULL || dot == NULL || dot < us || strcmp(dot, ".so") != 0 ||
+        (size_t)(us - file) >= sizeof(kind) ||
+        (size_t)(dot - us) > sizeof(name))
+        return NULL;
+    snprintf(kind, sizeof(kind), "%.*s", (int)(us - file), file);
+    snprintf(name, sizeof(name), "%.*s", (int)(dot - us - 1), us + 1);
+    if (plugin_kind_from_name(kind) < 0 || configured(en, n, kind, name) ||
+        asprintf(&path, "%s/%s", dir, file) < 0)
+        return NULL;
+    if (plugin_find(kind, name, cf->plugin_dir, &found, &e) < 0 ||
+        strcmp(found, path) != 0)
+        goto out;
+    if (plugin_open(path, &p, &e) == 0)
+        snprintf(abi, sizeof(abi), "%u.%u", p->desc->abi_major,
+                 p->desc->abi_minor);
+    o = json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s?}", "kind", kind, "name",
+                  name, "version", p ? p->desc->version : NULL, "abi",
+                  p ? abi : NULL, "file", path, "error", p ? NULL : e.msg);
+    plugin_close(p);
+out:
+    free(found);
+    free(path);
+    return o;
+}
+
+/* Every plugin in the search path (SURPLUS_PLUGIN_PATH, then plugin_dir)
+ * that the configuration does not use, in search order and by name. */
+static json_t *installed_unconfigured(const struct config *cf,
+                                      const struct entry *en, size_t n)
+{
+    const char *env = getenv("SURPLUS_PLUGIN_PATH");
+    char *dirs = NULL, *save = NULL;
+    json_t *list = json_array();
+
+    if (list == NULL ||
+        asprintf(&dirs, "%s%s%s", env && *env ? env : "",
+                 env && *env ? ":" : "",
+                 cf->plugin_dir ? cf->plugin_dir : "") < 0) {
+        json_decref(list);
+        return NULL;
+    }
+    for (char *d = strtok_r(dirs, ":", &save); d;
+         d = strtok_r(NULL, ":", &save)) {
+        struct dirent **names = NULL;
+        int k = scandir(d, &names, NULL, alphasort);
+
+        for (int i = 0; i < k; i++) {
+            json_t *o = installed_one(cf, en, n, d, names[i]->d_name);
+
+            if (o != NULL)
+                json_array_append_new(list, o);
+            free(names[i]);
+        }
+        free(names);
+    }
+    free(dirs);
+    return list;
+}
+
+static void print_installed(json_t *list)
+{
+    size_t i;
+    json_t *o;
+
+    printf("\nINSTALLED, NOT CONFIGURED\n%-12s %-10s %-9s %-5s %s\n", "KIND",
+           "NAME", "VERSION", "ABI", "FILE");
+    json_array_foreach(list, i, o) {
+        const char *v = json_string_value(json_object_get(o, "version"));
+        const char *abi = json_string_value(json_object_get(o, "abi"));
+        const char *err = json_string_value(json_object_get(o, "error"));
+
+        printf("%-12s %-10s %-9s %-5s %s\n",
+               json_string_value(json_object_get(o, "kind")),
+               json_string_value(json_object_get(o, "name")), v ? v : "-",
+               abi ? abi : "-",
+               json_string_value(json_object_get(o, "file")));
+        if (err != NULL)
+            printf("  error: %s\n", err);
+    }
+    if (json_array_size(list) == 0)
+        printf("(none)\n");
 }
 
 /* ---- output ---------------------------------------------------------------- */
@@ -191,7 +307,7 @@ static void print_table(struct entry *en, size_t n, struct report *rep,
     if (json_array_size(rep->devices) == 0 && json_array_size(notes) == 0)
         printf("(no accelerator plugins configured)\n");
     for (i = 0; i < n; i++) {
-        if (en[i].p == NULL)
+        if (en[i].p == NULL || en[i].query_failed)
             continue;
         if (en[i].p->kind == SURPLUS_KIND_STORAGE)
             printf("\n%s: %llu objects, %s\n", en[i].p->ctx.label,
@@ -204,7 +320,7 @@ static void print_table(struct entry *en, size_t n, struct report *rep,
 }
 
 static void print_json(struct entry *en, size_t n, struct report *rep,
-                       json_t *notes)
+                       json_t *notes, json_t *installed)
 {
     json_t *plugins = json_array(), *o;
 
@@ -226,6 +342,8 @@ static void print_json(struct entry *en, size_t n, struct report *rep,
                   "storage", "objects", (json_int_t)rep->objects, "bytes",
                   (json_int_t)rep->object_bytes, "accounting", "records",
                   (json_int_t)rep->records);
+    if (installed != NULL)
+        json_object_set(o, "unconfigured", installed);
     json_dumpf(o, stdout, JSON_INDENT(2));
     putchar('\n');
     json_decref(o);
@@ -270,14 +388,15 @@ int cmd_plugins(struct cli *cli, int argc, char **argv)
     struct report rep = {0};
     struct config *cf = NULL;
     struct entry *en = NULL;
-    json_t *notes;
-    bool check = false, failed = false;
+    json_t *notes, *installed = NULL;
+    bool check = false, all = false, failed = false, query_failed = false;
     size_t n;
     int r;
 
     (void)argc;
     (void)argv;
     check = cli_opt(cli, "check") != NULL;
+    all = cli_opt(cli, "all") != NULL;
     if ((r = cli_load_config(cli, &cf)) != 0)
         return r;
     n = entries_load(cf, &en);
@@ -300,14 +419,23 @@ int cmd_plugins(struct cli *cli, int argc, char **argv)
             if (note)
                 json_array_append_new(notes, note);
             failed |= en[i].p == NULL;
+            query_failed |= en[i].query_failed;
         }
-        if (cli->json)
-            print_json(en, n, &rep, notes);
-        else
+        if (all && (installed = installed_unconfigured(cf, en, n)) == NULL) {
+            cli_error("out of memory");
+            query_failed = true;
+        }
+        if (cli->json) {
+            print_json(en, n, &rep, notes, installed);
+        } else {
             print_table(en, n, &rep, notes);
+            if (installed != NULL)
+                print_installed(installed);
+        }
+        json_decref(installed);
         json_decref(notes);
         json_decref(rep.devices);
-        r = failed ? EXIT_CONFIG : 0;
+        r = failed ? EXIT_CONFIG : query_failed ? EXIT_INTERNAL : 0;
     }
     for (size_t i = 0; i < n; i++) {
         plugin_close(en[i].p);

@@ -69,6 +69,8 @@ static const struct cli_option fetch_opts[] = {
     {NULL, 0, NULL, NULL}};
 static const struct cli_option plugins_opts[] = {
     {"check", 0, NULL, "run the conformance checks on each plugin"},
+    {"all", 0, NULL, "also list installed plugins the configuration does "
+                     "not use"},
     {NULL, 0, NULL, NULL}};
 static const struct cli_option usage_opts[] = {
     {"since", 0, "TIME", "records that ended at or after TIME: "

@@ -4,11 +4,11 @@
  * Check and extract are one streaming pass: every entry goes through the
  * same rules (name, type, links, limits) before anything is written, and
  * the first violation stops the read.  Entry names are kept in a tree of
- * components, which answers "is this a duplicate", "does this path go
- * through a symlink" and "where does this symlink lead" from the archive
- * alone, never from the file system.  The type rule starts before
- * libarchive: each tar header's type byte is checked in the decompressed
- * stream on its way to the tar reader (see "tar headers" below).
+ * components, which answers "is this a duplicate" and "does this path go
+ * through a symlink" from the archive alone, never from the file system.
+ * The type rule starts before libarchive: each tar header's type byte is
+ * checked in the decompressed stream on its way to the tar reader (see
+ * "tar headers" below).
  *
  * Extraction does not use archive_write_disk: it calls umask() for the
  * whole process, creates device nodes as root and never checks symlink
@@ -41,7 +41,6 @@
 
 #define IO_BLOCK (1024 * 1024)
 #define RATIO_FLOOR (UINT64_C(16) * 1024 * 1024)
-#define MAX_LINK_HOPS 40      /* what the kernel follows before ELOOP */
 #define NAME_SHOWN 160        /* bytes of a hostile name put in a message */
 #define NO_NODE UINT32_MAX
 #define STR_(x) #x
@@ -88,7 +87,6 @@ struct node {
     uint32_t next;       /* hash chain, NO_NODE at the end */
     enum kind kind;
     char *name;
-    char *target;        /* symlinks: the target as archived */
 };
 
 struct tree {
@@ -155,10 +153,8 @@ static int tree_init(struct tree *t)
 
 static void tree_free(struct tree *t)
 {
-    for (size_t i = 1; i < t->n; i++) {
+    for (size_t i = 1; i < t->n; i++)
         free(t->v[i].name);
-        free(t->v[i].target);
-    }
     free(t->v);
     free(t->buckets);
     *t = (struct tree){0};
@@ -315,6 +311,8 @@ struct rules {
     uint64_t nodes;       /* entries plus implied directories */
     uint64_t unpacked;
     bool have_conf;
+    char nested_conf[BUNDLE_MAX_PATH + 1]; /* the first DIR/job.conf, for
+                                              the commonest packing mistake */
 };
 
 static const char *type_name(enum kind k)
@@ -362,91 +360,22 @@ static int step_parent(struct rules *r, struct ent *en, uint32_t *cur,
     return 0;
 }
 
-enum resolved { RES_OK, RES_OUTSIDE, RES_LOOP, RES_UNKNOWN_DOTDOT,
-                RES_THROUGH_FILE };
-
 /*
- * Where `target` leads from directory `dir`, following the symlinks seen so
- * far as the kernel would.  A ".." below a name the bundle does not hold
- * (yet) is refused: a later entry could make that name a symlink and move
- * where ".." goes.  With that rule, accepted links stay inside whatever
- * comes after them.
+ * A symlink's target is kept as archived, whatever it names: an absolute
+ * path, a ".." out of the bundle, a loop.  Nothing on the host ever
+ * follows a link in a bundle or a job directory (extraction refuses any
+ * path through one, and everything after it opens with RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS or O_NOFOLLOW), so a target matters only in the
+ * job's own view, where it resolves as the job could make it resolve
+ * itself: a venv's bin/python3 -> /usr/bin/python3 finds the node's
+ * python.  The target is a name like any other, byte by byte.
  */
-static enum resolved resolve(const struct tree *t, uint32_t dir,
-                             const char *target, unsigned *hops,
-                             uint32_t *ret, bool *ret_missing)
+static int symlink_rule(const struct ent *en, struct err *e)
 {
-    const char *p = target;
-    uint32_t cur = dir;
-    bool missing = false, at_file = false;
-
-    if (target[0] == '/')
-        return RES_OUTSIDE;
-    for (;; p++) {
-        size_t len = strcspn(p, "/");
-        bool dotdot = len == 2 && p[0] == '.' && p[1] == '.';
-        uint32_t child;
-
-        if (at_file)
-            return RES_THROUGH_FILE;
-        if (len == 0 || (len == 1 && p[0] == '.')) {
-            /* nothing to resolve */
-        } else if (missing) {
-            if (dotdot)
-                return RES_UNKNOWN_DOTDOT;
-        } else if (dotdot) {
-            if (cur == 0)
-                return RES_OUTSIDE;
-            cur = t->v[cur].parent;
-        } else if ((child = tree_find(t, cur, p, len)) == NO_NODE) {
-            missing = true;
-        } else if (t->v[child].kind == K_SYMLINK) {
-            enum resolved r;
-            bool sub_missing;
-
-            if (++*hops > MAX_LINK_HOPS)
-                return RES_LOOP;
-            r = resolve(t, cur, t->v[child].target, hops, &cur, &sub_missing);
-            if (r != RES_OK)
-                return r;
-            missing = sub_missing;
-            at_file = !missing && t->v[cur].kind == K_FILE;
-        } else {
-            cur = child;
-            at_file = t->v[cur].kind == K_FILE;
-        }
-        p += len;
-        if (*p == '\0')
-            break;
-    }
-    *ret = cur;
-    *ret_missing = missing;
-    return RES_OK;
-}
-
-static int symlink_rule(struct rules *r, struct ent *en, uint32_t parent,
-                        struct err *e)
-{
-    static const char *const why[] = {
-        [RES_OUTSIDE] = "leads outside the bundle",
-        [RES_LOOP] = "goes through more than 40 symlinks",
-        [RES_UNKNOWN_DOTDOT] = "has '..' after a name the bundle does not "
-                               "hold (yet)",
-        [RES_THROUGH_FILE] = "goes through a regular file",
-    };
-    char esc[4 * NAME_SHOWN + 8];
     const char *rule = bytes_rule(en->link);
-    unsigned hops = 0;
-    enum resolved res;
-    uint32_t node;
-    bool missing;
 
     if (rule != NULL)
         return entry_fail(e, -EBADMSG, en->raw, "symlink target: %s", rule);
-    res = resolve(&r->tree, parent, en->link, &hops, &node, &missing);
-    if (res != RES_OK)
-        return entry_fail(e, -EBADMSG, en->raw, "symlink target '%s' %s",
-                          shown(en->link, esc, sizeof(esc)), why[res]);
     return 0;
 }
 
@@ -519,14 +448,11 @@ static int place(struct rules *r, struct ent *en, struct err *e)
                           "%s has the same path)",
                           type_name(r->tree.v[node].kind));
     }
-    if (en->type == E_SYMLINK && (ret = symlink_rule(r, en, cur, e)) < 0)
+    if (en->type == E_SYMLINK && (ret = symlink_rule(en, e)) < 0)
         return ret;
     if (en->type == E_HARDLINK && (ret = hardlink_rule(r, en, e)) < 0)
         return ret;
-    node = tree_add(&r->tree, cur, last, len, kinds[en->type]);
-    if (node == NO_NODE ||
-        (en->type == E_SYMLINK &&
-         (r->tree.v[node].target = strdup(en->link)) == NULL))
+    if (tree_add(&r->tree, cur, last, len, kinds[en->type]) == NO_NODE)
         return err_set(e, -ENOMEM, "out of memory");
     return 0;
 }
@@ -577,7 +503,39 @@ static int rules_entry(struct rules *r, struct ent *en, struct err *e)
     if ((ret = place(r, en, e)) < 0)
         return ret;
     r->have_conf |= en->is_conf;
+    if (en->depth == 2 && en->type == E_FILE && r->nested_conf[0] == '\0' &&
+        strcmp(strchr(en->path, '/'), "/job.conf") == 0)
+        memcpy(r->nested_conf, en->path, strlen(en->path) + 1);
     return 0;
+}
+
+/*
+ * No job.conf at the root.  `tar czf job.tgz myjob/` packs the directory
+ * instead of its contents, and the manifest arrives as myjob/job.conf:
+ * when that is what the bundle holds, say so and how to pack it.
+ */
+static int no_conf_fail(const struct rules *r, struct err *e)
+{
+    char dir[BUNDLE_MAX_PATH + 1], esc[4 * NAME_SHOWN + 8];
+    char esc_dir[4 * NAME_SHOWN + 8];
+    size_t top = 0;
+
+    if (r->nested_conf[0] == '\0')
+        return err_set(e, -EBADMSG, "no job.conf at the root of the bundle");
+    for (size_t i = 1; i < r->tree.n; i++)
+        top += r->tree.v[i].parent == 0;
+    shown(r->nested_conf, esc, sizeof(esc));
+    if (top != 1)
+        return err_set(e, -EBADMSG, "no job.conf at the root of the bundle "
+                       "(found %s, one level down: the manifest must be at "
+                       "the root)", esc);
+    snprintf(dir, sizeof(dir), "%.*s",
+             (int)(strchr(r->nested_conf, '/') - r->nested_conf),
+             r->nested_conf);
+    return err_set(e, -EBADMSG, "no job.conf at the root of the bundle: "
+                   "found %s: pack the directory's contents, e.g. "
+                   "`surplus bundle create %s`", esc,
+                   shown(dir, esc_dir, sizeof(esc_dir)));
 }
 
 static int rules_init(struct rules *r, const struct config *cf, struct err *e)
@@ -1982,8 +1940,7 @@ static int read_entries(struct job *j)
         snprintf(j->last, sizeof(j->last), "%s", en.raw);
     }
     if (!j->rules.have_conf)
-        return err_set(j->e, -EBADMSG, "no job.conf at the root of the "
-                       "bundle");
+        return no_conf_fail(&j->rules, j->e);
     j->sum.entries = j->rules.entries;
     j->sum.unpacked_bytes = j->rules.unpacked;
     j->sum.bundle_bytes = j->src.read;

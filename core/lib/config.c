@@ -239,10 +239,35 @@ static int cfg_duration(struct cfg *c, const config_setting_t *parent,
     return 0;
 }
 
+/*
+ * The `path` the core passes a storage or accounting plugin whose group
+ * sets none: its own, named after its kind and name, so that switching
+ * plugins never hands a new one the old one's files.  The two plugins
+ * that shipped with a shared default keep it, for installations that rely
+ * on it: storage/local state_dir/store, accounting/sqlite
+ * state_dir/ledger.db.
+ */
+static char *plugin_default_path(const char *state_dir, const char *kind,
+                                 const char *plugin)
+{
+    char *p = NULL;
+    int r;
+
+    if (strcmp(kind, "storage") == 0 && strcmp(plugin, "local") == 0)
+        r = asprintf(&p, "%s/store", state_dir);
+    else if (strcmp(kind, "accounting") == 0 && strcmp(plugin, "sqlite") == 0)
+        r = asprintf(&p, "%s/ledger.db", state_dir);
+    else
+        r = asprintf(&p, "%s/%s-%s", state_dir, kind, plugin);
+    return r < 0 ? NULL : p;
+}
+
+/* `state_dir` non-NULL: a group without `path` is given its default. */
 static int cfg_plugin(struct cfg *c, const config_setting_t *group,
                       const char *name, struct plugin_conf *pc,
-                      const char *default_plugin, const char *path_default)
+                      const char *default_plugin, const char *state_dir)
 {
+    char *path_default = NULL;
     static const char *const skip[] = {"plugin", NULL};
     const config_setting_t *st;
     int r;
@@ -285,45 +310,37 @@ static int cfg_plugin(struct cfg *c, const config_setting_t *group,
         free(s->str);
         s->str = abs;
     }
-    if (path_default != NULL &&
+    if (state_dir == NULL ||
+        (group != NULL && config_setting_get_member(group, "path") != NULL))
+        return 0;
+    if ((path_default = plugin_default_path(state_dir, name,
+                                            pc->plugin)) == NULL ||
         settings_set_string(&pc->settings, "path", path_default, "(default)",
-                            true) < 0)
+                            true) < 0) {
+        free(path_default);
         return err_set(c->e, -ENOMEM, "out of memory");
+    }
+    free(path_default);
     return 0;
-}
-
-/* A path default is only added when the group has no explicit one. */
-static bool plugin_has_key(const config_setting_t *group, const char *key)
-{
-    return group != NULL && config_setting_get_member(group, key) != NULL;
 }
 
 static int cfg_storage_accounting(struct cfg *c, const config_setting_t *root,
                                   struct config *cf)
 {
     const config_setting_t *g;
-    char *p = NULL;
     int r;
 
     r = cfg_group(c, root, "storage", &g);
     if (r < 0)
         return r;
-    if (asprintf(&p, "%s/store", cf->state_dir) < 0)
-        return err_set(c->e, -ENOMEM, "out of memory");
-    r = cfg_plugin(c, g, "storage", &cf->storage, "local",
-                   plugin_has_key(g, "path") ? NULL : p);
-    free(p);
+    r = cfg_plugin(c, g, "storage", &cf->storage, "local", cf->state_dir);
     if (r < 0)
         return r;
     r = cfg_group(c, root, "accounting", &g);
     if (r < 0)
         return r;
-    if (asprintf(&p, "%s/ledger.db", cf->state_dir) < 0)
-        return err_set(c->e, -ENOMEM, "out of memory");
-    r = cfg_plugin(c, g, "accounting", &cf->accounting, "sqlite",
-                   plugin_has_key(g, "path") ? NULL : p);
-    free(p);
-    return r;
+    return cfg_plugin(c, g, "accounting", &cf->accounting, "sqlite",
+                      cf->state_dir);
 }
 
 static int cfg_accelerators(struct cfg *c, const config_setting_t *root,

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -585,6 +586,12 @@ static int collect(void *arg, const struct surplus_usage_record *rec)
     return 0;
 }
 
+static int take_cpu_seconds(void *arg, const struct surplus_usage_record *rec)
+{
+    *(double *)arg = rec->cpu_seconds;
+    return 0;
+}
+
 static int stop_after_one(void *arg, const struct surplus_usage_record *rec)
 {
     (void)rec;
@@ -696,8 +703,24 @@ static void accounting_checks(struct conform *c, const char *path,
     {
         struct surplus_usage_record bad = mkrec("", "tenant-a", t0, "j");
         r = ops->record(p->state, &bad);
-        check(c, r < 0, "accounting: a record without a record id is "
-                        "refused (got %d)", r);
+        check(c, r == -EINVAL, "accounting: a record without a record id "
+                               "is refused with -EINVAL (got %d)", r);
+    }
+    {
+        /* A value that is not known (a CPU time not measured) is NaN,
+         * and must stay NaN: 0 would read as a measurement. */
+        struct surplus_usage_record rec = mkrec("check-nan", "tenant-nan",
+                                                t0, "j");
+        struct surplus_usage_query q = {"tenant-nan", 0, INT64_MAX};
+        double cpu = 0.0;
+
+        rec.cpu_seconds = NAN;
+        r = ops->record(p->state, &rec);
+        if (r == 0)
+            r = ops->query(p->state, &q, take_cpu_seconds, &cpu);
+        check(c, r == 0 && isnan(cpu), "accounting: an unknown cpu_seconds "
+                                       "(NaN) reads back as NaN (got %g)%s%s",
+              cpu, r ? ": " : "", r ? why(p, r) : "");
     }
 }
 
@@ -854,8 +877,8 @@ static void accelerator_checks(struct conform *c, struct plugin *p)
         const char *ids[] = {dev, dev};
         r = lease_try(p, "check-lease-5", ids, 2, &out);
         lease_out_free(&out);
-        check(c, r < 0, "accelerator: a lease naming one device twice is "
-                        "refused (got %d)", r);
+        check(c, r == -EINVAL, "accelerator: a lease naming one device "
+                               "twice is refused with -EINVAL (got %d)", r);
         if (r == 0)
             lease_release(p, "check-lease-5", ids, 1, &rep);
     }

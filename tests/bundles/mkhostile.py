@@ -170,22 +170,23 @@ case("overlong-utf8", "not valid UTF-8", "overlong UTF-8 for '/'",
      [conf(), f("a\udcc0\udcafb")], fmt=tarfile.GNU_FORMAT)
 
 # -- symlinks ----------------------------------------------------------------
-case("symlink-abs-then-file", "entry 'l'",
+# A symlink may lead anywhere (it is never followed on the host), but no
+# entry may be written through one.
+case("symlink-abs-then-file", "entry 'l/x': path goes through symlink 'l'",
      "symlink to an absolute directory, then a file through it",
      [conf(), sym("l", SENTINEL), f("l/x")])
-case("symlink-etc", "leads outside", "symlink to /etc then a file in it",
+case("symlink-etc", "entry 'etc/surplus-hostile': path goes through symlink",
+     "symlink to /etc then a file in it",
      [conf(), sym("etc", "/etc"), f("etc/surplus-hostile")])
-case("symlink-up-then-dir", "entry 'l'", "symlink ../../.. then a dir through it",
+case("symlink-up-then-dir", "entry 'l/d/': path goes through symlink 'l'",
+     "symlink ../../.. then a dir through it",
      [conf(), sym("l", "../../.."), d("l/d"), f("l/d/x")])
-case("symlink-outside-kept", "entry 'evil'",
-     "symlink leading outside, left in place",
-     [conf(), sym("evil", "../../sentinel/secret")])
-case("symlink-chase", "entry 'm'",
-     "symlink whose target escapes through an earlier symlink",
-     [conf(), d("d"), sym("d/l", ".."), sym("m", "d/l/..")])
-case("symlink-late-swap", "entry 'm'",
-     "'..' after a name a later entry could make a symlink",
-     [conf(), d("d"), sym("m", "d/x/.."), sym("d/x", "..")])
+case("symlink-up-then-hardlink", "entry 'l/h': path goes through symlink",
+     "symlink leading outside, then a hard link through it",
+     [conf(), f("a"), sym("l", "../../sentinel"), hard("l/h", "a")])
+case("symlink-abs-then-dir-entry", "entry 'l/': duplicate entry",
+     "symlink to the sentinel, then a directory of the same name",
+     [conf(), sym("l", SENTINEL), d("l/"), d("l/new")])
 case("through-symlink", "goes through symlink",
      "a file written through an earlier (inside) symlink",
      [conf(), d("sub"), sym("l", "sub"), f("l/x")])
@@ -321,8 +322,18 @@ case("conf-hardlink", "job.conf must be a regular file", "job.conf as a hardlink
 case("conf-dir", "job.conf must be a regular file", "job.conf as a directory",
      [d("job.conf"), f("job.conf/x")])
 case("conf-missing", "no job.conf", "no job.conf", [f("run", b"#!/bin/sh\n")])
-case("conf-nested", "no job.conf", "job.conf only below the root",
-     [f("sub/job.conf", CONF)])
+case("conf-nested", "no job.conf at the root of the bundle (found sub/job.conf",
+     "job.conf only below the root, beside other entries",
+     [f("sub/job.conf", CONF), f("other")])
+case("conf-in-dir", "no job.conf at the root of the bundle: found myjob/job.conf: "
+     "pack the directory's contents, e.g. `surplus bundle create myjob`",
+     "the directory packed instead of its contents (tar czf job.tgz myjob/)",
+     [d("myjob/"), f("myjob/job.conf", CONF), f("myjob/run")], "gz")
+case("conf-in-dot-dir", "found myjob/job.conf: pack the directory's contents",
+     "the directory packed as ./myjob",
+     [d("./myjob/"), f("./myjob/job.conf", CONF)])
+case("conf-deeper", "no job.conf at the root of the bundle",
+     "job.conf two levels down", [f("a/b/job.conf", CONF)])
 case("manifest-unknown", "colour", "manifest with an unknown field",
      [conf(CONF + b'colour = "red";\n')])
 case("manifest-no-command", "command", "manifest without a command",
@@ -342,6 +353,14 @@ write("sparse-ok.tar", tar_bytes([conf(),
                                    sparse("holes", 10 * MIB,
                                           [(5 * MIB, 4096),
                                            (10 * MIB - 1, 1)])]))
+# Links whose targets leave the bundle, absolute or through "..", loop or
+# chase other links: extracted as links, never followed.
+write("links-outside-ok.tar", tar_bytes([
+    conf(), sym("evil", "../../sentinel/secret"), sym("abs", SENTINEL),
+    sym("etc", "/etc"), d("d"), sym("d/l", ".."), sym("m", "d/l/.."),
+    sym("n", "d/x/.."), sym("d/x", ".."), sym("loop", "loop"),
+    d("venv/bin"), sym("venv/bin/python3", "/usr/bin/python3"),
+    sym("venv/bin/python", "python3")]))
 write("links-ok.tar.xz", compress(tar_bytes([
     conf(), d("lib"), f("lib/a.so.1", b"elf"), sym("lib/a.so", "a.so.1"),
     sym("top", "lib/../lib/a.so"), hard("lib/copy", "lib/a.so.1"),

@@ -3,7 +3,8 @@
  * fuzzer.  Every input is extracted into a fresh directory beside a
  * sentinel directory; the sentinel must never change, a refused bundle
  * must leave nothing behind, and an accepted one must hold only regular
- * files, directories and symlinks that stay inside it.
+ * files, directories and symlinks (which may point anywhere: extraction
+ * never follows one, and the sentinel shows whether it did).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,24 +39,14 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
     return unlink(path);
 }
 
-/* Everything inside `dest` must be a plain file, dir or contained link. */
+/* Everything inside `dest` must be a plain file, dir or link. */
 static int check_entry(const char *path, const struct stat *st, int flag,
                        struct FTW *ftw)
 {
+    (void)path;
     (void)ftw;
-    if (flag == FTW_SL) {
-        char target[PATH_MAX], resolved[PATH_MAX];
-        ssize_t n = readlink(path, target, sizeof(target) - 1);
-        if (n < 0)
-            abort();
-        target[n] = '\0';
-        if (target[0] == '/')
-            abort();
-        if (realpath(path, resolved) != NULL &&
-            strncmp(resolved, dest, strlen(dest)) != 0)
-            abort();
+    if (flag == FTW_SL || flag == FTW_SLN)
         return 0;
-    }
     if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
         abort();
     if (st->st_mode & (S_ISUID | S_ISGID | S_ISVTX))

@@ -81,6 +81,10 @@ static int f_list(void *st, const char *prefix, surplus_object_fn fn,
     (void)prefix;
     (void)fn;
     (void)arg;
+#ifdef FIXTURE_LISTFAIL
+    struct state *s = st;
+    return s->host->error(s->ctx, -EIO, "backend unreachable (fixture)");
+#endif
     return 0;
 }
 
@@ -115,6 +119,8 @@ static const struct surplus_plugin descriptor = {
     "initfail",
 #elif defined(FIXTURE_BADSETTING)
     "badsetting",
+#elif defined(FIXTURE_LISTFAIL)
+    "listfail",
 #else
     "shortdesc",
 #endif

@@ -145,6 +145,44 @@ int main(void)
            "follows it");
     config_free(c);
 
+    /* A switched plugin gets a default path of its own, never the old
+     * plugin's files; an explicit path stays as written. */
+    r = load("state_dir = \"/srv/s\";\n"
+             "storage = { plugin = \"s3\"; };\n"
+             "accounting = { plugin = \"postgres\"; };\n",
+             &c, &e);
+    tap_ok(r == 0, "other storage and accounting plugins load: %s", e.msg);
+    if (r == 0) {
+        tap_is_str(setting_str(&c->storage.settings, "path"),
+                   "/srv/s/storage-s3", "storage/s3 defaults to "
+                   "state_dir/storage-s3, not the local store");
+        tap_is_str(setting_str(&c->accounting.settings, "path"),
+                   "/srv/s/accounting-postgres", "accounting/postgres "
+                   "defaults to state_dir/accounting-postgres, not "
+                   "ledger.db");
+        tap_ok(c->accounting.settings.n == 1 &&
+                   c->accounting.settings.v[0].implicit,
+               "and that default is implicit too");
+    }
+    config_free(c);
+    r = load("state_dir = \"/srv/s\";\n"
+             "storage = { plugin = \"local\"; };\n"
+             "accounting = { plugin = \"sqlite\"; path = \"/db/l.db\"; };\n",
+             &c, &e);
+    tap_ok(r == 0 &&
+               strcmp(setting_str(&c->storage.settings, "path"),
+                      "/srv/s/store") == 0 &&
+               strcmp(setting_str(&c->accounting.settings, "path"),
+                      "/db/l.db") == 0,
+           "storage/local keeps state_dir/store, an explicit path is kept");
+    config_free(c);
+    r = load("state_dir = \"/srv/s\";\n", &c, &e);
+    tap_ok(r == 0 &&
+               strcmp(setting_str(&c->accounting.settings, "path"),
+                      "/srv/s/ledger.db") == 0,
+           "accounting/sqlite keeps state_dir/ledger.db");
+    config_free(c);
+
     /* errors, each with file:line */
     bad("state_dir = \"/x\";\n\nbogus = 1;\n", 3, "bogus: unknown key",
         "unknown top-level key");

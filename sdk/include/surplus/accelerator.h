@@ -23,9 +23,11 @@
  *             fails, prepare returns its error; the plugin's own message
  *             (host->error) is the one reported.  An unknown
  *             device id is -ENODEV, a device held by another lease -EBUSY,
- *             an unhealthy one -EIO; on any error nothing stays claimed.
+ *             an unhealthy one -EIO, a lease that names one device twice
+ *             -EINVAL; on any error nothing stays claimed.
  *   release   scrubs every device of the lease (all of its memory is
- *             overwritten and verified) and frees it, filling *ret.  A
+ *             overwritten and verified) and frees it, filling *ret (bytes
+ *             scrubbed, more than 0, and the time taken).  A
  *             device that fails scrub is marked unhealthy, is never leased
  *             again, and release returns -EIO.  Releasing a lease that is
  *             no longer held scrubs its free devices again and returns 0

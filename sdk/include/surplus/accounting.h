@@ -24,6 +24,15 @@
  * Times are microseconds since the Unix epoch (wall clock); durations are
  * measured on a monotonic clock and are not end - start.
  *
+ * UNKNOWN VALUES: a double field that is not known is NaN (a cpu_seconds
+ * that was not measured).  A plugin stores it so that query returns NaN
+ * again, never 0 (a zero would read as a measurement); SQL backends
+ * typically store NULL and read NULL back as NaN.
+ *
+ * ERRORS (what surplus-plugin-check expects): a record whose record_id is
+ * NULL or "" is refused with -EINVAL and nothing is stored.  Recording an
+ * id already stored is 0, never -EEXIST.
+ *
  * This header is C99 and C++ compatible.
  */
 #ifndef SURPLUS_ACCOUNTING_H

@@ -11,6 +11,17 @@
  * Plugins never see libconfig types and never call core symbols directly:
  * everything goes through this table.
  *
+ * The `path` setting: a storage or accounting plugin whose group sets no
+ * `path` is given one by the core, as an implicit setting (one the plugin
+ * may ignore without it being reported as unknown): <state_dir>/KIND-NAME,
+ * for example /var/lib/surplus/storage-s3 or
+ * /var/lib/surplus/accounting-postgres, a name of its own so that switching
+ * plugins never hands a new plugin the old one's files.  storage/local and
+ * accounting/sqlite keep the names they always had, <state_dir>/store and
+ * <state_dir>/ledger.db.  What the path is (a file, a directory, a prefix)
+ * is the plugin's to decide; surplus-plugin-check passes a scratch path
+ * when none is set.  Accelerator plugins are given no default path.
+ *
  * Error convention: every function that can fail returns 0 on success or a
  * negative errno value.  The human-readable message is recorded with
  * host->error() and reported once, by the caller.

@@ -6,11 +6,14 @@
  * KEYS are 1 to 1024 bytes of '/'-separated components; each component is
  * 1 to 255 bytes of [A-Za-z0-9._-], and is neither "." nor "..".  A plugin
  * refuses any other key with -EINVAL before touching its backend, so no key
- * can name anything outside the store.  surplus_key_valid() below is the
- * reference check.
+ * can name anything outside the store (surplus-plugin-check tries "",
+ * "/", "../x", "a//b", "a/", "a/./b", "a/..", keys with spaces, tabs,
+ * newlines, backslashes or invalid UTF-8, and a key of 1025 bytes).
+ * surplus_key_valid() below is the reference check.
  *
  * CONTRACT
- *   put     reads `fd` to end of file and stores it under `key`.  Atomic: a
+ *   put     reads `fd` (a pipe, perhaps: never seek it) to end of file and
+ *           stores it under `key`.  Atomic: a
  *           concurrent reader sees the old object or the new one, complete,
  *           never a mix or a prefix.  Durable: when put returns 0 the object
  *           survives a crash or power loss.  Streams: memory use does not
@@ -19,7 +22,8 @@
  *           failure part of the object may have been written; the caller
  *           discards it.  A reader of `fd` that goes away is -EPIPE (the
  *           plugin must not let SIGPIPE kill the process).
- *   stat    fills *ret; -ENOENT if absent.
+ *   stat    fills *ret (the size, and a modification time above 0);
+ *           -ENOENT if absent.
  *   remove  deletes the object; -ENOENT if absent.
  *   list    calls `fn` for each object whose key starts with `prefix`
  *           ("" for all), in any order; a non-zero return from `fn` stops
