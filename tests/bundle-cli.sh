@@ -146,6 +146,13 @@ for form in myjob/ ./myjob; do
     ok $? "tar czf job.tgz $form: check says where job.conf is and how to pack it (exit $rc): $(cat "$tmp/err")"
 done
 
+# The same mistake with create: the parent of the job's directory.
+S bundle create "$tmp/pack" -o "$tmp/parent.tar.zst" > /dev/null 2> "$tmp/err"
+rc=$?
+[ $rc -eq 65 ] && [ ! -e "$tmp/parent.tar.zst" ] &&
+    grep -qF "surplus: $tmp/pack: no job.conf in the directory: found myjob/job.conf: create the bundle from that directory" "$tmp/err"
+ok $? "bundle create on the job directory's parent says where job.conf is (exit $rc): $(cat "$tmp/err")"
+
 S bundle create "$job" -o "$tmp/missing-dir/out.tar.zst" > /dev/null 2> "$tmp/err"
 [ $? -eq 70 ]; ok $? "an output that cannot be written exits 70: $(cat "$tmp/err")"
 S bundle create "$tmp/no-such-dir" > /dev/null 2> "$tmp/err"

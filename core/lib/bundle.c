@@ -2191,6 +2191,39 @@ static int item_cmp(const void *a, const void *b)
                   ((const struct item *)b)->path);
 }
 
+/* The one subdirectory of the directory being packed that holds a
+ * job.conf, written into `sub`; false when none or several do.  For the
+ * hint when the directory itself has none: the tenant named the parent
+ * of the job's directory. */
+static bool pack_find_below(const struct pack *p, char *sub, size_t len)
+{
+    int fd = openat(p->root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    struct dirent *de;
+    int found = 0;
+
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    while ((de = readdir(d)) != NULL && found < 2) {
+        char path[NAME_MAX + 16];
+        struct stat st;
+
+        if (de->d_name[0] == '.' &&
+            (de->d_name[1] == '\0' ||
+             (de->d_name[1] == '.' && de->d_name[2] == '\0')))
+            continue;
+        snprintf(path, sizeof path, "%s/job.conf", de->d_name);
+        if (fstatat(p->root, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && found++ == 0)
+            snprintf(sub, len, "%s", de->d_name);
+    }
+    closedir(d);
+    return found == 1;
+}
+
 /* job.conf is checked before anything else, so that a bad manifest is
  * what the tenant hears about first. */
 static int pack_manifest(struct pack *p)
@@ -2206,8 +2239,16 @@ static int pack_manifest(struct pack *p)
     if (fd == -ELOOP)
         return err_set(p->e, -EBADMSG, "job.conf must be a regular file, "
                        "not a symlink");
-    if (fd == -ENOENT)
+    if (fd == -ENOENT) {
+        char sub[NAME_MAX + 1], esc[3 * NAME_MAX + 8];
+
+        if (pack_find_below(p, sub, sizeof sub))
+            return err_set(p->e, -EBADMSG,
+                           "no job.conf in the directory: found %s/job.conf: "
+                           "create the bundle from that directory",
+                           err_escape(sub, esc, sizeof esc));
         return err_set(p->e, -EBADMSG, "no job.conf in the directory");
+    }
     if (fd < 0)
         return err_set(p->e, fd, "job.conf: %s", strerror(-fd));
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
