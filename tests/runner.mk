@@ -19,5 +19,6 @@ RUNNER_TESTS += tests/run-limits.sh
 RUNNER_TESTS += tests/daemon-jobfs.sh
 RUNNER_TESTS += tests/daemon-api.sh
 RUNNER_TESTS += tests/daemon-idempotency.sh
+RUNNER_TESTS += tests/daemon-devices.sh
 TESTS += $(RUNNER_TESTS)
 EXTRA_DIST += $(RUNNER_TESTS)

@@ -239,11 +239,15 @@ static int cfg_duration(struct cfg *c, const config_setting_t *parent,
     return 0;
 }
 
+static const char *const plugin_skip[] = {"plugin", NULL};
+/* An accelerator group's `name` is the core's, not the plugin's. */
+static const char *const accelerator_skip[] = {"plugin", "name", NULL};
+
 static int cfg_plugin(struct cfg *c, const config_setting_t *group,
                       const char *name, struct plugin_conf *pc,
-                      const char *default_plugin, const char *path_default)
+                      const char *default_plugin, const char *path_default,
+                      const char *const *skip)
 {
-    static const char *const skip[] = {"plugin", NULL};
     const config_setting_t *st;
     int r;
 
@@ -311,7 +315,7 @@ static int cfg_storage_accounting(struct cfg *c, const config_setting_t *root,
     if (asprintf(&p, "%s/store", cf->state_dir) < 0)
         return err_set(c->e, -ENOMEM, "out of memory");
     r = cfg_plugin(c, g, "storage", &cf->storage, "local",
-                   plugin_has_key(g, "path") ? NULL : p);
+                   plugin_has_key(g, "path") ? NULL : p, plugin_skip);
     free(p);
     if (r < 0)
         return r;
@@ -321,9 +325,57 @@ static int cfg_storage_accounting(struct cfg *c, const config_setting_t *root,
     if (asprintf(&p, "%s/ledger.db", cf->state_dir) < 0)
         return err_set(c->e, -ENOMEM, "out of memory");
     r = cfg_plugin(c, g, "accounting", &cf->accounting, "sqlite",
-                   plugin_has_key(g, "path") ? NULL : p);
+                   plugin_has_key(g, "path") ? NULL : p, plugin_skip);
     free(p);
     return r;
+}
+
+/*
+ * accelerators[i]'s name, which qualifies the node's ids of its devices:
+ * two groups of one plugin (two models of simulated devices, say) each
+ * have a "sim-0", and a lease, its lock and drain files and the job
+ * store's devices need one id per device on the node.  The first group of
+ * a plugin without a `name` keeps the plugin's ids, so that a node with
+ * one group of each plugin keeps the ids it had.
+ */
+static int cfg_accelerator_name(struct cfg *c, const config_setting_t *g,
+                                struct config *cf, size_t i)
+{
+    struct plugin_conf *pc = &cf->accelerators[i];
+    const config_setting_t *st = config_setting_get_member(g, "name");
+    size_t k = 1;
+    int r;
+
+    for (size_t j = 0; j < i; j++)
+        k += strcmp(cf->accelerators[j].plugin, pc->plugin) == 0;
+    if (st != NULL) {
+        if ((r = cfg_str(c, g, "name", &pc->name)) < 0)
+            return r;
+        if (*pc->name == '\0' || strlen(pc->name) > 32 ||
+            strspn(pc->name, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
+                strlen(pc->name))
+            return cfg_bad(c, st, "accelerator group name '%s' is not valid "
+                                  "(1 to 32 lower-case letters, digits and "
+                                  "'-')",
+                           pc->name);
+        pc->qualified = true;
+    } else {
+        if (k == 1)
+            pc->name = strdup(pc->plugin);
+        else if (asprintf(&pc->name, "%s%zu", pc->plugin, k) < 0)
+            pc->name = NULL;
+        if (pc->name == NULL)
+            return err_set(c->e, -ENOMEM, "out of memory");
+        pc->qualified = k > 1;
+    }
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(cf->accelerators[j].name, pc->name) == 0)
+            return cfg_bad(c, st != NULL ? st : g,
+                           "accelerators[%zu] and accelerators[%zu] are both "
+                           "named '%s'; device ids must be unique on the node "
+                           "(give one a different 'name')",
+                           j, i, pc->name);
+    return 0;
 }
 
 static int cfg_accelerators(struct cfg *c, const config_setting_t *root,
@@ -350,8 +402,9 @@ static int cfg_accelerators(struct cfg *c, const config_setting_t *root,
             return cfg_bad(c, g, "expected a group { plugin = \"...\"; }");
         snprintf(name, sizeof(name), "accelerators[%d]", i);
         cf->n_accelerators++;
-        r = cfg_plugin(c, g, name, &cf->accelerators[i], NULL, NULL);
-        if (r < 0)
+        r = cfg_plugin(c, g, name, &cf->accelerators[i], NULL, NULL,
+                       accelerator_skip);
+        if (r < 0 || (r = cfg_accelerator_name(c, g, cf, (size_t)i)) < 0)
             return r;
     }
     return 0;
@@ -872,6 +925,7 @@ int config_load(const char *path, struct config **ret, struct err *e)
 static void plugin_conf_free(struct plugin_conf *pc)
 {
     free(pc->plugin);
+    free(pc->name);
     settings_free(&pc->settings);
 }
 

@@ -17,6 +17,13 @@
 struct plugin_conf {
     char *plugin;              /* plugin name, e.g. "local" */
     struct settings settings;  /* the group's other keys */
+    /* Accelerator groups: the group's name (its `name`, or the plugin's
+     * name for the first group of a plugin and <plugin><k> for its k-th),
+     * and whether the node's ids of its devices are "<name>:<plugin's
+     * id>" (every group but the first unnamed one of each plugin), so
+     * that two groups of one plugin never give the same id. */
+    char *name;
+    bool qualified;
 };
 
 struct tenant_conf {

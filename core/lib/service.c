@@ -64,6 +64,8 @@ struct active {
     int group;
     char **dev_ids;
     size_t n_dev;
+    char *dev_text;     /* its devices as the store keeps them, written
+                           with its start */
     uint64_t held;      /* its outputs and log, admitted under its tenant's
                            storage_quota and not yet counted by the store */
     pthread_t thread;
@@ -276,29 +278,53 @@ static int on_device(void *arg, const struct surplus_device *d)
     n = &s->devs[s->n_devs++];
     memset(n, 0, sizeof *n);
     n->group = w->group;
-    n->id = strdup(d->id ? d->id : "?");
+    n->id = node_device_id(s->node, (size_t)w->group, d->id ? d->id : "?");
     n->model = strdup(d->model ? d->model : "?");
     n->memory = d->memory_bytes;
     n->healthy = d->healthy;
     n->reason = d->reason ? strdup(d->reason) : NULL;
-    return 0;
+    return n->id && n->model ? 0 : -ENOMEM;
 }
 
-static void inventory(struct service *s)
+/* The devices of every accelerator group.  Their ids are the node's
+ * (node_device_id): two groups that report one id refuse the start, since
+ * leases, drain files and the job store name a device by it. */
+static int inventory(struct service *s, struct err *e)
 {
     for (size_t i = 0; i < s->node->n_accelerators; i++) {
         struct plugin *p = s->node->accelerators[i];
         struct disc w = {s, (int)i};
         int r = plugin_accelerator(p)->discover(p->state, on_device, &w);
 
+        if (r == -ENOMEM)
+            return err_set(e, r, "out of memory");
         if (r < 0) {
             struct err pe = {0};
             plugin_error(p, r, &pe, "discover");
             log_msg(SURPLUS_LOG_WARNING, "%s", pe.msg);
         }
     }
+    for (size_t i = 0; i < s->n_devs; i++)
+        for (size_t k = i + 1; k < s->n_devs; k++)
+            if (strcmp(s->devs[i].id, s->devs[k].id) == 0) {
+                const struct plugin_conf *a =
+                    &s->cf->accelerators[s->devs[i].group];
+                const struct plugin_conf *b =
+                    &s->cf->accelerators[s->devs[k].group];
+
+                return err_set(e, -EINVAL,
+                               "%s: accelerators[%d] (%s) and %s: "
+                               "accelerators[%d] (%s) both have a device "
+                               "'%s'; device ids must be unique on the node: "
+                               "give one of the groups a 'name'",
+                               a->settings.where ? a->settings.where : "?",
+                               s->devs[i].group, a->plugin,
+                               b->settings.where ? b->settings.where : "?",
+                               s->devs[k].group, b->plugin, s->devs[i].id);
+            }
     log_msg(SURPLUS_LOG_INFO, "%zu device(s) from %zu accelerator plugin(s)",
             s->n_devs, s->node->n_accelerators);
+    return 0;
 }
 
 /* A device that failed its scrub or health check (the runner marks it). */
@@ -1005,6 +1031,7 @@ static void active_free(struct active *a)
     for (size_t i = 0; i < a->n_dev; i++)
         free(a->dev_ids[i]);
     free(a->dev_ids);
+    free(a->dev_text);
     free(a->tenant);
     free(a);
 }
@@ -1143,8 +1170,10 @@ static void *job_thread(void *arg)
              * (this attempt is billed under its own record id). */
             struct job_update q = {.set = JOB_UPDATE_STARTED_US |
                                           JOB_UPDATE_REASON |
+                                          JOB_UPDATE_DEVICES |
                                           (u.set & JOB_UPDATE_STORED_BYTES),
                                    .started_us = 0,
+                                   .devices = "[]",
                                    .reason = "requeued: the node was "
                                              "draining",
                                    .stored_bytes = u.stored_bytes};
@@ -1233,10 +1262,19 @@ static struct active *claim_job(struct service *s, size_t qi,
     a->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     a->group = n ? s->devs[devs[0]].group : 0;
     a->dev_ids = calloc(n + 1, sizeof *a->dev_ids);
+    json_t *dj = json_array();
     for (size_t i = 0; i < n; i++) {
-        a->dev_ids[i] = strdup(s->devs[devs[i]].id);
+        const struct dev *d = &s->devs[devs[i]];
+
+        a->dev_ids[i] = strdup(d->id);
         s->devs[devs[i]].holder = strdup(q.id);
+        json_array_append_new(
+            dj, json_pack("{s:s, s:s, s:s}", "id", d->id, "model", d->model,
+                          "plugin",
+                          node_plugin_label(s->node->accelerators[d->group])));
     }
+    a->dev_text = json_dumps(dj, JSON_COMPACT);
+    json_decref(dj);
     a->n_dev = n;
     lat = (double)(a->started_us - q.submitted_us) / 1e6;
     s->lat_count++;
@@ -1311,8 +1349,14 @@ static size_t launch_jobs(struct service *s, struct active **claimed,
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
+        /* Its devices are part of its state from the moment they are
+         * leased: listed while it runs, not only once it has ended. */
         u[i] = (struct job_update){.set = JOB_UPDATE_STARTED_US,
                                    .started_us = claimed[i]->started_us};
+        if (claimed[i]->dev_text != NULL) {
+            u[i].set |= JOB_UPDATE_DEVICES;
+            u[i].devices = claimed[i]->dev_text;
+        }
         steps[i] = (struct job_step){.id = claimed[i]->id,
                                      .from = JOB_QUEUED, .to = JOB_RUNNING,
                                      .u = &u[i]};
@@ -2085,7 +2129,8 @@ int service_open(const struct config *cf, struct service **ret,
         err_set(e, r, "out of memory");
         goto fail;
     }
-    inventory(s);
+    if ((r = inventory(s, e)) < 0)
+        goto fail;
     *ret = s;
     return 0;
 fail:
