@@ -189,6 +189,8 @@ static unsigned status_for(int r)
         return MHD_HTTP_BAD_REQUEST;
     case -EACCES:
         return MHD_HTTP_UNAUTHORIZED;
+    case -EPERM:
+        return MHD_HTTP_FORBIDDEN;
     case -ENOENT:
         return MHD_HTTP_NOT_FOUND;
     case -EALREADY:
@@ -281,6 +283,13 @@ static int authenticate(struct api *a, struct MHD_Connection *c,
                             ? service_tenant_for_token(a->svc, auth + 7)
                             : NULL;
 
+        if (t == NULL && strncasecmp(auth, "Bearer ", 7) == 0 &&
+            service_metrics_token(a->svc, auth + 7)) {
+            rq->caller.admin = false;
+            rq->caller.tenant = NULL;
+            rq->caller.metrics = true;
+            return 0;
+        }
         if (t == NULL)
             return err_set(e, -EACCES, "the bearer token is not valid");
         snprintf(rq->tenant, sizeof rq->tenant, "%s", t);
@@ -781,9 +790,16 @@ static enum MHD_Result route(struct api *a, struct MHD_Connection *c,
         return send_result(c, r, MHD_HTTP_OK, j, &e);
     }
     if (strcmp(url, "/metrics") == 0 && get) {
-        char *m = service_metrics(a->svc, &rq->caller);
+        char *m;
         enum MHD_Result ret;
 
+        /* The node's figures are the operator's: other tenants' jobs,
+         * devices and storage show in them. */
+        if (!rq->caller.admin && !rq->caller.metrics)
+            return send_error(c, -EPERM, "GET /metrics is for the operator: "
+                                         "root on the Unix socket, or the "
+                                         "token of api.metrics_token_sha256");
+        m = service_metrics(a->svc, &(struct caller){.admin = true});
         if (m == NULL)
             return send_error(c, -ENOMEM, "out of memory");
         ret = send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", m,
@@ -1072,6 +1088,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
             return send_error(c, e.code, e.msg);
         }
         rq->authed = true;
+        /* The metrics token reads /metrics and nothing else: without a
+         * tenant it must never reach a route that would take it for the
+         * admin. */
+        if (rq->caller.metrics &&
+            (strcmp(url, "/metrics") != 0 || strcmp(method, "GET") != 0)) {
+            rq->answered = true;
+            return send_error(c, -EPERM, "the metrics token may only read "
+                                         "GET /metrics");
+        }
         if (strcmp(url, "/v1/jobs") == 0 && strcmp(method, "POST") == 0)
             return upload_begin(a, c, rq); /* the body follows */
     }

@@ -557,13 +557,20 @@ static int cfg_listen_valid(const char *s)
            port <= 65535;
 }
 
+/* The form of a token's sha256 in the file: sha256sum's output. */
+static bool sha256_hex_valid(const char *s)
+{
+    return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
 static int cfg_api(struct cfg *c, const config_setting_t *root,
                    struct config *cf)
 {
     static const char *const keys[] = {
         "socket", "listen", "tls_cert", "tls_key",
         "max_connections_per_client", "max_connections", "idle_timeout",
-        "max_followers_per_tenant", "max_downloads_per_tenant", NULL};
+        "max_followers_per_tenant", "max_downloads_per_tenant",
+        "metrics_token_sha256", NULL};
     int64_t per_client = cf->api.max_connections_per_client,
             total = cf->api.max_connections,
             followers = cf->api.max_followers_per_tenant,
@@ -586,8 +593,15 @@ static int cfg_api(struct cfg *c, const config_setting_t *root,
         (r = cfg_int(c, g, "max_followers_per_tenant", 1, 65536,
                      &followers)) < 0 ||
         (r = cfg_int(c, g, "max_downloads_per_tenant", 1, 65536,
-                     &downloads)) < 0)
+                     &downloads)) < 0 ||
+        (r = cfg_str(c, g, "metrics_token_sha256",
+                     &cf->api.metrics_token_sha256)) < 0)
         return r;
+    if (cf->api.metrics_token_sha256 != NULL &&
+        !sha256_hex_valid(cf->api.metrics_token_sha256))
+        return cfg_bad(c, config_setting_get_member(g, "metrics_token_sha256"),
+                       "expected 64 lower-case hex digits (sha256sum of "
+                       "the token)");
     /* libmicrohttpd counts its timeout in whole seconds. */
     if (cf->api.idle_timeout_ms > UINT64_C(86400) * 1000)
         return cfg_bad(c, config_setting_get_member(g, "idle_timeout"),
@@ -684,9 +698,7 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
         if (strcmp(cf->tenants[i].name, t->name) == 0)
             return cfg_bad(c, config_setting_get_member(g, "name"),
                            "tenant '%s' is defined twice", t->name);
-    if (t->token_sha256 != NULL &&
-        (strlen(t->token_sha256) != 64 ||
-         strspn(t->token_sha256, "0123456789abcdef") != 64))
+    if (t->token_sha256 != NULL && !sha256_hex_valid(t->token_sha256))
         return cfg_bad(c, config_setting_get_member(g, "token_sha256"),
                        "expected 64 lower-case hex digits (sha256sum of "
                        "the token)");
@@ -699,6 +711,14 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
                            "tenant '%s' has the same token as tenant '%s'; "
                            "each tenant needs a token of its own",
                            t->name, cf->tenants[i].name);
+    /* The metrics token reads /metrics only: a tenant's would be both. */
+    if (t->token_sha256 && cf->api.metrics_token_sha256 &&
+        strcmp(t->token_sha256, cf->api.metrics_token_sha256) == 0)
+        return cfg_bad(c, config_setting_get_member(g, "token_sha256"),
+                       "tenant '%s' has the same token as "
+                       "api.metrics_token_sha256; the metrics token must be "
+                       "one of its own",
+                       t->name);
     return 0;
 }
 
@@ -945,6 +965,7 @@ void config_free(struct config *cf)
     free(cf->api.listen);
     free(cf->api.tls_cert);
     free(cf->api.tls_key);
+    free(cf->api.metrics_token_sha256);
     for (size_t i = 0; i < cf->n_tenants; i++) {
         free(cf->tenants[i].name);
         free(cf->tenants[i].token_sha256);

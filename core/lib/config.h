@@ -83,6 +83,9 @@ struct config {
         uint64_t idle_timeout_ms;     /* a connection with nothing moving */
         uint32_t max_followers_per_tenant; /* log?follow=1 streams open */
         uint32_t max_downloads_per_tenant; /* output downloads at once */
+        /* sha256 of the token that may read GET /metrics (and nothing
+         * else), 64 lower-case hex digits; NULL: root on the socket only */
+        char *metrics_token_sha256;
     } api;
     struct tenant_conf *tenants;
     size_t n_tenants;

@@ -117,6 +117,7 @@ struct service {
     struct tenant *tenants;
     size_t n_tenants;
     struct keyed *keyed;     /* submissions with a key, under way */
+    char metrics_token[65];  /* api.metrics_token_sha256, or "" */
     bool draining, stopping, started;
     uint64_t wake_gen;
     pthread_t sched;
@@ -182,6 +183,9 @@ static int tenants_load(struct service *s, const struct config *cf)
         t[i].pending = old ? old->pending : 0;
     }
     tenants_free(s->tenants, s->n_tenants);
+    snprintf(s->metrics_token, sizeof s->metrics_token, "%s",
+             cf->api.metrics_token_sha256 ? cf->api.metrics_token_sha256
+                                          : "");
     s->tenants = t;
     s->n_tenants = cf->n_tenants;
     s->cf->limits = cf->limits;
@@ -232,6 +236,18 @@ const char *service_tenant_for_token(struct service *s, const char *token)
             found = s->tenants[i].name;
     pthread_mutex_unlock(&s->mu);
     return found;
+}
+
+bool service_metrics_token(struct service *s, const char *token)
+{
+    char hex[65];
+    bool r;
+
+    sha256_hex(token, strlen(token), hex);
+    pthread_mutex_lock(&s->mu);
+    r = s->metrics_token[0] && const_time_eq(s->metrics_token, hex, 64);
+    pthread_mutex_unlock(&s->mu);
+    return r;
 }
 
 bool service_tenant_exists(struct service *s, const char *name)
@@ -1896,6 +1912,18 @@ static void metrics_storage(struct service *s, const struct caller *c,
     names_free(&nm);
 }
 
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void label_value(FILE *f, const char *v)
+{
+    for (; *v; v++)
+        if (*v == '\\' || *v == '"')
+            fprintf(f, "\\%c", *v);
+        else if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+}
+
 char *service_metrics(struct service *s, const struct caller *c)
 {
     char *buf = NULL;
@@ -1940,6 +1968,23 @@ char *service_metrics(struct service *s, const struct caller *c)
                "surplus_devices{state=\"free\"} %zu\n"
                "surplus_devices{state=\"drained\"} %zu\n",
             leased, freed, drained_n);
+    /* Per device, for an alert that names it: unhealthy as its plugin
+     * reports it, or drained after a failed scrub or health check. */
+    fprintf(f, "# HELP surplus_device_unhealthy 1 for a device that is "
+               "unhealthy or drained (never leased until an operator acts), "
+               "0 otherwise.\n# TYPE surplus_device_unhealthy gauge\n");
+    for (size_t i = 0; i < s->n_devs; i++) {
+        const struct dev *d = &s->devs[i];
+
+        fputs("surplus_device_unhealthy{device=\"", f);
+        label_value(f, d->id);
+        fputs("\",plugin=\"", f);
+        label_value(f, node_plugin_label(s->node->accelerators[d->group]));
+        fputs("\",model=\"", f);
+        label_value(f, d->model);
+        fprintf(f, "\"} %d\n",
+                !d->healthy || drained(s, d, why, sizeof why) ? 1 : 0);
+    }
     fprintf(f, "# HELP surplus_submit_to_start_seconds From submission to "
                "start.\n# TYPE surplus_submit_to_start_seconds histogram\n");
     for (int b = 0; b < LATENCY_BUCKETS; b++)

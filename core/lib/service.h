@@ -21,10 +21,12 @@ struct service;
 struct caller {
     bool admin;
     const char *tenant; /* the tenant acted as; NULL for the admin alone */
+    bool metrics;       /* api.metrics_token_sha256's token: GET /metrics
+                           and nothing else */
 };
 
 /* Errors map onto HTTP statuses (api.c):
- *   -EINVAL 400, -EACCES 401, -ENOENT 404, -EALREADY 409, -EFBIG 413,
+ *   -EINVAL 400, -EACCES 401, -EPERM 403, -ENOENT 404, -EALREADY 409, -EFBIG 413,
  *   -EBADMSG 422, -EDQUOT 429, -ENOSPC 507 (a tenant's storage_quota),
  *   -ESHUTDOWN 503, others 500. */
 
@@ -43,6 +45,8 @@ int service_reload(struct service *s, const struct config *cf,
 
 /* The tenant whose token this is, or NULL. */
 const char *service_tenant_for_token(struct service *s, const char *token);
+/* Whether this is api.metrics_token_sha256's token. */
+bool service_metrics_token(struct service *s, const char *token);
 bool service_tenant_exists(struct service *s, const char *name);
 uint64_t service_max_bundle_bytes(struct service *s);
 const char *service_spool_dir(struct service *s);
