@@ -21,5 +21,6 @@ RUNNER_TESTS += tests/daemon-api.sh
 RUNNER_TESTS += tests/daemon-idempotency.sh
 RUNNER_TESTS += tests/daemon-devices.sh
 RUNNER_TESTS += tests/daemon-metrics.sh
+RUNNER_TESTS += tests/daemon-queue.sh
 TESTS += $(RUNNER_TESTS)
 EXTRA_DIST += $(RUNNER_TESTS)

@@ -147,11 +147,39 @@ struct sched_impossible {
                             the result, shared by jobs refused alike */
 };
 
+/* Why a queued job did not start in this pass (squeue's REASON). */
+enum sched_wait_code {
+    SCHED_WAIT_NONE = 0,          /* started, or impossible */
+    SCHED_WAIT_RESOURCES,         /* not enough free devices that fit */
+    SCHED_WAIT_RESERVATION,       /* would delay the head's reservation */
+    SCHED_WAIT_TENANT_MAX_GPUS,   /* its tenant holds its max_gpus */
+    SCHED_WAIT_TENANT_MAX_RUNNING,/* its tenant runs its max_running */
+    SCHED_WAIT_FAIR_SHARE,        /* its tenant runs its share of the slots
+                                     while others wait */
+    SCHED_WAIT_NODE_MAX_RUNNING,  /* the node runs max_running jobs */
+    SCHED_WAIT_COUNT
+};
+
+/* "resources", "reservation", "tenant_max_gpus", "tenant_max_running",
+ * "fair_share", "node_max_running"; NULL for SCHED_WAIT_NONE: the job
+ * JSON's reason_code. */
+const char *sched_wait_code_name(enum sched_wait_code c);
+
+struct sched_wait {
+    enum sched_wait_code code;
+    const char *reason;  /* one line, tenant text escaped, no time in it
+                            (the daemon adds the head's expected start);
+                            owned by the result, shared; NULL with NONE */
+};
+
 struct sched_result {
     struct sched_start *starts;  /* in the order to apply them */
     size_t n_starts;
     struct sched_impossible *impossible;  /* in queue order */
     size_t n_impossible;
+    /* By index into sched_input.queued: why each job that neither
+     * starts nor is impossible waits.  The head waits for RESOURCES. */
+    struct sched_wait *waits;
     /* The head's reservation, for status output ("expected to start at")
      * and tests; the daemon need not act on it. */
     bool has_head;

@@ -87,10 +87,21 @@ int service_submit(struct service *s, const struct caller *c, int fd,
                    bool *ret_replayed, struct err *e);
 int service_job(struct service *s, const struct caller *c, const char *id,
                 json_t **ret, struct err *e);
-/* The caller's jobs (every job for the admin) as a JSON array, in
- * submission order; *ret is malloc'd text of *ret_len bytes. */
-int service_jobs(struct service *s, const struct caller *c, char **ret,
-                 size_t *ret_len, struct err *e);
+/* GET /v1/jobs's filters. */
+struct jobs_query {
+    unsigned states;    /* JOB_STATE_BIT() mask; 0: every state */
+    int64_t since_us;   /* submitted at or after; INT64_MIN: any time */
+    const char *tenant; /* NULL: the caller's jobs (every tenant's for the
+                           admin); another tenant's is -EPERM but for the
+                           admin */
+};
+
+/* The caller's jobs (every job for the admin) that pass `q` (may be
+ * NULL) as a JSON array, in submission order; *ret is malloc'd text of
+ * *ret_len bytes.  A queued job says why it waits (reason, reason_code). */
+int service_jobs(struct service *s, const struct caller *c,
+                 const struct jobs_query *q, char **ret, size_t *ret_len,
+                 struct err *e);
 int service_cancel(struct service *s, const struct caller *c,
                    const char *id, json_t **ret, struct err *e);
 /* The job's log so far: an fd to read from (a snapshot), and whether the
