@@ -69,9 +69,15 @@
  * them; fnmatch(3) runs G*D times, not Q*D.  Per job it is two hash
  * lookups (shape and tenant) and, unless a job of the same shape and no
  * more GPUs already failed to fit in this pass, one O(D) look at the free
- * devices; refusal reasons are formatted once per distinct reason.  A
- * queue of 10,000 jobs on 8 devices plans in about half a millisecond
+ * devices; refusal and wait reasons are formatted once per distinct
+ * reason, and a waiting job costs one more hash lookup for its reason.  A
+ * queue of 10,000 jobs on 8 devices plans in well under a millisecond
  * (tests/unit/test_sched.c prints the time).  Memory is O(Q + D*G + R + T).
+ *
+ * Every queued job that neither starts nor is impossible is told why it
+ * waits (sched_result.waits, squeue's REASON): devices (resources), the
+ * head's reservation, its tenant's max_gpus or max_running, the fair
+ * share, or the node's max_running.
  */
 #ifndef SURPLUS_SCHEDULER_H
 #define SURPLUS_SCHEDULER_H
