@@ -3,7 +3,8 @@
 # `surplus status`): its tenant at max_gpus, or waiting for devices with
 # the time the scheduler expects them free.  GET /v1/jobs filters by
 # state (repeated or comma-separated), since (RFC 3339 or unix seconds)
-# and tenant (root only; a tenant asking for another gets 403).
+# and tenant (root only; a tenant asking for another gets 403).  While
+# the daemon drains, queued jobs say so.
 . "$top_srcdir/tests/lib.sh"
 
 need_daemon
@@ -102,6 +103,19 @@ l=$(curl -s --unix-socket "$sock" -H 'Authorization: Bearer beta-token' 'http://
 [ "$l" = "['resources']" ]
 ok $? "the list gives each queued job's reason_code too ($l)"
 
-for j in $j1 $j2 $j3; do C cancel "$j" > /dev/null; done
+# --- draining: queued jobs say so ------------------------------------------------
+# A restart puts acme's running job back in the queue (a drain requeues
+# it); with a long drain the daemon answers while it waits for it.
 kill -TERM $daemon; wait $daemon
+drain_timeout=60s start_daemon
+for i in $(seq 1 300); do [ "$(field "$j1" 'j["state"]')" = running ] && break; sleep 0.1; done
+kill -TERM $daemon
+for i in $(seq 1 300); do
+    [ "$(field "$j3" 'j.get("reason_code")')" = draining ] && break; sleep 0.1
+done
+r3=$(field "$j3" 'j["state"], j.get("reason_code"), j.get("reason")')
+[ "$r3" = "queued draining the node is draining: no job starts until surplusd is started again" ]
+ok $? "while the daemon drains, a queued job says so ($r3)"
+C cancel "$j1" > /dev/null
+wait $daemon
 done_testing
