@@ -202,7 +202,13 @@ static void job_detail(json_t *j)
     json_array_foreach(json_object_get(j, "devices"), i, d)
         printf("device:     %s (%s, %s)\n", str(d, "id"), str(d, "model"),
                str(d, "plugin"));
-    if (json_is_string(json_object_get(j, "reason")))
+    /* A queued job says why it waits, with squeue's kind of code. */
+    if (json_is_string(json_object_get(j, "reason")) &&
+        strcmp(str(j, "state"), "queued") == 0 &&
+        json_is_string(json_object_get(j, "reason_code")))
+        printf("reason:     %s [%s]\n", str(j, "reason"),
+               str(j, "reason_code"));
+    else if (json_is_string(json_object_get(j, "reason")))
         printf("reason:     %s\n", str(j, "reason"));
     if (json_is_integer(json_object_get(j, "stored_bytes"))) {
         char size[32];

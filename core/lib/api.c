@@ -190,6 +190,8 @@ static unsigned status_for(int r)
         return MHD_HTTP_BAD_REQUEST;
     case -EACCES:
         return MHD_HTTP_UNAUTHORIZED;
+    case -EPERM:
+        return MHD_HTTP_FORBIDDEN;
     case -ENOENT:
         return MHD_HTTP_NOT_FOUND;
     case -EALREADY:
@@ -368,6 +370,13 @@ static int authenticate(struct api *a, struct MHD_Connection *c,
                             ? service_tenant_for_token(a->svc, auth + 7)
                             : NULL;
 
+        if (t == NULL && strncasecmp(auth, "Bearer ", 7) == 0 &&
+            service_metrics_token(a->svc, auth + 7)) {
+            rq->caller.admin = false;
+            rq->caller.tenant = NULL;
+            rq->caller.metrics = true;
+            return 0;
+        }
         if (t == NULL) {
             log_refused(a, c, rq->unix_socket, auth);
             return err_set(e, -EACCES, "the bearer token is not valid");
@@ -426,6 +435,112 @@ static int64_t query_time(struct MHD_Connection *c, const char *key,
         return def;
     }
     return (int64_t)x;
+}
+
+/* ---- GET /v1/jobs's filters ------------------------------------------- */
+
+struct jobs_args {
+    struct jobs_query q;
+    char tenant[128];
+    int bad;            /* -EINVAL once an argument is refused */
+    char why[256];
+};
+
+/* "2026-03-01T12:00:00Z", with optional fraction and a numeric offset
+ * instead of Z (RFC 3339; 't', 'z' and a space for 'T' as it allows), or
+ * unix seconds.  Microseconds since the epoch in *ret. */
+static bool parse_since(const char *v, int64_t *ret)
+{
+    struct tm tm = {0};
+    const char *p;
+    char *end;
+    int64_t frac = 0, scale = 100000, off = 0;
+    long long x;
+
+    if (*v != '\0' && strspn(v, "0123456789") == strlen(v)) {
+        errno = 0;
+        x = strtoll(v, &end, 10);
+        if (errno || x > INT64_MAX / 1000000)
+            return false;
+        *ret = (int64_t)x * 1000000;
+        return true;
+    }
+    if ((p = strptime(v, "%Y-%m-%d", &tm)) == NULL ||
+        (*p != 'T' && *p != 't' && *p != ' ') ||
+        (p = strptime(p + 1, "%H:%M:%S", &tm)) == NULL)
+        return false;
+    if (*p == '.') {
+        if (p[1] < '0' || p[1] > '9')
+            return false;
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            frac += scale > 0 ? (*p - '0') * scale : 0;
+    }
+    if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+        off = 0;
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 &&
+               p[1] >= '0' && p[1] <= '2' && p[2] >= '0' && p[2] <= '9' &&
+               p[3] == ':' && p[4] >= '0' && p[4] <= '5' && p[5] >= '0' &&
+               p[5] <= '9') {
+        off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 +
+              ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
+        if (*p == '-')
+            off = -off;
+    } else {
+        return false;
+    }
+    *ret = ((int64_t)timegm(&tm) - off) * 1000000 + frac;
+    return true;
+}
+
+static enum MHD_Result on_jobs_arg(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value)
+{
+    struct jobs_args *a = cls;
+    char buf[128], name[64];
+
+    (void)kind;
+    if (a->bad || key == NULL)
+        return MHD_YES;
+    if (value == NULL)
+        value = "";
+    if (strcmp(key, "state") == 0) {
+        /* Repeated, or a comma-separated list, or both. */
+        for (const char *p = value;; p += strcspn(p, ",") + 1) {
+            size_t n = strcspn(p, ",");
+            enum job_state st;
+
+            snprintf(buf, sizeof buf, "%.*s", (int)(n < 100 ? n : 100), p);
+            if (job_state_parse(buf, &st) < 0) {
+                a->bad = -EINVAL;
+                snprintf(a->why, sizeof a->why,
+                         "state: unknown job state '%s' (queued, running, "
+                         "completing, succeeded, failed, timeout, "
+                         "cancelled, rejected)",
+                         err_escape(buf, name, sizeof name));
+                return MHD_YES;
+            }
+            a->q.states |= JOB_STATE_BIT(st);
+            if (p[n] == '\0')
+                break;
+        }
+    } else if (strcmp(key, "since") == 0) {
+        if (!parse_since(value, &a->q.since_us)) {
+            a->bad = -EINVAL;
+            snprintf(a->why, sizeof a->why,
+                     "since: '%s' is not an RFC 3339 time "
+                     "(2026-03-01T12:00:00Z) or unix seconds",
+                     err_escape(value, name, sizeof name));
+        }
+    } else if (strcmp(key, "tenant") == 0) {
+        if (*value == '\0' || strlen(value) >= sizeof a->tenant) {
+            a->bad = -EINVAL;
+            snprintf(a->why, sizeof a->why, "tenant: expected a tenant name");
+            return MHD_YES;
+        }
+        snprintf(a->tenant, sizeof a->tenant, "%s", value);
+        a->q.tenant = a->tenant;
+    }
+    return MHD_YES;
 }
 
 /* ---- per-tenant stream caps ------------------------------------------- */
@@ -845,7 +960,12 @@ static enum MHD_Result route(struct api *a, struct MHD_Connection *c,
         char *text = NULL;
         size_t len = 0;
 
-        r = service_jobs(a->svc, &rq->caller, &text, &len, &e);
+        struct jobs_args ja = {.q = {.since_us = INT64_MIN}};
+
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, on_jobs_arg, &ja);
+        if (ja.bad)
+            return send_error(c, ja.bad, ja.why);
+        r = service_jobs(a->svc, &rq->caller, &ja.q, &text, &len, &e);
         if (r < 0)
             return send_error(c, r, e.msg[0] ? e.msg : strerror(-r));
         return send_owned(c, MHD_HTTP_OK, "application/json", text, len);
@@ -870,9 +990,16 @@ static enum MHD_Result route(struct api *a, struct MHD_Connection *c,
         return send_result(c, r, MHD_HTTP_OK, j, &e);
     }
     if (strcmp(url, "/metrics") == 0 && get) {
-        char *m = service_metrics(a->svc, &rq->caller);
+        char *m;
         enum MHD_Result ret;
 
+        /* The node's figures are the operator's: other tenants' jobs,
+         * devices and storage show in them. */
+        if (!rq->caller.admin && !rq->caller.metrics)
+            return send_error(c, -EPERM, "GET /metrics is for the operator: "
+                                         "root on the Unix socket, or the "
+                                         "token of api.metrics_token_sha256");
+        m = service_metrics(a->svc, &(struct caller){.admin = true});
         if (m == NULL)
             return send_error(c, -ENOMEM, "out of memory");
         ret = send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", m,
@@ -1161,6 +1288,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
             return send_error(c, e.code, e.msg);
         }
         rq->authed = true;
+        /* The metrics token reads /metrics and nothing else: without a
+         * tenant it must never reach a route that would take it for the
+         * admin. */
+        if (rq->caller.metrics &&
+            (strcmp(url, "/metrics") != 0 || strcmp(method, "GET") != 0)) {
+            rq->answered = true;
+            return send_error(c, -EPERM, "the metrics token may only read "
+                                         "GET /metrics");
+        }
         if (strcmp(url, "/v1/jobs") == 0 && strcmp(method, "POST") == 0)
             return upload_begin(a, c, rq); /* the body follows */
     }

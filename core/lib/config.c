@@ -262,13 +262,18 @@ static char *plugin_default_path(const char *state_dir, const char *kind,
     return r < 0 ? NULL : p;
 }
 
-/* `state_dir` non-NULL: a group without `path` is given its default. */
+static const char *const plugin_skip[] = {"plugin", NULL};
+/* An accelerator group's `name` is the core's, not the plugin's. */
+static const char *const accelerator_skip[] = {"plugin", "name", NULL};
+
+/* `state_dir` non-NULL: a group without `path` is given its default.
+ * `skip`: the group's keys that are not the plugin's settings. */
 static int cfg_plugin(struct cfg *c, const config_setting_t *group,
                       const char *name, struct plugin_conf *pc,
-                      const char *default_plugin, const char *state_dir)
+                      const char *default_plugin, const char *state_dir,
+                      const char *const *skip)
 {
     char *path_default = NULL;
-    static const char *const skip[] = {"plugin", NULL};
     const config_setting_t *st;
     int r;
 
@@ -333,14 +338,63 @@ static int cfg_storage_accounting(struct cfg *c, const config_setting_t *root,
     r = cfg_group(c, root, "storage", &g);
     if (r < 0)
         return r;
-    r = cfg_plugin(c, g, "storage", &cf->storage, "local", cf->state_dir);
+    r = cfg_plugin(c, g, "storage", &cf->storage, "local", cf->state_dir,
+                   plugin_skip);
     if (r < 0)
         return r;
     r = cfg_group(c, root, "accounting", &g);
     if (r < 0)
         return r;
     return cfg_plugin(c, g, "accounting", &cf->accounting, "sqlite",
-                      cf->state_dir);
+                      cf->state_dir, plugin_skip);
+}
+
+/*
+ * accelerators[i]'s name, which qualifies the node's ids of its devices:
+ * two groups of one plugin (two models of simulated devices, say) each
+ * have a "sim-0", and a lease, its lock and drain files and the job
+ * store's devices need one id per device on the node.  The first group of
+ * a plugin without a `name` keeps the plugin's ids, so that a node with
+ * one group of each plugin keeps the ids it had.
+ */
+static int cfg_accelerator_name(struct cfg *c, const config_setting_t *g,
+                                struct config *cf, size_t i)
+{
+    struct plugin_conf *pc = &cf->accelerators[i];
+    const config_setting_t *st = config_setting_get_member(g, "name");
+    size_t k = 1;
+    int r;
+
+    for (size_t j = 0; j < i; j++)
+        k += strcmp(cf->accelerators[j].plugin, pc->plugin) == 0;
+    if (st != NULL) {
+        if ((r = cfg_str(c, g, "name", &pc->name)) < 0)
+            return r;
+        if (*pc->name == '\0' || strlen(pc->name) > 32 ||
+            strspn(pc->name, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
+                strlen(pc->name))
+            return cfg_bad(c, st, "accelerator group name '%s' is not valid "
+                                  "(1 to 32 lower-case letters, digits and "
+                                  "'-')",
+                           pc->name);
+        pc->qualified = true;
+    } else {
+        if (k == 1)
+            pc->name = strdup(pc->plugin);
+        else if (asprintf(&pc->name, "%s%zu", pc->plugin, k) < 0)
+            pc->name = NULL;
+        if (pc->name == NULL)
+            return err_set(c->e, -ENOMEM, "out of memory");
+        pc->qualified = k > 1;
+    }
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(cf->accelerators[j].name, pc->name) == 0)
+            return cfg_bad(c, st != NULL ? st : g,
+                           "accelerators[%zu] and accelerators[%zu] are both "
+                           "named '%s'; device ids must be unique on the node "
+                           "(give one a different 'name')",
+                           j, i, pc->name);
+    return 0;
 }
 
 static int cfg_accelerators(struct cfg *c, const config_setting_t *root,
@@ -367,8 +421,9 @@ static int cfg_accelerators(struct cfg *c, const config_setting_t *root,
             return cfg_bad(c, g, "expected a group { plugin = \"...\"; }");
         snprintf(name, sizeof(name), "accelerators[%d]", i);
         cf->n_accelerators++;
-        r = cfg_plugin(c, g, name, &cf->accelerators[i], NULL, NULL);
-        if (r < 0)
+        r = cfg_plugin(c, g, name, &cf->accelerators[i], NULL, NULL,
+                       accelerator_skip);
+        if (r < 0 || (r = cfg_accelerator_name(c, g, cf, (size_t)i)) < 0)
             return r;
     }
     return 0;
@@ -521,13 +576,20 @@ static int cfg_listen_valid(const char *s)
            port <= 65535;
 }
 
+/* The form of a token's sha256 in the file: sha256sum's output. */
+static bool sha256_hex_valid(const char *s)
+{
+    return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
 static int cfg_api(struct cfg *c, const config_setting_t *root,
                    struct config *cf)
 {
     static const char *const keys[] = {
         "socket", "listen", "tls_cert", "tls_key",
         "max_connections_per_client", "max_connections", "idle_timeout",
-        "max_followers_per_tenant", "max_downloads_per_tenant", NULL};
+        "max_followers_per_tenant", "max_downloads_per_tenant",
+        "metrics_token_sha256", NULL};
     int64_t per_client = cf->api.max_connections_per_client,
             total = cf->api.max_connections,
             followers = cf->api.max_followers_per_tenant,
@@ -550,8 +612,15 @@ static int cfg_api(struct cfg *c, const config_setting_t *root,
         (r = cfg_int(c, g, "max_followers_per_tenant", 1, 65536,
                      &followers)) < 0 ||
         (r = cfg_int(c, g, "max_downloads_per_tenant", 1, 65536,
-                     &downloads)) < 0)
+                     &downloads)) < 0 ||
+        (r = cfg_str(c, g, "metrics_token_sha256",
+                     &cf->api.metrics_token_sha256)) < 0)
         return r;
+    if (cf->api.metrics_token_sha256 != NULL &&
+        !sha256_hex_valid(cf->api.metrics_token_sha256))
+        return cfg_bad(c, config_setting_get_member(g, "metrics_token_sha256"),
+                       "expected 64 lower-case hex digits (sha256sum of "
+                       "the token)");
     /* libmicrohttpd counts its timeout in whole seconds. */
     if (cf->api.idle_timeout_ms > UINT64_C(86400) * 1000)
         return cfg_bad(c, config_setting_get_member(g, "idle_timeout"),
@@ -662,9 +731,7 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
         if (strcmp(cf->tenants[i].name, t->name) == 0)
             return cfg_bad(c, config_setting_get_member(g, "name"),
                            "tenant '%s' is defined twice", t->name);
-    if (t->token_sha256 != NULL &&
-        (strlen(t->token_sha256) != 64 ||
-         strspn(t->token_sha256, "0123456789abcdef") != 64))
+    if (t->token_sha256 != NULL && !sha256_hex_valid(t->token_sha256))
         return cfg_bad(c, config_setting_get_member(g, "token_sha256"),
                        "expected 64 lower-case hex digits (the output "
                        "of: printf %%s TOKEN | sha256sum; or use "
@@ -678,6 +745,14 @@ static int cfg_tenant(struct cfg *c, const config_setting_t *g,
                            "tenant '%s' has the same token as tenant '%s'; "
                            "each tenant needs a token of its own",
                            t->name, cf->tenants[i].name);
+    /* The metrics token reads /metrics only: a tenant's would be both. */
+    if (t->token_sha256 && cf->api.metrics_token_sha256 &&
+        strcmp(t->token_sha256, cf->api.metrics_token_sha256) == 0)
+        return cfg_bad(c, config_setting_get_member(g, "token_sha256"),
+                       "tenant '%s' has the same token as "
+                       "api.metrics_token_sha256; the metrics token must be "
+                       "one of its own",
+                       t->name);
     return 0;
 }
 
@@ -904,6 +979,7 @@ int config_load(const char *path, struct config **ret, struct err *e)
 static void plugin_conf_free(struct plugin_conf *pc)
 {
     free(pc->plugin);
+    free(pc->name);
     settings_free(&pc->settings);
 }
 
@@ -923,6 +999,7 @@ void config_free(struct config *cf)
     free(cf->api.listen);
     free(cf->api.tls_cert);
     free(cf->api.tls_key);
+    free(cf->api.metrics_token_sha256);
     for (size_t i = 0; i < cf->n_tenants; i++) {
         free(cf->tenants[i].name);
         free(cf->tenants[i].token_sha256);

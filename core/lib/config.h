@@ -17,6 +17,13 @@
 struct plugin_conf {
     char *plugin;              /* plugin name, e.g. "local" */
     struct settings settings;  /* the group's other keys */
+    /* Accelerator groups: the group's name (its `name`, or the plugin's
+     * name for the first group of a plugin and <plugin><k> for its k-th),
+     * and whether the node's ids of its devices are "<name>:<plugin's
+     * id>" (every group but the first unnamed one of each plugin), so
+     * that two groups of one plugin never give the same id. */
+    char *name;
+    bool qualified;
 };
 
 struct tenant_conf {
@@ -76,6 +83,9 @@ struct config {
         uint64_t idle_timeout_ms;     /* a connection with nothing moving */
         uint32_t max_followers_per_tenant; /* log?follow=1 streams open */
         uint32_t max_downloads_per_tenant; /* output downloads at once */
+        /* sha256 of the token that may read GET /metrics (and nothing
+         * else), 64 lower-case hex digits; NULL: root on the socket only */
+        char *metrics_token_sha256;
     } api;
     struct tenant_conf *tenants;
     size_t n_tenants;

@@ -189,6 +189,20 @@ void node_close(struct node *n)
     free(n);
 }
 
+char *node_device_id(const struct node *n, size_t group,
+                     const char *plugin_id)
+{
+    const struct plugin_conf *pc =
+        group < n->cf->n_accelerators ? &n->cf->accelerators[group] : NULL;
+    char *id;
+
+    if (pc == NULL || !pc->qualified || pc->name == NULL)
+        return strdup(plugin_id);
+    if (asprintf(&id, "%s:%s", pc->name, plugin_id) < 0)
+        return NULL;
+    return id;
+}
+
 const char *node_plugin_label(const struct plugin *p)
 {
     return p->ctx.label;

@@ -39,6 +39,13 @@ int node_check(const struct config *cf, struct err *e);
 /* "accelerator/sim" for an accelerator instance. */
 const char *node_plugin_label(const struct plugin *p);
 
+/* The node's id of the device the plugin of accelerators[group] calls
+ * `plugin_id`: that id, or "<group name>:<id>" for a qualified group
+ * (config.h), so that ids are unique on the node.  NULL when out of
+ * memory; free() it. */
+char *node_device_id(const struct node *n, size_t group,
+                     const char *plugin_id);
+
 /* Creates `path` and missing parents with `mode` (existing ones are left
  * as they are).  Returns 0 or a negative errno. */
 int node_mkdirs(const char *path, mode_t mode);

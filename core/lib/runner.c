@@ -97,7 +97,9 @@ void runner_new_id(char buf[RUNNER_ID_LEN + 1])
 
 struct dev {
     struct plugin *p;
-    char *id, *model;
+    char *id;         /* the node's (node_device_id): locks, drain, store */
+    char *plugin_id;  /* the plugin's: what prepare and release are given */
+    char *model;
     uint64_t memory;
     int healthy;
     char *reason;
@@ -267,6 +269,7 @@ fail:
 struct disc {
     struct run *j;
     struct plugin *p;
+    size_t group;     /* its index in node->accelerators */
 };
 
 static int on_device(void *arg, const struct surplus_device *d)
@@ -282,13 +285,14 @@ static int on_device(void *arg, const struct surplus_device *d)
     memset(n, 0, sizeof *n);
     n->p = w->p;
     n->lock_fd = -1;
-    n->id = strdup(d->id ? d->id : "?");
+    n->plugin_id = strdup(d->id ? d->id : "?");
+    n->id = node_device_id(j->node, w->group, d->id ? d->id : "?");
     n->model = strdup(d->model ? d->model : "?");
     n->memory = d->memory_bytes;
     n->healthy = d->healthy;
     n->reason = d->reason ? strdup(d->reason) : NULL;
     j->n_devs++;
-    return n->id && n->model ? 0 : -ENOMEM;
+    return n->id && n->plugin_id && n->model ? 0 : -ENOMEM;
 }
 
 bool runner_device_drained(const struct config *cf, const char *plugin,
@@ -370,6 +374,7 @@ static void devs_free(struct run *j)
     devs_unlock(j);
     for (size_t i = 0; i < j->n_devs; i++) {
         free(j->devs[i].id);
+        free(j->devs[i].plugin_id);
         free(j->devs[i].model);
         free(j->devs[i].reason);
     }
@@ -434,7 +439,7 @@ static int lease_pick(struct run *j)
     devs_free(j);
     for (size_t i = 0; i < j->node->n_accelerators; i++) {
         struct plugin *p = j->node->accelerators[i];
-        struct disc w = {j, p};
+        struct disc w = {j, p, i};
         size_t first = j->n_devs;
         struct err pe = {0};
 
@@ -506,11 +511,14 @@ static int lease_given(struct run *j)
 {
     const struct job_resources *res = &j->sum.spec->resources;
     struct plugin *p = j->o->accelerator;
-    struct disc w = {j, p};
+    struct disc w = {j, p, 0};
     char buf[512];
     int r;
 
     devs_free(j);
+    while (w.group < j->node->n_accelerators &&
+           j->node->accelerators[w.group] != p)
+        w.group++;
     if (p == NULL || j->o->n_device_ids != res->gpus)
         return err_set(j->e, -EINVAL, "job '%s' needs %u GPU(s); %zu were "
                                       "assigned",
@@ -574,7 +582,8 @@ static int on_unhealthy(void *arg, const struct surplus_device *d)
     if (d->healthy)
         return 0;
     for (size_t i = 0; i < u->j->n_picked; i++)
-        if (!u->bad[i] && strcmp(u->j->lease_ids[i], d->id) == 0) {
+        if (!u->bad[i] && d->id != NULL &&
+            strcmp(u->j->lease_ids[i], d->id) == 0) {
             u->bad[i] = true;
             u->n_bad++;
         }
@@ -602,7 +611,7 @@ static size_t drain_unhealthy(struct run *j, const char *msg, char *names,
             snprintf(why, sizeof why, "failed its health check: %s", msg);
             drain(j, &j->devs[j->picked[i]], why);
             appendf(names, size, &len, "%s%s", len ? ", " : "",
-                    j->lease_ids[i]);
+                    j->devs[j->picked[i]].id);
         }
     free(bad);
     return u.n_bad;
@@ -636,7 +645,7 @@ static int lease(struct run *j)
     if (j->lease_ids == NULL)
         return err_set(j->e, -ENOMEM, "out of memory");
     for (size_t i = 0; i < j->n_picked; i++)
-        j->lease_ids[i] = j->devs[j->picked[i]].id;
+        j->lease_ids[i] = j->devs[j->picked[i]].plugin_id;
     l.lease_id = j->res->job_id;
     l.job_id = j->res->job_id;
     l.tenant = j->o->tenant;
@@ -697,7 +706,7 @@ static void release(struct run *j)
                 if (len < sizeof names)
                     len += (size_t)snprintf(names + len, sizeof names - len,
                                             "%s%s", len ? ", " : "",
-                                            j->lease_ids[i]);
+                                            j->devs[j->picked[i]].id);
             }
         free(bad);
         note(j, "drained after a failed scrub: %s (%s)", names, pe.msg);

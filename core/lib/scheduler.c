@@ -694,6 +694,86 @@ static int over_quota(struct plan *p, size_t i, const struct tenant_state *t)
     return reason != NULL ? add_impossible(p, i, reason) : -ENOMEM;
 }
 
+/* --- why a job waits -------------------------------------------------- */
+
+/* Wait reasons are filed apart from refusals: bit 62 and the code. */
+#define WAIT_KEY(code) (UINT64_C(1) << 62 | (uint64_t)(code) << 56)
+
+const char *sched_wait_code_name(enum sched_wait_code c)
+{
+    static const char *const names[SCHED_WAIT_COUNT] = {
+        NULL, "resources", "reservation", "tenant_max_gpus",
+        "tenant_max_running", "fair_share", "node_max_running"};
+
+    return (unsigned)c < SCHED_WAIT_COUNT ? names[c] : NULL;
+}
+
+static void set_wait(struct plan *p, size_t i, enum sched_wait_code code,
+                     const char *reason)
+{
+    p->res->waits[i] = (struct sched_wait){.code = reason ? code : 0,
+                                           .reason = reason};
+}
+
+/* The node-wide reasons, filed under "". */
+static const char *new_or_known(struct plan *p, const char *key, uint64_t x,
+                                uint64_t n)
+{
+    const char *reason = known_reason(p, key, x);
+
+    if (reason != NULL)
+        return reason;
+    if (x == WAIT_KEY(SCHED_WAIT_RESERVATION))
+        return new_reason(p, key, x, "starting it now would delay the "
+                                     "reservation of an earlier job");
+    return new_reason(p, key, x, "the node runs %llu jobs at once, its "
+                                 "maximum", (unsigned long long)n);
+}
+
+/* Waiting for devices that fit: how many, of which model. */
+static const char *wait_devices(struct plan *p, const struct sched_job *job,
+                                const struct shape *s)
+{
+    uint64_t key = WAIT_KEY(SCHED_WAIT_RESOURCES) |
+                   (uint64_t)(s - p->shapes) << 32 | job->gpus;
+    const char *reason = known_reason(p, s->model, key);
+    char model[96], mem[32], with[64] = "";
+
+    if (reason != NULL)
+        return reason;
+    if (s->gpu_memory > 0)
+        snprintf(with, sizeof with, " with at least %s",
+                 units_format_size(s->gpu_memory, mem, sizeof mem));
+    if (strcmp(s->model, "*") == 0)
+        return new_reason(p, s->model, key, "waiting for %u GPU%s%s",
+                          (unsigned)job->gpus, plural(job->gpus), with);
+    return new_reason(p, s->model, key, "waiting for %u GPU%s of model '%s'%s",
+                      (unsigned)job->gpus, plural(job->gpus),
+                      err_escape(s->model, model, sizeof model), with);
+}
+
+/* A reason about the job's tenant, filed under (tenant, code, x); `fmt`
+ * takes the tenant's name and two numbers. */
+static const char *wait_tenant(struct plan *p, const struct sched_job *job,
+                               enum sched_wait_code code, uint64_t x,
+                               const char *fmt, uint64_t a, uint64_t b)
+    __attribute__((format(printf, 5, 0)));
+
+static const char *wait_tenant(struct plan *p, const struct sched_job *job,
+                               enum sched_wait_code code, uint64_t x,
+                               const char *fmt, uint64_t a, uint64_t b)
+{
+    uint64_t key = WAIT_KEY(code) | x;
+    const char *reason = known_reason(p, job->tenant, key);
+    char name[96];
+
+    if (reason != NULL)
+        return reason;
+    err_escape(job->tenant, name, sizeof name);
+    return new_reason(p, job->tenant, key, fmt, name, (unsigned long long)a,
+                      (unsigned long long)b);
+}
+
 /*
  * queued[i] fits nowhere now: reserve for it the devices, in one group,
  * that are free soonest, and remember what the node looks like at that
@@ -823,7 +903,8 @@ static void took(struct plan *p, size_t i, struct tenant_state *t,
         p->head_tenant_at_shadow += job->gpus;
 }
 
-/* One queued job: impossible, skipped, started, or made the head. */
+/* One queued job: impossible, skipped, started, or made the head.  A job
+ * that waits is told why (p->res->waits). */
 static int consider(struct plan *p, size_t i)
 {
     const struct sched_job *job = &p->in->queued[i];
@@ -841,34 +922,71 @@ static int consider(struct plan *p, size_t i)
             return no_devices(p, i, s);
     }
     /* Past here only impossible jobs are still reported. */
-    if (p->full)
-        return 0;
-    if (t != NULL && t->max_running != 0 && t->running >= t->max_running)
-        return 0;
+    if (p->full) {
+        /* A job passed over for fairness keeps that reason. */
+        if (res->waits[i].code != SCHED_WAIT_FAIR_SHARE)
+            set_wait(p, i, SCHED_WAIT_NODE_MAX_RUNNING,
+                     new_or_known(p, "", WAIT_KEY(SCHED_WAIT_NODE_MAX_RUNNING),
+                                  p->in->max_running));
+        return res->waits[i].reason != NULL ? 0 : -ENOMEM;
+    }
+    if (t != NULL && t->max_running != 0 && t->running >= t->max_running) {
+        set_wait(p, i, SCHED_WAIT_TENANT_MAX_RUNNING,
+                 wait_tenant(p, job, SCHED_WAIT_TENANT_MAX_RUNNING, 0,
+                             "tenant '%s' runs %llu job(s), its max_running "
+                             "of %llu", t->running, t->max_running));
+        return res->waits[i].reason != NULL ? 0 : -ENOMEM;
+    }
     if (t != NULL && p->share != 0 && !p->second_walk &&
         t->running >= p->share) {
         p->deferred[i] = 1;
-        return 0;
+        set_wait(p, i, SCHED_WAIT_FAIR_SHARE,
+                 wait_tenant(p, job, SCHED_WAIT_FAIR_SHARE, 0,
+                             "other tenants' jobs go first: tenant '%s' runs "
+                             "%llu job(s), its fair share of the node's %llu "
+                             "job slots", t->running, p->in->max_running));
+        return res->waits[i].reason != NULL ? 0 : -ENOMEM;
     }
     if (t != NULL && job->gpus > 0) {
-        if (t->blocked)
-            return 0;
+        if (t->blocked) {
+            set_wait(p, i, SCHED_WAIT_TENANT_MAX_GPUS,
+                     wait_tenant(p, job, SCHED_WAIT_TENANT_MAX_GPUS, 1,
+                                 "tenant '%s' holds %llu GPU(s) of its "
+                                 "max_gpus of %llu, and an earlier job of it "
+                                 "waits first", t->used, t->max_gpus));
+            return res->waits[i].reason != NULL ? 0 : -ENOMEM;
+        }
         if (t->used + job->gpus > t->max_gpus) {
             t->blocked = true;
-            return 0;
+            set_wait(p, i, SCHED_WAIT_TENANT_MAX_GPUS,
+                     wait_tenant(p, job, SCHED_WAIT_TENANT_MAX_GPUS, 2,
+                                 "tenant '%s' holds %llu GPU(s) of its "
+                                 "max_gpus of %llu", t->used, t->max_gpus));
+            return res->waits[i].reason != NULL ? 0 : -ENOMEM;
         }
     }
     outlasts = res->has_head &&
                add_sat(p->in->now_ms, job->walltime_ms) > p->shadow;
     if (outlasts && !leaves_head_quota(p, job, t))
-        return 0;
+        goto reservation;
     if (job->gpus > 0 && !pick_now(p, s, job->gpus, !outlasts)) {
-        if (!res->has_head)
+        if (!res->has_head) {
             make_head(p, i, s);
-        return 0;
+        } else if (outlasts && pick_now(p, s, job->gpus, true)) {
+            /* It would fit on devices kept for the head. */
+            goto reservation;
+        }
+        set_wait(p, i, SCHED_WAIT_RESOURCES, wait_devices(p, job, s));
+        return res->waits[i].reason != NULL ? 0 : -ENOMEM;
     }
+    set_wait(p, i, SCHED_WAIT_NONE, NULL);
     took(p, i, t, outlasts);
     return add_start(p, i, job->gpus);
+
+reservation:
+    set_wait(p, i, SCHED_WAIT_RESERVATION,
+             new_or_known(p, "", WAIT_KEY(SCHED_WAIT_RESERVATION), 0));
+    return res->waits[i].reason != NULL ? 0 : -ENOMEM;
 }
 
 static void plan_free(struct plan *p)
@@ -897,6 +1015,7 @@ void sched_result_free(struct sched_result *r)
         return;
     free(r->starts);
     free(r->impossible);
+    free(r->waits);
     for (size_t i = 0; i < rb->n_reasons; i++)
         free(rb->reasons[i]);
     free(rb->reasons);
@@ -922,6 +1041,11 @@ int sched_plan(const struct sched_input *in, struct sched_result **ret_result)
         return -ENOMEM;
     p.rb = rb;
     p.res = &rb->r;
+    if ((rb->r.waits = calloc(in->n_queued + 1, sizeof *rb->r.waits)) ==
+        NULL) {
+        free(rb);
+        return -ENOMEM;
+    }
     p.pool = rb->pool;
     p.running = in->n_running;
     p.full = in->max_running != 0 && p.running >= in->max_running;

@@ -69,9 +69,15 @@
  * them; fnmatch(3) runs G*D times, not Q*D.  Per job it is two hash
  * lookups (shape and tenant) and, unless a job of the same shape and no
  * more GPUs already failed to fit in this pass, one O(D) look at the free
- * devices; refusal reasons are formatted once per distinct reason.  A
- * queue of 10,000 jobs on 8 devices plans in about half a millisecond
+ * devices; refusal and wait reasons are formatted once per distinct
+ * reason, and a waiting job costs one more hash lookup for its reason.  A
+ * queue of 10,000 jobs on 8 devices plans in well under a millisecond
  * (tests/unit/test_sched.c prints the time).  Memory is O(Q + D*G + R + T).
+ *
+ * Every queued job that neither starts nor is impossible is told why it
+ * waits (sched_result.waits, squeue's REASON): devices (resources), the
+ * head's reservation, its tenant's max_gpus or max_running, the fair
+ * share, or the node's max_running.
  */
 #ifndef SURPLUS_SCHEDULER_H
 #define SURPLUS_SCHEDULER_H
@@ -147,11 +153,39 @@ struct sched_impossible {
                             the result, shared by jobs refused alike */
 };
 
+/* Why a queued job did not start in this pass (squeue's REASON). */
+enum sched_wait_code {
+    SCHED_WAIT_NONE = 0,          /* started, or impossible */
+    SCHED_WAIT_RESOURCES,         /* not enough free devices that fit */
+    SCHED_WAIT_RESERVATION,       /* would delay the head's reservation */
+    SCHED_WAIT_TENANT_MAX_GPUS,   /* its tenant holds its max_gpus */
+    SCHED_WAIT_TENANT_MAX_RUNNING,/* its tenant runs its max_running */
+    SCHED_WAIT_FAIR_SHARE,        /* its tenant runs its share of the slots
+                                     while others wait */
+    SCHED_WAIT_NODE_MAX_RUNNING,  /* the node runs max_running jobs */
+    SCHED_WAIT_COUNT
+};
+
+/* "resources", "reservation", "tenant_max_gpus", "tenant_max_running",
+ * "fair_share", "node_max_running"; NULL for SCHED_WAIT_NONE: the job
+ * JSON's reason_code. */
+const char *sched_wait_code_name(enum sched_wait_code c);
+
+struct sched_wait {
+    enum sched_wait_code code;
+    const char *reason;  /* one line, tenant text escaped, no time in it
+                            (the daemon adds the head's expected start);
+                            owned by the result, shared; NULL with NONE */
+};
+
 struct sched_result {
     struct sched_start *starts;  /* in the order to apply them */
     size_t n_starts;
     struct sched_impossible *impossible;  /* in queue order */
     size_t n_impossible;
+    /* By index into sched_input.queued: why each job that neither
+     * starts nor is impossible waits.  The head waits for RESOURCES. */
+    struct sched_wait *waits;
     /* The head's reservation, for status output ("expected to start at")
      * and tests; the daemon need not act on it. */
     bool has_head;

@@ -64,6 +64,8 @@ struct active {
     int group;
     char **dev_ids;
     size_t n_dev;
+    char *dev_text;     /* its devices as the store keeps them, written
+                           with its start */
     uint64_t held;      /* its outputs and log, admitted under its tenant's
                            storage_quota and not yet counted by the store */
     pthread_t thread;
@@ -75,6 +77,11 @@ struct qjob {
     uint32_t gpus;
     uint64_t gpu_memory, walltime_ms;
     int64_t submitted_us;
+    /* Why it waits, from the last scheduling pass (none before the
+     * first): the job JSON's reason and reason_code while queued. */
+    enum sched_wait_code wait;
+    char *wait_reason;
+    bool head;          /* it holds the reservation */
 };
 
 struct tenant {
@@ -115,8 +122,11 @@ struct service {
     struct tenant *tenants;
     size_t n_tenants;
     struct keyed *keyed;     /* submissions with a key, under way */
+    char metrics_token[65];  /* api.metrics_token_sha256, or "" */
     bool draining, stopping, started;
     uint64_t wake_gen;
+    int64_t head_at_us;  /* when the head is expected to start; 0: not
+                            known */
     pthread_t sched;
     /* The retention sweeper: its own condition, so that waking it never
      * takes a wake-up meant for the scheduler. */
@@ -180,6 +190,9 @@ static int tenants_load(struct service *s, const struct config *cf)
         t[i].pending = old ? old->pending : 0;
     }
     tenants_free(s->tenants, s->n_tenants);
+    snprintf(s->metrics_token, sizeof s->metrics_token, "%s",
+             cf->api.metrics_token_sha256 ? cf->api.metrics_token_sha256
+                                          : "");
     s->tenants = t;
     s->n_tenants = cf->n_tenants;
     s->cf->limits = cf->limits;
@@ -263,6 +276,18 @@ bool service_token_hashed_with_newline(struct service *s, const char *token,
            token_hash_with(s, token, "\r\n", name, len);
 }
 
+bool service_metrics_token(struct service *s, const char *token)
+{
+    char hex[65];
+    bool r;
+
+    sha256_hex(token, strlen(token), hex);
+    pthread_mutex_lock(&s->mu);
+    r = s->metrics_token[0] && const_time_eq(s->metrics_token, hex, 64);
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
 bool service_tenant_exists(struct service *s, const char *name)
 {
     bool r;
@@ -307,29 +332,53 @@ static int on_device(void *arg, const struct surplus_device *d)
     n = &s->devs[s->n_devs++];
     memset(n, 0, sizeof *n);
     n->group = w->group;
-    n->id = strdup(d->id ? d->id : "?");
+    n->id = node_device_id(s->node, (size_t)w->group, d->id ? d->id : "?");
     n->model = strdup(d->model ? d->model : "?");
     n->memory = d->memory_bytes;
     n->healthy = d->healthy;
     n->reason = d->reason ? strdup(d->reason) : NULL;
-    return 0;
+    return n->id && n->model ? 0 : -ENOMEM;
 }
 
-static void inventory(struct service *s)
+/* The devices of every accelerator group.  Their ids are the node's
+ * (node_device_id): two groups that report one id refuse the start, since
+ * leases, drain files and the job store name a device by it. */
+static int inventory(struct service *s, struct err *e)
 {
     for (size_t i = 0; i < s->node->n_accelerators; i++) {
         struct plugin *p = s->node->accelerators[i];
         struct disc w = {s, (int)i};
         int r = plugin_accelerator(p)->discover(p->state, on_device, &w);
 
+        if (r == -ENOMEM)
+            return err_set(e, r, "out of memory");
         if (r < 0) {
             struct err pe = {0};
             plugin_error(p, r, &pe, "discover");
             log_msg(SURPLUS_LOG_WARNING, "%s", pe.msg);
         }
     }
+    for (size_t i = 0; i < s->n_devs; i++)
+        for (size_t k = i + 1; k < s->n_devs; k++)
+            if (strcmp(s->devs[i].id, s->devs[k].id) == 0) {
+                const struct plugin_conf *a =
+                    &s->cf->accelerators[s->devs[i].group];
+                const struct plugin_conf *b =
+                    &s->cf->accelerators[s->devs[k].group];
+
+                return err_set(e, -EINVAL,
+                               "%s: accelerators[%d] (%s) and %s: "
+                               "accelerators[%d] (%s) both have a device "
+                               "'%s'; device ids must be unique on the node: "
+                               "give one of the groups a 'name'",
+                               a->settings.where ? a->settings.where : "?",
+                               s->devs[i].group, a->plugin,
+                               b->settings.where ? b->settings.where : "?",
+                               s->devs[k].group, b->plugin, s->devs[i].id);
+            }
     log_msg(SURPLUS_LOG_INFO, "%zu device(s) from %zu accelerator plugin(s)",
             s->n_devs, s->node->n_accelerators);
+    return 0;
 }
 
 /* A device that failed its scrub or health check (the runner marks it). */
@@ -390,19 +439,78 @@ int service_devices(struct service *s, const struct caller *c, json_t **ret,
 
 /* ---- jobs as JSON ---------------------------------------------------------- */
 
-static json_t *time_json(int64_t us)
+static void time_text(int64_t us, char *buf, size_t len)
 {
-    char buf[64];
     time_t t = (time_t)(us / 1000000);
     struct tm tm;
 
-    if (us <= 0)
-        return json_null();
     gmtime_r(&t, &tm);
-    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
              tm.tm_min, tm.tm_sec, (int)(us % 1000000));
+}
+
+static json_t *time_json(int64_t us)
+{
+    char buf[64];
+
+    if (us <= 0)
+        return json_null();
+    time_text(us, buf, sizeof buf);
     return json_string(buf);
+}
+
+/* ---- why a queued job waits ------------------------------------------------ */
+
+struct wait_note {
+    char id[JOBSTORE_ID_LEN + 1];
+    const char *code;   /* static */
+    char *reason;
+};
+
+/* With the lock held: why queued job `q` waits, or false when no pass
+ * has looked at it yet.  The head's expected start is added to its
+ * reason, and to the reason of jobs that would delay it. */
+static bool wait_of(struct service *s, const struct qjob *q,
+                    struct wait_note *ret)
+{
+    char at[64] = "", *text;
+
+    memcpy(ret->id, q->id, sizeof ret->id);
+    if (s->draining) {
+        ret->code = "draining";
+        ret->reason = strdup("the node is draining: no job starts until "
+                             "surplusd is started again");
+        return ret->reason != NULL;
+    }
+    if (q->wait == SCHED_WAIT_NONE || q->wait_reason == NULL)
+        return false;
+    ret->code = sched_wait_code_name(q->wait);
+    if (s->head_at_us > 0 &&
+        ((q->head && q->wait == SCHED_WAIT_RESOURCES) ||
+         q->wait == SCHED_WAIT_RESERVATION)) {
+        time_text(s->head_at_us, at, sizeof at);
+        if (asprintf(&text, "%s (%s %s)", q->wait_reason,
+                     q->head ? "expected free at" : "the reservation starts at",
+                     at) < 0)
+            text = NULL;
+    } else {
+        text = strdup(q->wait_reason);
+    }
+    ret->reason = text;
+    return text != NULL;
+}
+
+static void wait_json(json_t *j, const struct wait_note *w)
+{
+    json_object_set_new(j, "reason", json_string(w->reason));
+    json_object_set_new(j, "reason_code", json_string(w->code));
+}
+
+static int by_wait_id(const void *a, const void *b)
+{
+    return strcmp(((const struct wait_note *)a)->id,
+                  ((const struct wait_note *)b)->id);
 }
 
 static json_t *job_json(const struct job_row *r)
@@ -478,6 +586,19 @@ int service_job(struct service *s, const struct caller *c, const char *id,
     if (r < 0)
         return r;
     j = job_json(&row);
+    if (row.state == JOB_QUEUED) {
+        struct wait_note w = {0};
+
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i < s->n_queue; i++)
+            if (strcmp(s->queue[i].id, row.id) == 0) {
+                if (wait_of(s, &s->queue[i], &w))
+                    wait_json(j, &w);
+                break;
+            }
+        pthread_mutex_unlock(&s->mu);
+        free(w.reason);
+    }
     json_object_set_new(j, "files_removed",
                         json_boolean(retention_expired(
                             retention_of(s, row.tenant), &row, wall_us())));
@@ -503,16 +624,29 @@ int service_job(struct service *s, const struct caller *c, const char *id,
 struct list_out {
     FILE *f;
     size_t n;
+    int64_t since_us;
+    struct wait_note *waits;  /* the queued jobs', by id */
+    size_t n_waits;
 };
 
 static int on_row(void *arg, const struct job_row *row)
 {
     struct list_out *o = arg;
-    json_t *j = job_json(row);
+    json_t *j;
     int r;
 
-    if (j == NULL)
+    if (row->submitted_us < o->since_us)
+        return 0;
+    if ((j = job_json(row)) == NULL)
         return -ENOMEM;
+    if (row->state == JOB_QUEUED && o->n_waits > 0) {
+        struct wait_note key = {0}, *w;
+
+        memcpy(key.id, row->id, sizeof key.id);
+        w = bsearch(&key, o->waits, o->n_waits, sizeof *o->waits, by_wait_id);
+        if (w != NULL)
+            wait_json(j, w);
+    }
     if (o->n++ > 0)
         fputc(',', o->f);
     r = json_dumpf(j, o->f, JSON_COMPACT);
@@ -520,17 +654,45 @@ static int on_row(void *arg, const struct job_row *row)
     return r < 0 ? -ENOMEM : 0;
 }
 
-int service_jobs(struct service *s, const struct caller *c, char **ret,
-                 size_t *ret_len, struct err *e)
+int service_jobs(struct service *s, const struct caller *c,
+                 const struct jobs_query *q, char **ret, size_t *ret_len,
+                 struct err *e)
 {
     struct job_filter f = {.tenant = c->tenant};
-    struct list_out o = {0};
-    char *buf = NULL;
+    struct list_out o = {.since_us = INT64_MIN};
+    char *buf = NULL, name[96];
     size_t len = 0;
     int r;
 
-    if ((o.f = open_memstream(&buf, &len)) == NULL)
-        return err_set(e, -ENOMEM, "out of memory");
+    if (q != NULL) {
+        if (q->tenant != NULL && c->tenant != NULL &&
+            strcmp(q->tenant, c->tenant) != 0)
+            return err_set(e, -EPERM, "tenant '%s' may list only its own "
+                                      "jobs (asked for tenant '%s')",
+                           c->tenant, err_escape(q->tenant, name,
+                                                 sizeof name));
+        if (q->tenant != NULL && c->tenant == NULL && !c->admin)
+            return err_set(e, -EPERM, "only root may list another "
+                                      "tenant's jobs");
+        if (q->tenant != NULL)
+            f.tenant = q->tenant;
+        f.states = q->states;
+        o.since_us = q->since_us;
+    }
+    /* Why each queued job waits, read once under the lock. */
+    pthread_mutex_lock(&s->mu);
+    if ((f.states == 0 || (f.states & JOB_STATE_BIT(JOB_QUEUED))) &&
+        s->n_queue > 0 &&
+        (o.waits = calloc(s->n_queue, sizeof *o.waits)) != NULL)
+        for (size_t i = 0; i < s->n_queue; i++)
+            if (wait_of(s, &s->queue[i], &o.waits[o.n_waits]))
+                o.n_waits++;
+    pthread_mutex_unlock(&s->mu);
+    qsort(o.waits, o.n_waits, sizeof *o.waits, by_wait_id);
+    if ((o.f = open_memstream(&buf, &len)) == NULL) {
+        r = err_set(e, -ENOMEM, "out of memory");
+        goto out;
+    }
     fputc('[', o.f);
     r = jobstore_list(s->js, &f, on_row, &o, e);
     fputc(']', o.f);
@@ -540,11 +702,15 @@ int service_jobs(struct service *s, const struct caller *c, char **ret,
         if (r == -ENOMEM)
             err_set(e, r, "out of memory");
         free(buf);
-        return r;
+        goto out;
     }
     *ret = buf;
     *ret_len = len;
-    return 0;
+out:
+    for (size_t i = 0; i < o.n_waits; i++)
+        free(o.waits[i].reason);
+    free(o.waits);
+    return r < 0 ? r : 0;
 }
 
 /* ---- submit ----------------------------------------------------------------- */
@@ -997,6 +1163,7 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     if (q != NULL) {
         s->queue = q;
         q = &s->queue[s->n_queue++];
+        memset(q, 0, sizeof *q);
         memcpy(q->id, row.id, sizeof q->id);
         q->tenant = strdup(tenant);
         q->model = strdup(row.model ? row.model : "*");
@@ -1042,6 +1209,7 @@ static void active_free(struct active *a)
     for (size_t i = 0; i < a->n_dev; i++)
         free(a->dev_ids[i]);
     free(a->dev_ids);
+    free(a->dev_text);
     free(a->tenant);
     free(a);
 }
@@ -1180,8 +1348,10 @@ static void *job_thread(void *arg)
              * (this attempt is billed under its own record id). */
             struct job_update q = {.set = JOB_UPDATE_STARTED_US |
                                           JOB_UPDATE_REASON |
+                                          JOB_UPDATE_DEVICES |
                                           (u.set & JOB_UPDATE_STORED_BYTES),
                                    .started_us = 0,
+                                   .devices = "[]",
                                    .reason = "requeued: the node was "
                                              "draining",
                                    .stored_bytes = u.stored_bytes};
@@ -1270,10 +1440,19 @@ static struct active *claim_job(struct service *s, size_t qi,
     a->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     a->group = n ? s->devs[devs[0]].group : 0;
     a->dev_ids = calloc(n + 1, sizeof *a->dev_ids);
+    json_t *dj = json_array();
     for (size_t i = 0; i < n; i++) {
-        a->dev_ids[i] = strdup(s->devs[devs[i]].id);
+        const struct dev *d = &s->devs[devs[i]];
+
+        a->dev_ids[i] = strdup(d->id);
         s->devs[devs[i]].holder = strdup(q.id);
+        json_array_append_new(
+            dj, json_pack("{s:s, s:s, s:s}", "id", d->id, "model", d->model,
+                          "plugin",
+                          node_plugin_label(s->node->accelerators[d->group])));
     }
+    a->dev_text = json_dumps(dj, JSON_COMPACT);
+    json_decref(dj);
     a->n_dev = n;
     lat = (double)(a->started_us - q.submitted_us) / 1e6;
     s->lat_count++;
@@ -1287,6 +1466,7 @@ static struct active *claim_job(struct service *s, size_t qi,
 out:
     free(q.tenant);
     free(q.model);
+    free(q.wait_reason);
     return a;
 }
 
@@ -1348,8 +1528,14 @@ static size_t launch_jobs(struct service *s, struct active **claimed,
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
+        /* Its devices are part of its state from the moment they are
+         * leased: listed while it runs, not only once it has ended. */
         u[i] = (struct job_update){.set = JOB_UPDATE_STARTED_US,
                                    .started_us = claimed[i]->started_us};
+        if (claimed[i]->dev_text != NULL) {
+            u[i].set |= JOB_UPDATE_DEVICES;
+            u[i].devices = claimed[i]->dev_text;
+        }
         steps[i] = (struct job_step){.id = claimed[i]->id,
                                      .from = JOB_QUEUED, .to = JOB_RUNNING,
                                      .u = &u[i]};
@@ -1406,9 +1592,43 @@ static void fail_queued(struct service *s, size_t qi, const char *why)
     s->finished[JOB_FAILED]++;
     free(s->queue[qi].tenant);
     free(s->queue[qi].model);
+    free(s->queue[qi].wait_reason);
     memmove(&s->queue[qi], &s->queue[qi + 1],
             (s->n_queue - qi - 1) * sizeof *s->queue);
     s->n_queue--;
+}
+
+/* With the lock held, before the plan is applied (queue indexes are the
+ * plan's): why each queued job waits, kept for the job JSON.  A reason
+ * is copied only when it changed. */
+static void note_waits(struct service *s, const struct sched_input *in,
+                       const struct sched_result *res)
+{
+    for (size_t i = 0; i < s->n_queue; i++) {
+        struct qjob *q = &s->queue[i];
+        const struct sched_wait *w = &res->waits[i];
+
+        q->head = res->has_head && res->head == i;
+        q->wait = w->code;
+        if (w->reason == NULL) {
+            free(q->wait_reason);
+            q->wait_reason = NULL;
+        } else if (q->wait_reason == NULL ||
+                   strcmp(q->wait_reason, w->reason) != 0) {
+            char *r = strdup(w->reason);
+
+            if (r == NULL)
+                continue; /* the old one stays: stale, not wrong */
+            free(q->wait_reason);
+            q->wait_reason = r;
+        }
+    }
+    s->head_at_us = 0;
+    if (res->has_head && res->head_start_ms != SCHED_NEVER)
+        s->head_at_us =
+            wall_us() + (int64_t)(res->head_start_ms > in->now_ms
+                                      ? res->head_start_ms - in->now_ms
+                                      : 0) * 1000;
 }
 
 /* One scheduling round, with the lock held (dropped while starts are
@@ -1468,6 +1688,7 @@ static size_t schedule(struct service *s)
         in.max_running = (uint32_t)s->n_devs;
     if (sched_plan(&in, &res) < 0 || res == NULL)
         goto out;
+    note_waits(s, &in, res);
     /* Queue indexes shift as jobs leave: apply from the back. */
     {
         size_t n = res->n_starts + res->n_impossible, k = 0;
@@ -1570,6 +1791,7 @@ int service_cancel(struct service *s, const struct caller *c, const char *id,
                 s->finished[JOB_CANCELLED]++;
                 free(s->queue[i].tenant);
                 free(s->queue[i].model);
+                free(s->queue[i].wait_reason);
                 memmove(&s->queue[i], &s->queue[i + 1],
                         (s->n_queue - i - 1) * sizeof *s->queue);
                 s->n_queue--;
@@ -1889,6 +2111,18 @@ static void metrics_storage(struct service *s, const struct caller *c,
     names_free(&nm);
 }
 
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void label_value(FILE *f, const char *v)
+{
+    for (; *v; v++)
+        if (*v == '\\' || *v == '"')
+            fprintf(f, "\\%c", *v);
+        else if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+}
+
 char *service_metrics(struct service *s, const struct caller *c)
 {
     char *buf = NULL;
@@ -1933,6 +2167,23 @@ char *service_metrics(struct service *s, const struct caller *c)
                "surplus_devices{state=\"free\"} %zu\n"
                "surplus_devices{state=\"drained\"} %zu\n",
             leased, freed, drained_n);
+    /* Per device, for an alert that names it: unhealthy as its plugin
+     * reports it, or drained after a failed scrub or health check. */
+    fprintf(f, "# HELP surplus_device_unhealthy 1 for a device that is "
+               "unhealthy or drained (never leased until an operator acts), "
+               "0 otherwise.\n# TYPE surplus_device_unhealthy gauge\n");
+    for (size_t i = 0; i < s->n_devs; i++) {
+        const struct dev *d = &s->devs[i];
+
+        fputs("surplus_device_unhealthy{device=\"", f);
+        label_value(f, d->id);
+        fputs("\",plugin=\"", f);
+        label_value(f, node_plugin_label(s->node->accelerators[d->group]));
+        fputs("\",model=\"", f);
+        label_value(f, d->model);
+        fprintf(f, "\"} %d\n",
+                !d->healthy || drained(s, d, why, sizeof why) ? 1 : 0);
+    }
     fprintf(f, "# HELP surplus_submit_to_start_seconds From submission to "
                "start.\n# TYPE surplus_submit_to_start_seconds histogram\n");
     for (int b = 0; b < LATENCY_BUCKETS; b++)
@@ -1979,6 +2230,7 @@ static int queue_add(struct service *s, const struct job_row *row)
         return -ENOMEM;
     s->queue = q;
     q = &s->queue[s->n_queue++];
+    memset(q, 0, sizeof *q);
     memcpy(q->id, row->id, sizeof q->id);
     q->tenant = strdup(row->tenant);
     q->model = strdup(row->model ? row->model : "*");
@@ -2122,7 +2374,8 @@ int service_open(const struct config *cf, struct service **ret,
         err_set(e, r, "out of memory");
         goto fail;
     }
-    inventory(s);
+    if ((r = inventory(s, e)) < 0)
+        goto fail;
     *ret = s;
     return 0;
 fail:
@@ -2318,6 +2571,7 @@ void service_close(struct service *s)
     for (size_t i = 0; i < s->n_queue; i++) {
         free(s->queue[i].tenant);
         free(s->queue[i].model);
+        free(s->queue[i].wait_reason);
     }
     free(s->queue);
     for (size_t i = 0; i < s->n_devs; i++) {

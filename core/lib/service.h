@@ -21,10 +21,12 @@ struct service;
 struct caller {
     bool admin;
     const char *tenant; /* the tenant acted as; NULL for the admin alone */
+    bool metrics;       /* api.metrics_token_sha256's token: GET /metrics
+                           and nothing else */
 };
 
 /* Errors map onto HTTP statuses (api.c):
- *   -EINVAL 400, -EACCES 401, -ENOENT 404, -EALREADY 409, -EFBIG 413,
+ *   -EINVAL 400, -EACCES 401, -EPERM 403, -ENOENT 404, -EALREADY 409, -EFBIG 413,
  *   -EBADMSG 422, -EDQUOT 429, -ENOSPC 507 (a tenant's storage_quota),
  *   -ESHUTDOWN 503, others 500. */
 
@@ -49,6 +51,8 @@ const char *service_tenant_for_token(struct service *s, const char *token);
  * goes to `name`. */
 bool service_token_hashed_with_newline(struct service *s, const char *token,
                                        char *name, size_t len);
+/* Whether this is api.metrics_token_sha256's token. */
+bool service_metrics_token(struct service *s, const char *token);
 bool service_tenant_exists(struct service *s, const char *name);
 uint64_t service_max_bundle_bytes(struct service *s);
 const char *service_spool_dir(struct service *s);
@@ -89,10 +93,21 @@ int service_submit(struct service *s, const struct caller *c, int fd,
                    bool *ret_replayed, struct err *e);
 int service_job(struct service *s, const struct caller *c, const char *id,
                 json_t **ret, struct err *e);
-/* The caller's jobs (every job for the admin) as a JSON array, in
- * submission order; *ret is malloc'd text of *ret_len bytes. */
-int service_jobs(struct service *s, const struct caller *c, char **ret,
-                 size_t *ret_len, struct err *e);
+/* GET /v1/jobs's filters. */
+struct jobs_query {
+    unsigned states;    /* JOB_STATE_BIT() mask; 0: every state */
+    int64_t since_us;   /* submitted at or after; INT64_MIN: any time */
+    const char *tenant; /* NULL: the caller's jobs (every tenant's for the
+                           admin); another tenant's is -EPERM but for the
+                           admin */
+};
+
+/* The caller's jobs (every job for the admin) that pass `q` (may be
+ * NULL) as a JSON array, in submission order; *ret is malloc'd text of
+ * *ret_len bytes.  A queued job says why it waits (reason, reason_code). */
+int service_jobs(struct service *s, const struct caller *c,
+                 const struct jobs_query *q, char **ret, size_t *ret_len,
+                 struct err *e);
 int service_cancel(struct service *s, const struct caller *c,
                    const char *id, json_t **ret, struct err *e);
 /* The job's log so far: an fd to read from (a snapshot), and whether the

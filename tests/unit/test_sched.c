@@ -1007,6 +1007,110 @@ static void time_plan(const char *what, size_t n_free)
     gen_free(&g);
 }
 
+/* Why each queued job waits: code and reason, "-" for none. */
+static void expect_waits(const char *what, const struct scenario *s,
+                         const char *const *want)
+{
+    struct sched_input in = input_of(s);
+    struct sched_result *r = NULL;
+
+    if (!tap_ok(sched_plan(&in, &r) == 0 && r != NULL && r->waits != NULL,
+                "%s: plans, with waits", what))
+        return;
+    for (size_t i = 0; i < s->n_job; i++) {
+        char got[512];
+        const struct sched_wait *w = &r->waits[i];
+
+        snprintf(got, sizeof got, "%s: %s",
+                 w->code ? sched_wait_code_name(w->code) : "-",
+                 w->reason ? w->reason : "-");
+        char label[256];
+
+        snprintf(label, sizeof label, "%s: %s", what, s->job[i].id);
+        tap_is_str(got, want[i], label);
+    }
+    sched_result_free(r);
+}
+
+static void test_waits(void)
+{
+    struct sched_device qdev[] = {HELD("H100", 80, 0, "ra"),
+                                  FREE("H100", 80, 0), FREE("H100", 80, 0),
+                                  FREE("H100", 80, 0), FREE("H100", 80, 0),
+                                  FREE("H100", 80, 0)};
+    struct sched_running qrun[] = {RUN("ra", "a", 1, 100)};
+    struct sched_tenant qten[] = {{"a", 2, 0}, {"b", 3, 0}};
+    struct sched_job qjob[] = {JOB("a1", "a", 2, "*", 0, 10),
+                               JOB("b1", "b", 2, "*", 0, 10),
+                               JOB("a2", "a", 1, "*", 0, 10),
+                               JOB("b2", "b", 2, "*", 0, 10),
+                               JOB("x", "z", 9, "*", 0, 10)};
+    struct scenario q = {qdev, N(qdev), qrun, N(qrun), qjob, N(qjob), qten,
+                         N(qten), 0};
+    static const char *const qwant[] = {
+        "tenant_max_gpus: tenant 'a' holds 1 GPU(s) of its max_gpus of 2",
+        "-: -",
+        ("tenant_max_gpus: tenant 'a' holds 1 GPU(s) of its max_gpus of 2, "
+         "and an earlier job of it waits first"),
+        "tenant_max_gpus: tenant 'b' holds 2 GPU(s) of its max_gpus of 3",
+        "-: -"};
+    /* Backfill: H is the head; L would outlast the shadow time on the
+     * device kept for H; W needs two H100s with 96 GiB that are busy. */
+    struct sched_device bdev[] = {HELD("H100", 80, 0, "r0"),
+                                  HELD("H100", 80, 0, "r0"),
+                                  HELD("H100", 80, 0, "r1"),
+                                  FREE("H100", 80, 0),
+                                  HELD("H100", 96, 1, "r1"),
+                                  HELD("H100", 96, 1, "r1")};
+    struct sched_running brun[] = {RUN("r0", NULL, 2, 100),
+                                   RUN("r1", NULL, 3, 50)};
+    struct sched_job bjob[] = {JOB("H", NULL, 4, "H100*", 0, 500),
+                               JOB("L", NULL, 1, "*", 0, 101),
+                               JOB("W", NULL, 2, "H100", 96, 10)};
+    struct scenario b = {bdev, N(bdev), brun, N(brun), bjob, N(bjob), NULL, 0,
+                         0};
+    static const char *const bwant[] = {
+        "resources: waiting for 4 GPUs of model 'H100*'",
+        ("reservation: starting it now would delay the reservation of an "
+         "earlier job"),
+        "resources: waiting for 2 GPUs of model 'H100' with at least 96.0 GiB"};
+    /* Slots: the node runs 2; c's max_running is 1; with two tenants
+     * waiting, d's share of 2 slots is 1. */
+    struct sched_running srun[] = {RUN("rc", "c", 0, 100)};
+    struct sched_tenant sten[] = {{"c", 0, 1}, {"d", 0, 0}};
+    struct sched_job sjob[] = {JOB("c1", "c", 0, NULL, 0, 10),
+                               JOB("d1", "d", 0, NULL, 0, 10),
+                               JOB("d2", "d", 0, NULL, 0, 10),
+                               JOB("d3", "d", 0, NULL, 0, 10)};
+    struct scenario sl = {NULL, 0, srun, N(srun), sjob, N(sjob), sten,
+                          N(sten), 3};
+    static const char *const swant[] = {
+        "tenant_max_running: tenant 'c' runs 1 job(s), its max_running of 1",
+        "-: -",
+        "-: -",
+        "node_max_running: the node runs 3 jobs at once, its maximum"};
+    /* Four slots, c at its cap and d waiting: d's share is 2.  d3 is
+     * passed over in the first walk and gets the slot left in the second;
+     * d4 is still passed over when the node is full. */
+    struct sched_job fjob[] = {JOB("c1", "c", 0, NULL, 0, 10),
+                               JOB("d1", "d", 0, NULL, 0, 10),
+                               JOB("d2", "d", 0, NULL, 0, 10),
+                               JOB("d3", "d", 0, NULL, 0, 10),
+                               JOB("d4", "d", 0, NULL, 0, 10)};
+    struct scenario fs = {NULL, 0, srun, N(srun), fjob, N(fjob), sten,
+                          N(sten), 4};
+    static const char *const fwant[] = {
+        "tenant_max_running: tenant 'c' runs 1 job(s), its max_running of 1",
+        "-: -", "-: -", "-: -",
+        ("fair_share: other tenants' jobs go first: tenant 'd' runs 2 job(s), "
+         "its fair share of the node's 4 job slots")};
+
+    expect_waits("waits: quota", &q, qwant);
+    expect_waits("waits: backfill", &b, bwant);
+    expect_waits("waits: slots", &sl, swant);
+    expect_waits("waits: fair share", &fs, fwant);
+}
+
 int main(void)
 {
     test_fits();
@@ -1026,6 +1130,7 @@ int main(void)
     test_fair_share();
     test_starvation();
     test_determinism();
+    test_waits();
     time_plan("all devices busy", 0);
     time_plan("4 devices free", 4);
     return tap_done();
