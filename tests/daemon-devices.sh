@@ -69,6 +69,9 @@ devs=$(C devices)
 echo "$devs" | grep -q '^sim-0 .*leased' && echo "$devs" | grep -q '^sim2:sim-0 .*leased'
 ok $? "surplus devices shows both devices leased under distinct ids"
 [ $? -eq 0 ] || diag "$devs"
+plug=$(C --json plugins | python3 -c 'import json,sys; print(" ".join(sorted(d["id"] for d in json.load(sys.stdin)["devices"])))')
+[ "$plug" = "sim-0 sim2:sim-0" ]
+ok $? "surplus plugins gives the devices the same node ids (got '$plug')"
 
 A cancel "$a" > /dev/null; A cancel "$b" > /dev/null
 for i in $(seq 1 300); do

@@ -84,20 +84,30 @@ struct report {
 struct device_walk {
     struct report *rep;
     const char *plugin;
+    const struct plugin_conf *conf; /* its accelerator group */
 };
 
 static int on_device(void *arg, const struct surplus_device *d)
 {
     struct device_walk *w = arg;
+    const char *pid = d->id ? d->id : "";
+    char *id = NULL;
 
+    /* The node's id, as surplusd, leases and the job store give it: a
+     * second group of one plugin has its ids qualified by its name. */
+    if (w->conf != NULL && w->conf->qualified &&
+        asprintf(&id, "%s:%s", w->conf->name, pid) < 0)
+        id = NULL;
     json_array_append_new(
         w->rep->devices,
-        json_pack("{s:s, s:s, s:s, s:I, s:b, s:s?, s:s?, s:s?, s:s?}",
-                  "plugin", w->plugin, "id", d->id ? d->id : "", "model",
+        json_pack("{s:s, s:s, s:s?, s:s, s:I, s:b, s:s?, s:s?, s:s?, s:s?}",
+                  "plugin", w->plugin, "id", id ? id : pid, "group",
+                  w->conf ? w->conf->name : NULL, "model",
                   d->model ? d->model : "", "memory_bytes",
                   (json_int_t)d->memory_bytes, "healthy", d->healthy != 0,
                   "reason", d->reason, "pci_bus_id", d->pci_bus_id, "node",
                   d->node, "detail", d->detail));
+    free(id);
     return 0;
 }
 
@@ -127,7 +137,7 @@ static json_t *entry_report(struct entry *en, struct report *rep)
     if (p == NULL)
         return NULL;
     if (p->kind == SURPLUS_KIND_ACCELERATOR) {
-        struct device_walk w = {rep, p->ctx.label};
+        struct device_walk w = {rep, p->ctx.label, en->conf};
         r = plugin_accelerator(p)->discover(p->state, on_device, &w);
         if (r == -ENODEV)
             return json_pack("{s:s, s:s}", "plugin", p->ctx.label,
