@@ -176,6 +176,41 @@ ok $? "it is billed once (one usage record by job id) $(cat "$tmp/py")"
 grep -q 'after a restart: 1 job(s) that had ended finished, not run again' "$tmp/surplusd.log"
 ok $? "surplusd logs that it finished it"
 
+# --- kill -9 before the usage record: the record written at restart -------------------
+# The ledger is held until the job is completing (its record waits), and
+# surplusd is killed: at restart the record is written from the job store,
+# which has no CPU time: the ledger says "not known" (NaN), and the API,
+# which has no JSON for NaN, still lists the record, with null.
+mkjob rebuilt 'echo started; sleep 1; echo done'
+rebuilt=$(A submit "$tmp/rebuilt.tar.zst") && started "$rebuilt"
+ok $? "a job runs (to be killed before its usage record)"
+rm -f "$tmp/ledger.fifo"; mkfifo "$tmp/ledger.fifo"
+sqlite3 "$tmp/state/ledger.db" < "$tmp/ledger.fifo" > /dev/null & ledger_lock=$!
+exec 3> "$tmp/ledger.fifo"
+printf '.timeout 10000\nBEGIN IMMEDIATE;\n' >&3
+for i in $(seq 1 100); do
+    [ "$(sqlite3 "$tmp/state/jobs.db" "SELECT state FROM jobs WHERE id = '$rebuilt'")" = completing ] && break
+    sleep 0.1
+done
+[ "$(sqlite3 "$tmp/state/jobs.db" "SELECT state FROM jobs WHERE id = '$rebuilt'")" = completing ]
+ok $? "it is completing while the ledger is held"
+kill9
+exec 3>&-; wait $ledger_lock
+start_daemon
+ok $? "surplusd restarts"
+wait_state "$rebuilt" succeeded
+curl -s --unix-socket "$sock" "http://x/v1/usage" > "$tmp/usage-api.json"
+python3 - "$tmp/usage-api.json" "$rebuilt" > "$tmp/py" 2>&1 <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+recs = j.get("records", j) if isinstance(j, dict) else j
+mine = [r for r in recs if r["job_id"] == sys.argv[2]]
+assert len(mine) == 1, (len(recs), mine)
+assert mine[0]["cpu_seconds"] is None, mine[0]
+assert mine[0]["device_seconds"] is not None and mine[0]["duration_us"] > 0, mine[0]
+PY
+ok $? "GET /v1/usage lists the record written at restart, its CPU time null (not known) $(cat "$tmp/py")"
+
 # --- a job that keeps taking the node down ---------------------------------------------
 crashy=$(A submit "$tmp/crashy.tar.zst")
 for kill_n in 1 2 3 4; do

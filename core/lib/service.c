@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1923,6 +1924,14 @@ int service_output(struct service *s, const struct caller *c, const char *id,
     return 0;
 }
 
+/* A figure for JSON: NaN (a plugin's "not known", surplus-plugin(7)) has
+ * no JSON form, and json_real refuses it, which would drop the whole
+ * record from the answer: null instead. */
+static json_t *number_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
 static int on_record(void *arg, const struct surplus_usage_record *rec)
 {
     json_t *devs = json_array();
@@ -1933,7 +1942,7 @@ static int on_record(void *arg, const struct surplus_usage_record *rec)
                                               rec->devices[i].model));
     json_array_append_new(
         arg,
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:f, s:f, "
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:o, "
                   "s:I, s:i, s:s, s:I, s:I, s:I, s:s}",
                   "record_id", rec->record_id, "job_id", rec->job_id,
                   "tenant", rec->tenant, "job_name", rec->job_name, "node",
@@ -1941,8 +1950,9 @@ static int on_record(void *arg, const struct surplus_usage_record *rec)
                   (json_int_t)rec->start_us, "end_us",
                   (json_int_t)rec->end_us, "duration_us",
                   (json_int_t)rec->duration_us, "device_seconds",
-                  rec->device_seconds, "cpu_seconds", rec->cpu_seconds,
-                  "max_rss_bytes", (json_int_t)rec->max_rss_bytes,
+                  number_or_null(rec->device_seconds), "cpu_seconds",
+                  number_or_null(rec->cpu_seconds), "max_rss_bytes",
+                  (json_int_t)rec->max_rss_bytes,
                   "exit_status", rec->exit_status, "state", rec->state,
                   "bytes_in", (json_int_t)rec->bytes_in, "bytes_out",
                   (json_int_t)rec->bytes_out, "cost_micros",
@@ -2313,7 +2323,9 @@ static int record_again(void *arg, const struct job_row *row)
     rec.exit_status = row->exit_status;
     rec.state = job_state_name(row->outcome);
     rec.bytes_in = row->bundle_bytes;
-    /* The CPU time is not in the store: device time only. */
+    /* The CPU time is not in the store: not known (NaN, as
+     * surplus-plugin(7) has it), and device time only is billed. */
+    rec.cpu_seconds = NAN;
     rec.cost_micros =
         runner_cost_micros(s->cf, 0, rec.duration_us, models, n);
     rec.currency = s->cf->pricing.currency ? s->cf->pricing.currency : "USD";
