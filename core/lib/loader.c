@@ -220,6 +220,7 @@ int plugin_open(const char *path, struct plugin **ret, struct err *e)
     char file_name[128];
     const struct surplus_plugin *d;
     surplus_plugin_fn fn;
+    pthread_mutexattr_t attr;
     struct plugin *p;
     int file_kind, r;
     void *dl;
@@ -269,6 +270,12 @@ int plugin_open(const char *path, struct plugin **ret, struct err *e)
         dlclose(dl);
         return err_set(e, -ENOMEM, "out of memory");
     }
+    pthread_mutexattr_init(&attr);
+    /* A callback that calls back into its own instance gets EDEADLK
+     * rather than hanging the thread. */
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutex_init(&p->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
     p->dl = dl;
     p->desc = d;
     p->kind = (enum surplus_plugin_kind)d->kind;
@@ -280,8 +287,10 @@ int plugin_open(const char *path, struct plugin **ret, struct err *e)
 
 int plugin_error(struct plugin *p, int r, struct err *e, const char *what)
 {
-    const char *msg = p->ctx.last.msg[0] ? p->ctx.last.msg : strerror(-r);
+    char msg[ERR_MSG_MAX];
 
+    snprintf(msg, sizeof(msg), "%s",
+             e->code != 0 && e->msg[0] ? e->msg : strerror(-r));
     return err_set(e, r, "%s %s: %s", p->ctx.label, what, msg);
 }
 
@@ -303,6 +312,7 @@ int plugin_start(struct plugin *p, struct settings *settings, struct err *e)
     if (r < 0) {
         if (cfg.code != 0)
             return err_set(e, r, "%s: %s", p->ctx.label, cfg.msg);
+        *e = p->ctx.last;
         return plugin_error(p, r, e, "failed to start");
     }
     p->state = state;
@@ -334,6 +344,7 @@ void plugin_close(struct plugin *p)
      * plugin's functions. */
     if (getenv("SURPLUS_NO_DLCLOSE") == NULL)
         dlclose(p->dl);
+    pthread_mutex_destroy(&p->lock);
     free(p->path);
     free(p);
 }
