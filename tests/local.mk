@@ -38,7 +38,7 @@ UNIT_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) -I$(top_srcdir)/tests
 
 UNIT_TESTS += tests/unit/test_units tests/unit/test_config \
 	tests/unit/test_loader tests/unit/test_recovery tests/unit/test_fsafe \
-	tests/unit/test_sha256 tests/unit/test_cgroup
+	tests/unit/test_sha256 tests/unit/test_cgroup tests/unit/test_calls
 check_PROGRAMS += $(UNIT_TESTS)
 tests_unit_test_units_SOURCES = tests/unit/test_units.c
 tests_unit_test_units_CFLAGS = $(UNIT_CFLAGS)
@@ -58,6 +58,9 @@ tests_unit_test_fsafe_LDADD = $(UNIT_LDADD)
 tests_unit_test_cgroup_SOURCES = tests/unit/test_cgroup.c
 tests_unit_test_cgroup_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_cgroup_LDADD = $(UNIT_LDADD)
+tests_unit_test_calls_SOURCES = tests/unit/test_calls.c
+tests_unit_test_calls_CFLAGS = $(UNIT_CFLAGS) -pthread
+tests_unit_test_calls_LDADD = $(UNIT_LDADD)
 tests_unit_test_sha256_SOURCES = tests/unit/test_sha256.c
 tests_unit_test_sha256_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sha256_LDADD = $(UNIT_LDADD)

@@ -55,8 +55,8 @@ static int call_begin(struct call *c, struct plugin *p,
         return err_set(e, -ESRCH, "%s %s: the plugin is not started",
                        p ? p->ctx.label : "plugin", op);
     if (p->kind != kind)
-        return err_set(e, -EINVAL, "%s has no %s operation (it is a %s "
-                       "plugin)", p->ctx.label, op, plugin_kind_name(p->kind));
+        return err_set(e, -EINVAL, "%s has no %s operation (it is of kind "
+                       "%s)", p->ctx.label, op, plugin_kind_name(p->kind));
     if (!declares(p, since))
         return err_set(e, -ENOSYS, "%s has no %s operation: it was added in "
                        "plugin ABI %d.%u and the plugin is built for %u.%u",
