@@ -51,9 +51,8 @@ static int call_begin(struct call *c, struct plugin *p,
     c->p = p;
     c->e = e;
     err_clear(e);
-    if (p == NULL || !p->started)
-        return err_set(e, -ESRCH, "%s %s: the plugin is not started",
-                       p ? p->ctx.label : "plugin", op);
+    if (p == NULL)
+        return err_set(e, -ESRCH, "plugin %s: no plugin instance", op);
     if (p->kind != kind)
         return err_set(e, -EINVAL, "%s has no %s operation (it is of kind "
                        "%s)", p->ctx.label, op, plugin_kind_name(p->kind));
@@ -68,6 +67,12 @@ static int call_begin(struct call *c, struct plugin *p,
                        r == EDEADLK ? "called from within one of its own "
                                       "callbacks"
                                     : strerror(r));
+    /* Checked under the lock: plugin_stop() takes it too. */
+    if (!p->started) {
+        pthread_mutex_unlock(&p->lock);
+        return err_set(e, -ESRCH, "%s %s: the plugin is not started",
+                       p->ctx.label, op);
+    }
     host_capture_begin(&c->capture, &p->ctx, e);
     return 0;
 }

@@ -327,11 +327,17 @@ int plugin_start(struct plugin *p, struct settings *settings, struct err *e)
 
 void plugin_stop(struct plugin *p)
 {
+    bool locked;
+
     if (p == NULL || !p->started)
         return;
+    /* Not while another thread is in one of its operations. */
+    locked = pthread_mutex_lock(&p->lock) == 0;
     p->desc->fini(p->state);
     p->state = NULL;
     p->started = false;
+    if (locked)
+        pthread_mutex_unlock(&p->lock);
 }
 
 void plugin_close(struct plugin *p)
