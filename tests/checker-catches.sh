@@ -13,7 +13,7 @@ ok $? "it reports the torn reads of a non-atomic put"
 grep -q '^ok .* storage: get returns exactly what was put' "$tmp/out"
 ok $? "and still passes what the plugin does right"
 "$CHECKER" "$SURPLUS_FIXTURE_DIR/storage_wrongmajor.so" > "$tmp/out2" 2>&1
-[ $? -eq 1 ] && grep -q 'plugin ABI 2.0, core ABI 1.0' "$tmp/out2"
+[ $? -eq 1 ] && grep -q 'plugin ABI 2.0, core ABI 1.1' "$tmp/out2"
 ok $? "a plugin the loader refuses fails the check with the loader's reason"
 "$CHECKER" > /dev/null 2>&1
 [ $? -eq 64 ]; ok $? "no plugin named is a usage error (64)"

@@ -97,6 +97,6 @@ run "$SURPLUS" --config "$tmp/nonexistent.conf" plugins > /dev/null 2> "$tmp/err
 run "$SURPLUS" frobnicate > /dev/null 2>&1
 [ $? -eq 64 ]; ok $? "an unknown verb exits 64"
 
-run "$SURPLUS" version | grep -q "plugin ABI 1.0"
+run "$SURPLUS" version | grep -q "plugin ABI 1.1"
 ok $? "surplus version shows the plugin ABI"
 done_testing

@@ -81,7 +81,11 @@ check_LTLIBRARIES += \
 	tests/plugins/storage_initfail.la \
 	tests/plugins/storage_badsetting.la \
 	tests/plugins/storage_shortdesc.la \
-	tests/plugins/storage_listfail.la
+	tests/plugins/storage_listfail.la \
+	tests/plugins/storage_threadsafe.la \
+	tests/plugins/storage_oldabi.la \
+	tests/plugins/storage_badflags.la \
+	tests/plugins/storage_shortflags.la
 tests_plugins_storage_good_la_SOURCES = $(FIXTURE_SRC)
 tests_plugins_storage_good_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_GOOD
 tests_plugins_storage_good_la_CFLAGS = $(PLUGIN_CFLAGS)
@@ -122,6 +126,22 @@ tests_plugins_storage_listfail_la_SOURCES = $(FIXTURE_SRC)
 tests_plugins_storage_listfail_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_LISTFAIL
 tests_plugins_storage_listfail_la_CFLAGS = $(PLUGIN_CFLAGS)
 tests_plugins_storage_listfail_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_threadsafe_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_threadsafe_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_THREADSAFE
+tests_plugins_storage_threadsafe_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_threadsafe_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_oldabi_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_oldabi_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_OLDABI
+tests_plugins_storage_oldabi_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_oldabi_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_badflags_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_badflags_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_BADFLAGS
+tests_plugins_storage_badflags_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_badflags_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_shortflags_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_shortflags_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_SHORTFLAGS
+tests_plugins_storage_shortflags_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_shortflags_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 
 # --- shell tests ----------------------------------------------------------------
 SH_TESTS = \

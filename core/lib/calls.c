@@ -61,15 +61,18 @@ static int call_begin(struct call *c, struct plugin *p,
                        "plugin ABI %d.%u and the plugin is built for %u.%u",
                        p->ctx.label, op, SURPLUS_ABI_MAJOR, since,
                        p->desc->abi_major, p->desc->abi_minor);
-    r = pthread_mutex_lock(&p->lock);
+    /* A callback calling back into its own instance would wait for
+     * itself (or, in a thread-safe plugin, re-enter it). */
+    if (host_capture_active(&p->ctx))
+        return err_set(e, -EDEADLK, "%s %s: called from within one of its "
+                       "own callbacks", p->ctx.label, op);
+    r = p->thread_safe ? pthread_rwlock_rdlock(&p->lock)
+                       : pthread_rwlock_wrlock(&p->lock);
     if (r != 0)
-        return err_set(e, -r, "%s %s: %s", p->ctx.label, op,
-                       r == EDEADLK ? "called from within one of its own "
-                                      "callbacks"
-                                    : strerror(r));
+        return err_set(e, -r, "%s %s: %s", p->ctx.label, op, strerror(r));
     /* Checked under the lock: plugin_stop() takes it too. */
     if (!p->started) {
-        pthread_mutex_unlock(&p->lock);
+        pthread_rwlock_unlock(&p->lock);
         return err_set(e, -ESRCH, "%s %s: the plugin is not started",
                        p->ctx.label, op);
     }
@@ -84,7 +87,7 @@ static int call_end(struct call *c, int r)
     struct err *e = c->e;
 
     host_capture_end(&c->capture);
-    pthread_mutex_unlock(&c->p->lock);
+    pthread_rwlock_unlock(&c->p->lock);
     if (r >= 0) {
         err_clear(e);
         return r;

@@ -7,8 +7,9 @@
  * HTTP threads and from every job thread, so every operation goes through
  * a function here that:
  *
- *   - takes the instance's lock for the duration of the call (always: no
- *     plugin may declare itself safe to call concurrently in ABI 1.0);
+ *   - takes the instance's lock for the duration of the call, shared when
+ *     the plugin declares SURPLUS_PLUGIN_THREAD_SAFE, exclusive otherwise
+ *     (plugin_stop takes it exclusively, so fini never runs during one);
  *   - captures the host->error() message of this call, and only this one,
  *     in the caller's struct err (the capture is per thread, so another
  *     thread's message can neither overwrite nor be mistaken for it);
@@ -26,6 +27,8 @@
  * strerror() for a message the plugin did not give.  Callbacks of
  * list, query and discover run with the lock held: they must not call the
  * same instance (such a call fails with -EDEADLK instead of hanging).
+ * Reading `flags` is the one use of a later minor so far: a plugin built
+ * for ABI 1.0 is never thread-safe.
  *
  * Nothing outside calls.c and the loader touches a descriptor's ops.
  */

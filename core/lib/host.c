@@ -37,6 +37,14 @@ void host_capture_end(struct host_capture *c)
     capture = c->outer;
 }
 
+bool host_capture_active(const struct surplus_ctx *ctx)
+{
+    for (struct host_capture *c = capture; c != NULL; c = c->outer)
+        if (c->ctx == ctx)
+            return true;
+    return false;
+}
+
 /* The message store of the call this thread is making into `ctx`, or the
  * instance's own outside any call (init and fini run on one thread). */
 static struct err *host_message(struct surplus_ctx *ctx)

@@ -5,6 +5,7 @@
 #ifndef SURPLUS_CORE_HOST_H
 #define SURPLUS_CORE_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <surplus/host.h>
@@ -32,6 +33,8 @@ struct host_capture {
 void host_capture_begin(struct host_capture *c, const struct surplus_ctx *ctx,
                         struct err *into);
 void host_capture_end(struct host_capture *c);
+/* Whether this thread is inside an operation of `ctx` (in a callback). */
+bool host_capture_active(const struct surplus_ctx *ctx);
 
 struct surplus_lease_out {
     char **env;      /* "NAME=value" */

@@ -1,6 +1,7 @@
 #include "loader.h"
 
 #include <dlfcn.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,8 +11,9 @@
 #include <unistd.h>
 
 /* The size of the descriptor as ABI 1.0 defined it: the least a plugin of
- * this major version may declare. */
-#define DESC_SIZE_1_0 sizeof(struct surplus_plugin)
+ * this major version may declare; 1.1 appended `flags`. */
+#define DESC_SIZE_1_0 offsetof(struct surplus_plugin, flags)
+#define DESC_SIZE_1_1 sizeof(struct surplus_plugin)
 
 static const char *const kind_names[] = {
     [SURPLUS_KIND_STORAGE] = "storage",
@@ -191,6 +193,18 @@ static int plugin_check_desc(const char *path, const struct surplus_plugin *d,
                              "descriptor size %s is smaller than ABI 1.0's%s",
                              num, "");
     }
+    if (d->abi_minor >= 1 && d->size < DESC_SIZE_1_1) {
+        snprintf(num, sizeof(num), "%u", d->size);
+        return plugin_refuse(e, path, d,
+                             "descriptor size %s is smaller than ABI 1.1's%s",
+                             num, "");
+    }
+    if (d->abi_minor >= 1 && (d->flags & ~SURPLUS_PLUGIN_FLAGS_1_1) != 0) {
+        snprintf(num, sizeof(num), "%#llx",
+                 (unsigned long long)(d->flags & ~SURPLUS_PLUGIN_FLAGS_1_1));
+        return plugin_refuse(e, path, d, "declares unknown flags %s%s", num,
+                             "");
+    }
     if (plugin_kind_name((enum surplus_plugin_kind)d->kind) == NULL) {
         snprintf(num, sizeof(num), "%u", d->kind);
         return plugin_refuse(e, path, d, "unknown kind %s%s", num, "");
@@ -220,7 +234,6 @@ int plugin_open(const char *path, struct plugin **ret, struct err *e)
     char file_name[128];
     const struct surplus_plugin *d;
     surplus_plugin_fn fn;
-    pthread_mutexattr_t attr;
     struct plugin *p;
     int file_kind, r;
     void *dl;
@@ -270,14 +283,11 @@ int plugin_open(const char *path, struct plugin **ret, struct err *e)
         dlclose(dl);
         return err_set(e, -ENOMEM, "out of memory");
     }
-    pthread_mutexattr_init(&attr);
-    /* A callback that calls back into its own instance gets EDEADLK
-     * rather than hanging the thread. */
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-    pthread_mutex_init(&p->lock, &attr);
-    pthread_mutexattr_destroy(&attr);
+    pthread_rwlock_init(&p->lock, NULL);
     p->dl = dl;
     p->desc = d;
+    p->thread_safe = d->abi_minor >= 1 &&
+                     (d->flags & SURPLUS_PLUGIN_THREAD_SAFE) != 0;
     p->kind = (enum surplus_plugin_kind)d->kind;
     snprintf(p->ctx.label, sizeof(p->ctx.label), "%s/%s",
              plugin_kind_name(p->kind), d->name);
@@ -332,12 +342,12 @@ void plugin_stop(struct plugin *p)
     if (p == NULL || !p->started)
         return;
     /* Not while another thread is in one of its operations. */
-    locked = pthread_mutex_lock(&p->lock) == 0;
+    locked = pthread_rwlock_wrlock(&p->lock) == 0;
     p->desc->fini(p->state);
     p->state = NULL;
     p->started = false;
     if (locked)
-        pthread_mutex_unlock(&p->lock);
+        pthread_rwlock_unlock(&p->lock);
 }
 
 void plugin_close(struct plugin *p)
@@ -350,7 +360,7 @@ void plugin_close(struct plugin *p)
      * plugin's functions. */
     if (getenv("SURPLUS_NO_DLCLOSE") == NULL)
         dlclose(p->dl);
-    pthread_mutex_destroy(&p->lock);
+    pthread_rwlock_destroy(&p->lock);
     free(p->path);
     free(p);
 }

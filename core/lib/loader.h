@@ -27,9 +27,12 @@ struct plugin {
     struct surplus_ctx ctx;
     void *state;
     bool started;
-    /* Held for each operation (calls.h): the SDK promises a plugin one
-     * thread at a time per instance. */
-    pthread_mutex_t lock;
+    /* The descriptor sets SURPLUS_PLUGIN_THREAD_SAFE (ABI 1.1). */
+    bool thread_safe;
+    /* Held for writing around each operation (calls.h), since the SDK
+     * promises a plugin one thread at a time per instance; for reading
+     * only, when the plugin is thread-safe; for writing by plugin_stop. */
+    pthread_rwlock_t lock;
 };
 
 const char *plugin_kind_name(enum surplus_plugin_kind kind);

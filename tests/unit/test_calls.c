@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,74 @@ static struct plugin *start(const char *kind, const char *name,
     return p;
 }
 
+static struct settings group(const char *name);
+
+struct prober {
+    struct plugin *p;
+    int n;
+    int wrong; /* a message not naming this call's key */
+};
+
+static void *probe(void *arg)
+{
+    struct prober *pr = arg;
+
+    for (int i = 0; i < 50; i++) {
+        struct surplus_object_info info;
+        char key[64];
+        struct err e = {0};
+
+        snprintf(key, sizeof key, "missing/t%d-r%d", pr->n, i);
+        if (storage_stat(pr->p, key, &info, &e) != -ENOENT ||
+            strstr(e.msg, key) == NULL)
+            pr->wrong++;
+    }
+    return NULL;
+}
+
+/* A fixture counts the calls of stat in progress at once: 1 unless it
+ * declares itself thread-safe. */
+static void concurrency(const char *file, bool thread_safe)
+{
+    struct prober pr[THREADS] = {{0}};
+    pthread_t t[THREADS];
+    struct surplus_object_info info = {0};
+    struct settings s = group("storage");
+    struct plugin *p = NULL;
+    struct err e = {0};
+    char path[4096];
+    int wrong = 0;
+
+    snprintf(path, sizeof path, "%s/%s", getenv("SURPLUS_FIXTURE_DIR"),
+             file);
+    if (plugin_open(path, &p, &e) < 0 || plugin_start(p, &s, &e) < 0) {
+        tap_ok(0, "%s starts: %s", file, e.msg);
+        plugin_close(p);
+        return;
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pr[i].p = p;
+        pr[i].n = i;
+        pthread_create(&t[i], NULL, probe, &pr[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        wrong += pr[i].wrong;
+    }
+    storage_stat(p, "fixture/max-concurrency", &info, &e);
+    if (thread_safe)
+        tap_ok(info.size > 1 && wrong == 0,
+               "%s, thread-safe, is called from several threads at once "
+               "(%llu at most), each message its own (%d wrong)", file,
+               (unsigned long long)info.size, wrong);
+    else
+        tap_ok(info.size == 1 && wrong == 0,
+               "%s is called from one thread at a time (%llu at most), "
+               "each message its own (%d wrong)", file,
+               (unsigned long long)info.size, wrong);
+    plugin_close(p);
+}
+
 static struct settings group(const char *name)
 {
     struct settings s = {0};
@@ -206,6 +275,9 @@ int main(void)
     tap_ok(r == -ESRCH && strstr(e.msg, "storage/local get") &&
                strstr(e.msg, "not started"),
            "an operation on a stopped instance is refused: %s", e.msg);
+
+    concurrency("storage_good.so", false);
+    concurrency("storage_threadsafe.so", true);
 
     plugin_close(store);
     plugin_close(sim);
