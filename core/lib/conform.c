@@ -900,6 +900,166 @@ static void accelerator_checks(struct conform *c, struct plugin *p)
     }
 }
 
+/* ---- several threads at once (SURPLUS_PLUGIN_THREAD_SAFE) ------------------ */
+
+#define CHECK_THREADS 8
+#define CHECK_THREAD_ROUNDS 16
+
+struct thread_run {
+    struct plugin *p;
+    int n;              /* thread number */
+    int devices;        /* accelerator: what a lone discover found */
+    int calls, failures;
+    char first[ERR_MSG_MAX + 160]; /* the first failure, for a diag line */
+};
+
+static void thread_failed(struct thread_run *t, const char *what, int r)
+{
+    if (t->failures++ == 0)
+        snprintf(t->first, sizeof(t->first), "thread %d: %s: %s", t->n,
+                 what, why(t->p, r));
+}
+
+static int count_device(void *arg, const struct surplus_device *d)
+{
+    (void)d;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int count_record(void *arg, const struct surplus_usage_record *rec)
+{
+    (void)rec;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void *storage_thread(void *arg)
+{
+    struct thread_run *t = arg;
+
+    for (int i = 0; i < CHECK_THREAD_ROUNDS; i++) {
+        struct surplus_object_info info;
+        uint64_t size = 1000 + (uint64_t)(t->n * 97 + i);
+        uint32_t seed = (uint32_t)(t->n * 1000 + i);
+        char key[64], missing[64];
+        bool ok = false;
+        int r;
+
+        snprintf(key, sizeof(key), "check/threads/t%d-%d", t->n, i);
+        snprintf(missing, sizeof(missing), "check/threads/missing-t%d-%d",
+                 t->n, i);
+        t->calls += 4;
+        if ((r = stream_put(t->p, key, size, seed)) != 0)
+            thread_failed(t, "put", r);
+        else if ((r = stream_get(t->p, key, size, seed, &ok)) != 0 || !ok)
+            thread_failed(t, "get", r ? r : -EIO);
+        if ((r = storage_stat(t->p, missing, &info, &call_err)) != -ENOENT)
+            thread_failed(t, "stat of a missing key", r ? r : -EEXIST);
+        if ((r = storage_remove(t->p, key, &call_err)) != 0)
+            thread_failed(t, "remove", r);
+    }
+    return NULL;
+}
+
+static void *accounting_thread(void *arg)
+{
+    struct thread_run *t = arg;
+    const int64_t t0 = INT64_C(1767225600000000);
+
+    for (int i = 0; i < CHECK_THREAD_ROUNDS; i++) {
+        char id[64];
+        struct surplus_usage_record rec;
+        int r;
+
+        snprintf(id, sizeof(id), "check-threads-t%d-%d", t->n, i);
+        rec = mkrec(id, "tenant-threads", t0 + t->n * 1000 + i, id);
+        t->calls++;
+        if ((r = accounting_record(t->p, &rec, &call_err)) != 0)
+            thread_failed(t, "record", r);
+    }
+    return NULL;
+}
+
+static void *accelerator_thread(void *arg)
+{
+    struct thread_run *t = arg;
+
+    for (int i = 0; i < CHECK_THREAD_ROUNDS; i++) {
+        char id[64];
+        const char *ids[] = {id};
+        struct surplus_lease_out out = {0};
+        int n = 0, r;
+
+        t->calls += 2;
+        r = accelerator_discover(t->p, count_device, &n, &call_err);
+        if (r != 0 || n != t->devices)
+            thread_failed(t, "discover", r ? r : -EIO);
+        snprintf(id, sizeof(id), "surplus-check-thread-%d-%d", t->n, i);
+        r = lease_try(t->p, id, ids, 1, &out);
+        lease_out_free(&out);
+        if (r != -ENODEV)
+            thread_failed(t, "prepare of a device that does not exist",
+                          r ? r : -EEXIST);
+    }
+    return NULL;
+}
+
+/* A plugin that declares itself thread-safe is called from several
+ * threads at once, on one instance, doing what each kind does. */
+static void thread_checks(struct conform *c, struct plugin *p)
+{
+    struct thread_run t[CHECK_THREADS];
+    pthread_t tid[CHECK_THREADS];
+    void *(*fn)(void *) = p->kind == SURPLUS_KIND_STORAGE ? storage_thread
+                          : p->kind == SURPLUS_KIND_ACCOUNTING
+                              ? accounting_thread
+                              : accelerator_thread;
+    int devices = 0, calls = 0, failures = 0, started = 0;
+    const char *first = NULL;
+
+    if (!p->thread_safe) {
+        diag(c, "%s does not set SURPLUS_PLUGIN_THREAD_SAFE: the core calls "
+             "an instance from one thread at a time", p->ctx.label);
+        return;
+    }
+    if (p->kind == SURPLUS_KIND_ACCELERATOR &&
+        accelerator_discover(p, count_device, &devices, &call_err) != 0) {
+        skip(c, "no devices", "thread-safe: several threads at once");
+        return;
+    }
+    memset(t, 0, sizeof(t));
+    for (int i = 0; i < CHECK_THREADS; i++) {
+        t[i].p = p;
+        t[i].n = i;
+        t[i].devices = devices;
+        if (pthread_create(&tid[i], NULL, fn, &t[i]) != 0)
+            break;
+        started++;
+    }
+    for (int i = 0; i < started; i++) {
+        pthread_join(tid[i], NULL);
+        calls += t[i].calls;
+        failures += t[i].failures;
+        if (first == NULL && t[i].first[0])
+            first = t[i].first;
+    }
+    if (p->kind == SURPLUS_KIND_ACCOUNTING && started == CHECK_THREADS) {
+        struct surplus_usage_query q = {"tenant-threads", 0, INT64_MAX};
+        int n = 0;
+
+        if (accounting_flush(p, &call_err) != 0 ||
+            accounting_query(p, &q, count_record, &n, &call_err) != 0 ||
+            n != CHECK_THREADS * CHECK_THREAD_ROUNDS)
+            failures++;
+    }
+    if (first != NULL)
+        diag(c, "%s", first);
+    check(c, started == CHECK_THREADS && failures == 0,
+          "%s: thread-safe: %d threads at once on one instance, %d calls, "
+          "%d failed", plugin_kind_name(p->kind), started, calls, failures);
+}
+
 /* ---- entry point -------------------------------------------------------------- */
 
 int conform_plugin(struct conform *c, const char *path,
@@ -954,6 +1114,8 @@ int conform_plugin(struct conform *c, const char *path,
         accelerator_checks(c, p);
         break;
     }
+    if (p != NULL)
+        thread_checks(c, p);
     plugin_close(p);
     rm_rf(scratch);
     return 0;
