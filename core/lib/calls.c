@@ -37,6 +37,7 @@ static bool declares(const struct plugin *p, uint32_t since)
 struct call {
     struct plugin *p;
     struct err *e;
+    struct err own; /* for a caller that passes no err */
     struct host_capture capture;
 };
 
@@ -48,6 +49,8 @@ static int call_begin(struct call *c, struct plugin *p,
 {
     int r;
 
+    if (e == NULL)
+        e = &c->own;
     c->p = p;
     c->e = e;
     err_clear(e);
