@@ -8,6 +8,7 @@ core_lib_libsurplus_la_SOURCES = \
 	core/lib/config.c core/lib/config.h \
 	core/lib/host.c core/lib/host.h \
 	core/lib/loader.c core/lib/loader.h \
+	core/lib/calls.c core/lib/calls.h \
 	core/lib/conform.c core/lib/conform.h \
 	core/lib/node.c core/lib/node.h \
 	core/lib/sandbox.c core/lib/sandbox.h core/lib/sandbox-proto.h \

@@ -12,7 +12,7 @@ mkdir -p "$tmp/state"
 run "$SURPLUS" --config "$tmp/ok.conf" plugins > "$tmp/out" 2> "$tmp/err"
 ok $? "surplus plugins exits 0 with a valid configuration"
 sed 's/^/# /' "$tmp/out" "$tmp/err"
-grep -Eq '^storage +local +[0-9.]+ +1\.0 +/.*/storage_local\.so$' "$tmp/out"
+grep -Eq '^storage +local +[0-9.]+ +1\.1 +/.*/storage_local\.so$' "$tmp/out"
 ok $? "the table lists storage/local with version, ABI and file"
 grep -Eq '^accounting +sqlite ' "$tmp/out" && grep -Eq '^accelerator +sim ' "$tmp/out"
 ok $? "the table lists accounting/sqlite and accelerator/sim"
@@ -49,7 +49,7 @@ SURPLUS_PLUGIN_PATH="$SURPLUS_FIXTURE_DIR:$PLUGINS" run "$SURPLUS" --config "$tm
 ok $? "surplus plugins --all exits 0 (unused plugins that cannot load do not count): $(cat "$tmp/err")"
 sed 's/^/# /' "$tmp/out"
 sed -n '/^INSTALLED, NOT CONFIGURED$/,$p' "$tmp/out" > "$tmp/unused"
-grep -Eq "^storage +good +1\.2\.3 +1\.0 +$SURPLUS_FIXTURE_DIR/storage_good\.so$" "$tmp/unused"
+grep -Eq "^storage +good +1\.2\.3 +1\.1 +$SURPLUS_FIXTURE_DIR/storage_good\.so$" "$tmp/unused"
 ok $? "--all lists an installed, unconfigured plugin with version, ABI and file"
 grep -A1 -E '^storage +wrongmajor ' "$tmp/unused" | grep -q 'error: .*different ABI major version'
 ok $? "and says why one cannot be loaded"
@@ -97,6 +97,6 @@ run "$SURPLUS" --config "$tmp/nonexistent.conf" plugins > /dev/null 2> "$tmp/err
 run "$SURPLUS" frobnicate > /dev/null 2>&1
 [ $? -eq 64 ]; ok $? "an unknown verb exits 64"
 
-run "$SURPLUS" version | grep -q "plugin ABI 1.0"
+run "$SURPLUS" version | grep -q "plugin ABI 1.1"
 ok $? "surplus version shows the plugin ABI"
 done_testing

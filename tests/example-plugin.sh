@@ -13,7 +13,7 @@ PKG_CONFIG_PATH="$dest$pkgconfigdir"; export PKG_CONFIG_PATH
 PKG_CONFIG_SYSROOT_DIR="$dest"; export PKG_CONFIG_SYSROOT_DIR
 pkg-config --exists surplus-plugin
 ok $? "pkg-config finds the installed surplus-plugin.pc"
-[ "$(pkg-config --variable=abi surplus-plugin)" = "1.0" ]
+[ "$(pkg-config --variable=abi surplus-plugin)" = "1.1" ]
 ok $? "surplus-plugin.pc states the plugin ABI"
 
 cp -R "$dest$docdir/examples/plugins" "$tmp/example"

@@ -23,7 +23,7 @@ static int p(void *, const surplus_lease *) { return 0; }
 static int r(void *, const surplus_lease *, surplus_scrub_report *) { return 0; }
 static const surplus_accelerator_ops ops = { d, p, r };
 static const surplus_plugin desc = { SURPLUS_PLUGIN_HEADER(SURPLUS_KIND_ACCELERATOR),
-    "cxx", "1", "C++ plugin", i, f, &ops };
+    "cxx", "1", "C++ plugin", i, f, &ops, 0 };
 SURPLUS_PLUGIN_EXPORT(desc)
 CC
 ${CXX:-c++} -std=c++11 -pedantic -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \

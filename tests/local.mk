@@ -38,7 +38,7 @@ UNIT_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) -I$(top_srcdir)/tests
 
 UNIT_TESTS += tests/unit/test_units tests/unit/test_config \
 	tests/unit/test_loader tests/unit/test_recovery tests/unit/test_fsafe \
-	tests/unit/test_sha256 tests/unit/test_cgroup
+	tests/unit/test_sha256 tests/unit/test_cgroup tests/unit/test_calls
 check_PROGRAMS += $(UNIT_TESTS)
 tests_unit_test_units_SOURCES = tests/unit/test_units.c
 tests_unit_test_units_CFLAGS = $(UNIT_CFLAGS)
@@ -58,6 +58,9 @@ tests_unit_test_fsafe_LDADD = $(UNIT_LDADD)
 tests_unit_test_cgroup_SOURCES = tests/unit/test_cgroup.c
 tests_unit_test_cgroup_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_cgroup_LDADD = $(UNIT_LDADD)
+tests_unit_test_calls_SOURCES = tests/unit/test_calls.c
+tests_unit_test_calls_CFLAGS = $(UNIT_CFLAGS) -pthread
+tests_unit_test_calls_LDADD = $(UNIT_LDADD)
 tests_unit_test_sha256_SOURCES = tests/unit/test_sha256.c
 tests_unit_test_sha256_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sha256_LDADD = $(UNIT_LDADD)
@@ -78,7 +81,11 @@ check_LTLIBRARIES += \
 	tests/plugins/storage_initfail.la \
 	tests/plugins/storage_badsetting.la \
 	tests/plugins/storage_shortdesc.la \
-	tests/plugins/storage_listfail.la
+	tests/plugins/storage_listfail.la \
+	tests/plugins/storage_threadsafe.la \
+	tests/plugins/storage_oldabi.la \
+	tests/plugins/storage_badflags.la \
+	tests/plugins/storage_shortflags.la
 tests_plugins_storage_good_la_SOURCES = $(FIXTURE_SRC)
 tests_plugins_storage_good_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_GOOD
 tests_plugins_storage_good_la_CFLAGS = $(PLUGIN_CFLAGS)
@@ -119,6 +126,22 @@ tests_plugins_storage_listfail_la_SOURCES = $(FIXTURE_SRC)
 tests_plugins_storage_listfail_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_LISTFAIL
 tests_plugins_storage_listfail_la_CFLAGS = $(PLUGIN_CFLAGS)
 tests_plugins_storage_listfail_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_threadsafe_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_threadsafe_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_THREADSAFE
+tests_plugins_storage_threadsafe_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_threadsafe_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_oldabi_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_oldabi_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_OLDABI
+tests_plugins_storage_oldabi_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_oldabi_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_badflags_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_badflags_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_BADFLAGS
+tests_plugins_storage_badflags_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_badflags_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_plugins_storage_shortflags_la_SOURCES = $(FIXTURE_SRC)
+tests_plugins_storage_shortflags_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_SHORTFLAGS
+tests_plugins_storage_shortflags_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_plugins_storage_shortflags_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 
 # --- shell tests ----------------------------------------------------------------
 SH_TESTS = \

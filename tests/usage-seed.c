@@ -19,6 +19,7 @@
 
 #include <surplus/accounting.h>
 
+#include "calls.h"
 #include "config.h"
 #include "loader.h"
 
@@ -194,7 +195,7 @@ int main(int argc, char **argv)
         if (status != 0)
             break;
         defaults(&sd);
-        r = plugin_accounting(p)->record(p->state, &sd.rec);
+        r = accounting_record(p, &sd.rec, &e);
         if (r < 0) {
             plugin_error(p, r, &e, "record");
             fprintf(stderr, "usage-seed: %s\n", e.msg);
@@ -202,8 +203,7 @@ int main(int argc, char **argv)
         }
         n++;
     }
-    if (status == 0 && plugin_accounting(p)->flush != NULL &&
-        (r = plugin_accounting(p)->flush(p->state)) < 0) {
+    if (status == 0 && (r = accounting_flush(p, &e)) < 0) {
         plugin_error(p, r, &e, "flush");
         fprintf(stderr, "usage-seed: %s\n", e.msg);
         status = 70;

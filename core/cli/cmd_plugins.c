@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "calls.h"
 #include "conform.h"
 #include "loader.h"
 #include "units.h"
@@ -132,24 +133,25 @@ static int on_record(void *arg, const struct surplus_usage_record *rec)
 static json_t *entry_report(struct entry *en, struct report *rep)
 {
     struct plugin *p = en->p;
+    struct err e = {0};
     int r = 0;
 
     if (p == NULL)
         return NULL;
     if (p->kind == SURPLUS_KIND_ACCELERATOR) {
         struct device_walk w = {rep, p->ctx.label, en->conf};
-        r = plugin_accelerator(p)->discover(p->state, on_device, &w);
+        r = accelerator_discover(p, on_device, &w, &e);
         if (r == -ENODEV)
             return json_pack("{s:s, s:s}", "plugin", p->ctx.label,
-                             "no_devices", p->ctx.last.msg);
+                             "no_devices", e.msg);
     } else if (p->kind == SURPLUS_KIND_STORAGE) {
-        r = plugin_storage(p)->list(p->state, "", on_object, rep);
+        r = storage_list(p, "", on_object, rep, &e);
     } else {
         struct surplus_usage_query q = {NULL, INT64_MIN, INT64_MAX};
-        r = plugin_accounting(p)->query(p->state, &q, on_record, rep);
+        r = accounting_query(p, &q, on_record, rep, &e);
     }
     if (r < 0) {
-        const char *msg = p->ctx.last.msg[0] ? p->ctx.last.msg : strerror(-r);
+        const char *msg = e.msg[0] ? e.msg : strerror(-r);
 
         en->query_failed = true;
         cli_error("%s: query failed: %s", p->ctx.label, msg);

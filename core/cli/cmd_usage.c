@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "calls.h"
 #include "loader.h"
 #include "units.h"
 
@@ -979,7 +980,7 @@ int cmd_usage(struct cli *cli, int argc, char **argv)
     /* CSV and JSON are streamed.  When the walk fails half-way, the JSON
      * array stays unclosed: a script that ignores the exit status then
      * fails to parse rather than bill from a partial report. */
-    r = plugin_accounting(p)->query(p->state, &q, on_record, &w);
+    r = accounting_query(p, &q, on_record, &w, &e);
     if (r < 0 && w.error == 0) {
         plugin_error(p, r, &e, "query failed");
         cli_error("%s", e.msg);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "calls.h"
 #include "loader.h"
 #include "units.h"
 
@@ -68,12 +69,16 @@ static void diag(struct conform *c, const char *fmt, ...)
 }
 
 /* The plugin's own message for its last error, for "not ok" lines. */
+/* The message of this thread's last plugin operation. */
+static __thread struct err call_err;
+
 static const char *why(struct plugin *p, int r)
 {
     static __thread char buf[ERR_MSG_MAX + 64];
 
+    (void)p;
     snprintf(buf, sizeof(buf), "%s (%s)", strerror(r < 0 ? -r : r),
-             p->ctx.last.msg[0] ? p->ctx.last.msg : "no message");
+             call_err.msg[0] ? call_err.msg : "no message");
     return buf;
 }
 
@@ -242,7 +247,7 @@ static int stream_put(struct plugin *p, const char *key, uint64_t size,
         close(fds[1]);
         return -EAGAIN;
     }
-    r = plugin_storage(p)->put(p->state, key, fds[0]);
+    r = storage_put(p, key, fds[0], &call_err);
     close(fds[0]); /* a plugin that stopped early unblocks the feeder */
     pthread_join(t, NULL);
     return r;
@@ -264,7 +269,7 @@ static int stream_get(struct plugin *p, const char *key, uint64_t size,
         close(fds[1]);
         return -EAGAIN;
     }
-    r = plugin_storage(p)->get(p->state, key, fds[1]);
+    r = storage_get(p, key, fds[1], &call_err);
     close(fds[1]);
     pthread_join(t, NULL);
     *ret_ok = s.ok;
@@ -347,8 +352,8 @@ static void *atomic_reader(void *arg)
 
         if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
             break;
-        r = plugin_storage(a->reader)->get(a->reader->state, "check/atomic",
-                                           fd);
+        r = storage_get(a->reader, "check/atomic",
+                                           fd, &call_err);
         if (r < 0) {
             a->errors++;
             continue;
@@ -387,7 +392,6 @@ static void *atomic_reader(void *arg)
 static void storage_atomic(struct conform *c, struct plugin *w,
                            struct plugin *rd, const char *dir)
 {
-    const struct surplus_storage_ops *ops = plugin_storage(w);
     struct atomic_run a = {.reader = rd, .dir = dir, .size_a = 1 << 20,
                            .size_b = 3 << 20, .rounds = 100};
     int fa = letter_file(dir, 'A', a.size_a), fb = letter_file(dir, 'B',
@@ -396,7 +400,7 @@ static void storage_atomic(struct conform *c, struct plugin *w,
     pthread_t t;
 
     if (fa < 0 || fb < 0 || lseek(fa, 0, SEEK_SET) < 0 ||
-        ops->put(w->state, "check/atomic", fa) < 0 ||
+        storage_put(w, "check/atomic", fa, &call_err) < 0 ||
         pthread_create(&t, NULL, atomic_reader, &a) != 0) {
         check(c, false, "storage: overwrite is atomic for a concurrent "
                         "reader (setup failed)");
@@ -405,7 +409,7 @@ static void storage_atomic(struct conform *c, struct plugin *w,
     for (int i = 0; i < a.rounds; i++) {
         int fd = i % 2 ? fa : fb;
         if (lseek(fd, 0, SEEK_SET) < 0 ||
-            ops->put(w->state, "check/atomic", fd) < 0)
+            storage_put(w, "check/atomic", fd, &call_err) < 0)
             put_errors++;
     }
     a.stop = true;
@@ -430,7 +434,6 @@ static void storage_hostile(struct conform *c, struct plugin *p,
         "../escape", "/etc/passwd", "a/../../escape", "a//b", "", ".",
         "..", "a/./b", "a/", "/", "new\nline", "tab\tkey", "back\\slash",
         "sp ace", "a/..", "\xff\xfe", NULL};
-    const struct surplus_storage_ops *ops = plugin_storage(p);
     char path[4096];
     int refused = 0, total = 0;
     struct stat st;
@@ -438,7 +441,7 @@ static void storage_hostile(struct conform *c, struct plugin *p,
     for (const char *const *k = keys; *k; k++) {
         char shown[64];
         int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        int r = ops->put(p->state, *k, fd);
+        int r = storage_put(p, *k, fd, &call_err);
 
         close(fd);
         total++;
@@ -454,7 +457,7 @@ static void storage_hostile(struct conform *c, struct plugin *p,
         memset(longkey, 'k', sizeof(longkey) - 1);
         longkey[sizeof(longkey) - 1] = '\0';
         total++;
-        if (ops->put(p->state, longkey, fd) == -EINVAL)
+        if (storage_put(p, longkey, fd, &call_err) == -EINVAL)
             refused++;
         close(fd);
     }
@@ -468,7 +471,6 @@ static void storage_checks(struct conform *c, const char *path,
                            const struct settings *base, const char *scratch,
                            struct plugin *p)
 {
-    const struct surplus_storage_ops *ops = plugin_storage(p);
     struct surplus_object_info info = {0};
     char store[4096], human[32];
     struct plugin *p2 = NULL;
@@ -485,7 +487,7 @@ static void storage_checks(struct conform *c, const char *path,
     r = stream_get(p, "check/round-trip", 3 * 1024 * 1024 + 7, 1, &ok);
     check(c, r == 0 && ok, "storage: get returns exactly what was put%s%s",
           r ? ": " : "", r ? why(p, r) : "");
-    r = ops->stat(p->state, "check/round-trip", &info);
+    r = storage_stat(p, "check/round-trip", &info, &call_err);
     check(c, r == 0 && info.size == 3 * 1024 * 1024 + 7 && info.mtime_us > 0,
           "storage: stat reports size %llu and a modification time",
           (unsigned long long)info.size);
@@ -502,9 +504,9 @@ static void storage_checks(struct conform *c, const char *path,
 
     {
         int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        int g = ops->get(p->state, "check/missing", fd);
-        int s = ops->stat(p->state, "check/missing", &info);
-        int d = ops->remove(p->state, "check/missing");
+        int g = storage_get(p, "check/missing", fd, &call_err);
+        int s = storage_stat(p, "check/missing", &info, &call_err);
+        int d = storage_remove(p, "check/missing", &call_err);
         close(fd);
         check(c, g == -ENOENT && s == -ENOENT && d == -ENOENT,
               "storage: a missing key is -ENOENT for get, stat and remove "
@@ -516,16 +518,16 @@ static void storage_checks(struct conform *c, const char *path,
     if (r == 0)
         r = stream_put(p, "check/list/b", 1, 4);
     if (r == 0)
-        r = ops->list(p->state, "check/list/", count_key, &n);
+        r = storage_list(p, "check/list/", count_key, &n, &call_err);
     check(c, r == 0 && n == 2, "storage: list by prefix finds exactly the "
                                "2 objects under it (found %d)", n);
     n = 0;
-    r = ops->list(p->state, "", stop_walk, &n);
+    r = storage_list(p, "", stop_walk, &n, &call_err);
     check(c, r == 42 && n == 1, "storage: list stops when the callback "
                                 "returns non-zero, and returns its value");
 
-    r = ops->remove(p->state, "check/list/a");
-    check(c, r == 0 && ops->stat(p->state, "check/list/a", &info) == -ENOENT,
+    r = storage_remove(p, "check/list/a", &call_err);
+    check(c, r == 0 && storage_stat(p, "check/list/a", &info, &call_err) == -ENOENT,
           "storage: remove deletes the object");
 
     storage_hostile(c, p, scratch);
@@ -552,7 +554,7 @@ static void storage_checks(struct conform *c, const char *path,
     check(c, rss1 - rss0 < 64 * 1024,
           "storage: streaming %s raised peak memory by %ld KiB (limit 64 "
           "MiB)", human, rss1 - rss0);
-    ops->remove(p->state, "check/large");
+    storage_remove(p, "check/large", &call_err);
 }
 
 /* ---- accounting ------------------------------------------------------------- */
@@ -620,7 +622,6 @@ static void accounting_checks(struct conform *c, const char *path,
                               const char *scratch, struct plugin **pp)
 {
     struct plugin *p = *pp;
-    const struct surplus_accounting_ops *ops = plugin_accounting(p);
     const int64_t t0 = INT64_C(1767225600000000); /* 2026-01-01 UTC */
     struct surplus_usage_query all = {NULL, 0, INT64_MAX};
     struct surplus_usage_record r1 = mkrec("check-r1", "tenant-a", t0, "j1");
@@ -631,20 +632,20 @@ static void accounting_checks(struct conform *c, const char *path,
     int r, n;
 
     snprintf(dbpath, sizeof(dbpath), "%s/accounting", scratch);
-    r = ops->record(p->state, &r1);
+    r = accounting_record(p, &r1, &call_err);
     check(c, r == 0, "accounting: record stores a usage record%s%s",
           r ? ": " : "", r ? why(p, r) : "");
-    r = ops->record(p->state, &dup);
+    r = accounting_record(p, &dup, &call_err);
     check(c, r == 0, "accounting: recording the same record id again "
                      "succeeds%s%s", r ? ": " : "", r ? why(p, r) : "");
-    r = ops->query(p->state, &all, collect, &col);
+    r = accounting_query(p, &all, collect, &col, &call_err);
     check(c, r == 0 && col.n == 1 && strcmp(col.first_job, "j1") == 0,
           "accounting: a record id recorded twice counts once, first copy "
           "kept (found %d)", col.n);
     check(c, col.devices_ok, "accounting: every field, devices included, "
                              "reads back as recorded");
-    if (ops->flush != NULL) {
-        r = ops->flush(p->state);
+    if (accounting_has_flush(p)) {
+        r = accounting_flush(p, &call_err);
         check(c, r == 0, "accounting: flush succeeds");
     }
 
@@ -656,7 +657,7 @@ static void accounting_checks(struct conform *c, const char *path,
         return;
     p = *pp;
     memset(&col, 0, sizeof(col));
-    r = ops->query(p->state, &all, collect, &col);
+    r = accounting_query(p, &all, collect, &col, &call_err);
     check(c, r == 0 && col.n == 1,
           "accounting: the record survives close and reopen");
 
@@ -672,12 +673,12 @@ static void accounting_checks(struct conform *c, const char *path,
             struct surplus_usage_record rec =
                 mkrec(recs[i].id, recs[i].tenant,
                       t0 + recs[i].sec * INT64_C(1000000), "j");
-            bad += ops->record(p->state, &rec) != 0;
+            bad += accounting_record(p, &rec, &call_err) != 0;
         }
         struct surplus_usage_query q = {"tenant-a", t0 + 20 * INT64_C(1000000),
                                         t0 + 40 * INT64_C(1000000)};
         memset(&col, 0, sizeof(col));
-        r = ops->query(p->state, &q, collect, &col);
+        r = accounting_query(p, &q, collect, &col, &call_err);
         check(c, bad == 0 && r == 0 && col.n == 2 &&
                      strcmp(col.ids[0], "check-a2") == 0 &&
                      strcmp(col.ids[1], "check-a3") == 0,
@@ -686,23 +687,23 @@ static void accounting_checks(struct conform *c, const char *path,
               col.n);
         struct surplus_usage_query qb = {"tenant-b", 0, INT64_MAX};
         memset(&col, 0, sizeof(col));
-        r = ops->query(p->state, &qb, collect, &col);
+        r = accounting_query(p, &qb, collect, &col, &call_err);
         check(c, r == 0 && col.n == 2 && strcmp(col.ids[0], "check-b1") == 0,
               "accounting: a tenant sees only its own records (got %d)",
               col.n);
         memset(&col, 0, sizeof(col));
-        r = ops->query(p->state, &all, collect, &col);
+        r = accounting_query(p, &all, collect, &col, &call_err);
         check(c, r == 0 && col.n == 7, "accounting: a query of every tenant "
                                        "returns all 7 records (got %d)",
               col.n);
     }
     n = 0;
-    r = ops->query(p->state, &all, stop_after_one, &n);
+    r = accounting_query(p, &all, stop_after_one, &n, &call_err);
     check(c, r == 7 && n == 1, "accounting: query stops when the callback "
                                "returns non-zero, and returns its value");
     {
         struct surplus_usage_record bad = mkrec("", "tenant-a", t0, "j");
-        r = ops->record(p->state, &bad);
+        r = accounting_record(p, &bad, &call_err);
         check(c, r == -EINVAL, "accounting: a record without a record id "
                                "is refused with -EINVAL (got %d)", r);
     }
@@ -715,9 +716,9 @@ static void accounting_checks(struct conform *c, const char *path,
         double cpu = 0.0;
 
         rec.cpu_seconds = NAN;
-        r = ops->record(p->state, &rec);
+        r = accounting_record(p, &rec, &call_err);
         if (r == 0)
-            r = ops->query(p->state, &q, take_cpu_seconds, &cpu);
+            r = accounting_query(p, &q, take_cpu_seconds, &cpu, &call_err);
         check(c, r == 0 && isnan(cpu), "accounting: an unknown cpu_seconds "
                                        "(NaN) reads back as NaN (got %g)%s%s",
               cpu, r ? ": " : "", r ? why(p, r) : "");
@@ -765,7 +766,7 @@ static int lease_try(struct plugin *p, const char *lease_id,
 {
     struct surplus_lease l = {lease_id, "check-job", "check-tenant", ids, n,
                               out};
-    return plugin_accelerator(p)->prepare(p->state, &l);
+    return accelerator_prepare(p, &l, &call_err);
 }
 
 static int lease_release(struct plugin *p, const char *lease_id,
@@ -774,12 +775,11 @@ static int lease_release(struct plugin *p, const char *lease_id,
 {
     struct surplus_lease l = {lease_id, "check-job", "check-tenant", ids, n,
                               NULL};
-    return plugin_accelerator(p)->release(p->state, &l, rep);
+    return accelerator_release(p, &l, rep, &call_err);
 }
 
 static void accelerator_checks(struct conform *c, struct plugin *p)
 {
-    const struct surplus_accelerator_ops *ops = plugin_accelerator(p);
     struct inventory a = {.reasons_ok = true}, b = {.reasons_ok = true};
     struct surplus_lease_out out = {0};
     struct surplus_scrub_report rep = {0};
@@ -787,18 +787,18 @@ static void accelerator_checks(struct conform *c, struct plugin *p)
     bool unique = true, described = true, same;
     int r;
 
-    r = ops->discover(p->state, take_device, &a);
+    r = accelerator_discover(p, take_device, &a, &call_err);
     if (r == -ENODEV) {
-        check(c, p->ctx.last.msg[0] != '\0',
+        check(c, call_err.msg[0] != '\0',
               "accelerator: no devices, and the plugin says why: %s",
-              p->ctx.last.msg);
+              call_err.msg);
         skip(c, "no devices", "accelerator: lease checks");
         return;
     }
     if (!check(c, r == 0, "accelerator: discover succeeds (%d devices)%s%s",
                a.n, r ? ": " : "", r ? why(p, r) : ""))
         return;
-    r = ops->discover(p->state, take_device, &b);
+    r = accelerator_discover(p, take_device, &b, &call_err);
     same = r == 0 && a.n == b.n;
     for (int i = 0; same && i < a.n; i++)
         same = strcmp(a.id[i], b.id[i]) == 0;
@@ -900,6 +900,166 @@ static void accelerator_checks(struct conform *c, struct plugin *p)
     }
 }
 
+/* ---- several threads at once (SURPLUS_PLUGIN_THREAD_SAFE) ------------------ */
+
+#define CHECK_THREADS 8
+#define CHECK_THREAD_ROUNDS 16
+
+struct thread_run {
+    struct plugin *p;
+    int n;              /* thread number */
+    int devices;        /* accelerator: what a lone discover found */
+    int calls, failures;
+    char first[ERR_MSG_MAX + 160]; /* the first failure, for a diag line */
+};
+
+static void thread_failed(struct thread_run *t, const char *what, int r)
+{
+    if (t->failures++ == 0)
+        snprintf(t->first, sizeof(t->first), "thread %d: %s: %s", t->n,
+                 what, why(t->p, r));
+}
+
+static int count_device(void *arg, const struct surplus_device *d)
+{
+    (void)d;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int count_record(void *arg, const struct surplus_usage_record *rec)
+{
+    (void)rec;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void *storage_thread(void *arg)
+{
+    struct thread_run *t = arg;
+
+    for (int i = 0; i < CHECK_THREAD_ROUNDS; i++) {
+        struct surplus_object_info info;
+        uint64_t size = 1000 + (uint64_t)(t->n * 97 + i);
+        uint32_t seed = (uint32_t)(t->n * 1000 + i);
+        char key[64], missing[64];
+        bool ok = false;
+        int r;
+
+        snprintf(key, sizeof(key), "check/threads/t%d-%d", t->n, i);
+        snprintf(missing, sizeof(missing), "check/threads/missing-t%d-%d",
+                 t->n, i);
+        t->calls += 4;
+        if ((r = stream_put(t->p, key, size, seed)) != 0)
+            thread_failed(t, "put", r);
+        else if ((r = stream_get(t->p, key, size, seed, &ok)) != 0 || !ok)
+            thread_failed(t, "get", r ? r : -EIO);
+        if ((r = storage_stat(t->p, missing, &info, &call_err)) != -ENOENT)
+            thread_failed(t, "stat of a missing key", r ? r : -EEXIST);
+        if ((r = storage_remove(t->p, key, &call_err)) != 0)
+            thread_failed(t, "remove", r);
+    }
+    return NULL;
+}
+
+static void *accounting_thread(void *arg)
+{
+    struct thread_run *t = arg;
+    const int64_t t0 = INT64_C(1767225600000000);
+
+    for (int i = 0; i < CHECK_THREAD_ROUNDS; i++) {
+        char id[64];
+        struct surplus_usage_record rec;
+        int r;
+
+        snprintf(id, sizeof(id), "check-threads-t%d-%d", t->n, i);
+        rec = mkrec(id, "tenant-threads", t0 + t->n * 1000 + i, id);
+        t->calls++;
+        if ((r = accounting_record(t->p, &rec, &call_err)) != 0)
+            thread_failed(t, "record", r);
+    }
+    return NULL;
+}
+
+static void *accelerator_thread(void *arg)
+{
+    struct thread_run *t = arg;
+
+    for (int i = 0; i < CHECK_THREAD_ROUNDS; i++) {
+        char id[64];
+        const char *ids[] = {id};
+        struct surplus_lease_out out = {0};
+        int n = 0, r;
+
+        t->calls += 2;
+        r = accelerator_discover(t->p, count_device, &n, &call_err);
+        if (r != 0 || n != t->devices)
+            thread_failed(t, "discover", r ? r : -EIO);
+        snprintf(id, sizeof(id), "surplus-check-thread-%d-%d", t->n, i);
+        r = lease_try(t->p, id, ids, 1, &out);
+        lease_out_free(&out);
+        if (r != -ENODEV)
+            thread_failed(t, "prepare of a device that does not exist",
+                          r ? r : -EEXIST);
+    }
+    return NULL;
+}
+
+/* A plugin that declares itself thread-safe is called from several
+ * threads at once, on one instance, doing what each kind does. */
+static void thread_checks(struct conform *c, struct plugin *p)
+{
+    struct thread_run t[CHECK_THREADS];
+    pthread_t tid[CHECK_THREADS];
+    void *(*fn)(void *) = p->kind == SURPLUS_KIND_STORAGE ? storage_thread
+                          : p->kind == SURPLUS_KIND_ACCOUNTING
+                              ? accounting_thread
+                              : accelerator_thread;
+    int devices = 0, calls = 0, failures = 0, started = 0;
+    const char *first = NULL;
+
+    if (!p->thread_safe) {
+        diag(c, "%s does not set SURPLUS_PLUGIN_THREAD_SAFE: the core calls "
+             "an instance from one thread at a time", p->ctx.label);
+        return;
+    }
+    if (p->kind == SURPLUS_KIND_ACCELERATOR &&
+        accelerator_discover(p, count_device, &devices, &call_err) != 0) {
+        skip(c, "no devices", "thread-safe: several threads at once");
+        return;
+    }
+    memset(t, 0, sizeof(t));
+    for (int i = 0; i < CHECK_THREADS; i++) {
+        t[i].p = p;
+        t[i].n = i;
+        t[i].devices = devices;
+        if (pthread_create(&tid[i], NULL, fn, &t[i]) != 0)
+            break;
+        started++;
+    }
+    for (int i = 0; i < started; i++) {
+        pthread_join(tid[i], NULL);
+        calls += t[i].calls;
+        failures += t[i].failures;
+        if (first == NULL && t[i].first[0])
+            first = t[i].first;
+    }
+    if (p->kind == SURPLUS_KIND_ACCOUNTING && started == CHECK_THREADS) {
+        struct surplus_usage_query q = {"tenant-threads", 0, INT64_MAX};
+        int n = 0;
+
+        if (accounting_flush(p, &call_err) != 0 ||
+            accounting_query(p, &q, count_record, &n, &call_err) != 0 ||
+            n != CHECK_THREADS * CHECK_THREAD_ROUNDS)
+            failures++;
+    }
+    if (first != NULL)
+        diag(c, "%s", first);
+    check(c, started == CHECK_THREADS && failures == 0,
+          "%s: thread-safe: %d threads at once on one instance, %d calls, "
+          "%d failed", plugin_kind_name(p->kind), started, calls, failures);
+}
+
 /* ---- entry point -------------------------------------------------------------- */
 
 int conform_plugin(struct conform *c, const char *path,
@@ -954,6 +1114,8 @@ int conform_plugin(struct conform *c, const char *path,
         accelerator_checks(c, p);
         break;
     }
+    if (p != NULL)
+        thread_checks(c, p);
     plugin_close(p);
     rm_rf(scratch);
     return 0;

@@ -21,13 +21,48 @@ static void host_log(struct surplus_ctx *ctx, int level, const char *fmt, ...)
     va_end(ap);
 }
 
+static __thread struct host_capture *capture;
+
+void host_capture_begin(struct host_capture *c, const struct surplus_ctx *ctx,
+                        struct err *into)
+{
+    c->ctx = ctx;
+    c->err = into;
+    c->outer = capture;
+    capture = c;
+}
+
+void host_capture_end(struct host_capture *c)
+{
+    capture = c->outer;
+}
+
+bool host_capture_active(const struct surplus_ctx *ctx)
+{
+    for (struct host_capture *c = capture; c != NULL; c = c->outer)
+        if (c->ctx == ctx)
+            return true;
+    return false;
+}
+
+/* The message store of the call this thread is making into `ctx`, or the
+ * instance's own outside any call (init and fini run on one thread). */
+static struct err *host_message(struct surplus_ctx *ctx)
+{
+    for (struct host_capture *c = capture; c != NULL; c = c->outer)
+        if (c->ctx == ctx)
+            return c->err;
+    return &ctx->last;
+}
+
 static int host_error(struct surplus_ctx *ctx, int err, const char *fmt, ...)
 {
+    struct err *m = host_message(ctx);
     va_list ap;
 
-    ctx->last.code = err;
+    m->code = err;
     va_start(ap, fmt);
-    vsnprintf(ctx->last.msg, sizeof(ctx->last.msg), fmt, ap);
+    vsnprintf(m->msg, sizeof(m->msg), fmt, ap);
     va_end(ap);
     return err;
 }
@@ -37,7 +72,7 @@ static int host_error(struct surplus_ctx *ctx, int err, const char *fmt, ...)
  * core, which prefers it because it names file:line. */
 static int host_config_failed(struct surplus_ctx *ctx, int r, struct err *e)
 {
-    ctx->last = *e;
+    *host_message(ctx) = *e;
     if (ctx->config_err != NULL && ctx->config_err->code == 0)
         *ctx->config_err = *e;
     return r;

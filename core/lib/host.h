@@ -5,6 +5,7 @@
 #ifndef SURPLUS_CORE_HOST_H
 #define SURPLUS_CORE_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <surplus/host.h>
@@ -16,8 +17,24 @@ struct surplus_ctx {
     char label[128];           /* "storage/local", for log lines */
     struct settings settings;  /* owned */
     struct err *config_err;    /* where getters report, during init */
-    struct err last;           /* the plugin's last host->error() */
+    struct err last;           /* host->error() outside an operation
+                                  (init, fini) */
 };
+
+/* Where host->error() writes while this thread calls an operation of the
+ * instance `ctx` (calls.c pushes one around each call): the message belongs
+ * to that call, whatever other threads do meanwhile. */
+struct host_capture {
+    const struct surplus_ctx *ctx;
+    struct err *err;
+    struct host_capture *outer;
+};
+
+void host_capture_begin(struct host_capture *c, const struct surplus_ctx *ctx,
+                        struct err *into);
+void host_capture_end(struct host_capture *c);
+/* Whether this thread is inside an operation of `ctx` (in a callback). */
+bool host_capture_active(const struct surplus_ctx *ctx);
 
 struct surplus_lease_out {
     char **env;      /* "NAME=value" */

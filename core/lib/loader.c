@@ -1,6 +1,7 @@
 #include "loader.h"
 
 #include <dlfcn.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,8 +11,9 @@
 #include <unistd.h>
 
 /* The size of the descriptor as ABI 1.0 defined it: the least a plugin of
- * this major version may declare. */
-#define DESC_SIZE_1_0 sizeof(struct surplus_plugin)
+ * this major version may declare; 1.1 appended `flags`. */
+#define DESC_SIZE_1_0 offsetof(struct surplus_plugin, flags)
+#define DESC_SIZE_1_1 sizeof(struct surplus_plugin)
 
 static const char *const kind_names[] = {
     [SURPLUS_KIND_STORAGE] = "storage",
@@ -191,6 +193,18 @@ static int plugin_check_desc(const char *path, const struct surplus_plugin *d,
                              "descriptor size %s is smaller than ABI 1.0's%s",
                              num, "");
     }
+    if (d->abi_minor >= 1 && d->size < DESC_SIZE_1_1) {
+        snprintf(num, sizeof(num), "%u", d->size);
+        return plugin_refuse(e, path, d,
+                             "descriptor size %s is smaller than ABI 1.1's%s",
+                             num, "");
+    }
+    if (d->abi_minor >= 1 && (d->flags & ~SURPLUS_PLUGIN_FLAGS_1_1) != 0) {
+        snprintf(num, sizeof(num), "%#llx",
+                 (unsigned long long)(d->flags & ~SURPLUS_PLUGIN_FLAGS_1_1));
+        return plugin_refuse(e, path, d, "declares unknown flags %s%s", num,
+                             "");
+    }
     if (plugin_kind_name((enum surplus_plugin_kind)d->kind) == NULL) {
         snprintf(num, sizeof(num), "%u", d->kind);
         return plugin_refuse(e, path, d, "unknown kind %s%s", num, "");
@@ -269,8 +283,11 @@ int plugin_open(const char *path, struct plugin **ret, struct err *e)
         dlclose(dl);
         return err_set(e, -ENOMEM, "out of memory");
     }
+    pthread_rwlock_init(&p->lock, NULL);
     p->dl = dl;
     p->desc = d;
+    p->thread_safe = d->abi_minor >= 1 &&
+                     (d->flags & SURPLUS_PLUGIN_THREAD_SAFE) != 0;
     p->kind = (enum surplus_plugin_kind)d->kind;
     snprintf(p->ctx.label, sizeof(p->ctx.label), "%s/%s",
              plugin_kind_name(p->kind), d->name);
@@ -280,8 +297,10 @@ int plugin_open(const char *path, struct plugin **ret, struct err *e)
 
 int plugin_error(struct plugin *p, int r, struct err *e, const char *what)
 {
-    const char *msg = p->ctx.last.msg[0] ? p->ctx.last.msg : strerror(-r);
+    char msg[ERR_MSG_MAX];
 
+    snprintf(msg, sizeof(msg), "%s",
+             e->code != 0 && e->msg[0] ? e->msg : strerror(-r));
     return err_set(e, r, "%s %s: %s", p->ctx.label, what, msg);
 }
 
@@ -303,6 +322,7 @@ int plugin_start(struct plugin *p, struct settings *settings, struct err *e)
     if (r < 0) {
         if (cfg.code != 0)
             return err_set(e, r, "%s: %s", p->ctx.label, cfg.msg);
+        *e = p->ctx.last;
         return plugin_error(p, r, e, "failed to start");
     }
     p->state = state;
@@ -317,11 +337,17 @@ int plugin_start(struct plugin *p, struct settings *settings, struct err *e)
 
 void plugin_stop(struct plugin *p)
 {
+    bool locked;
+
     if (p == NULL || !p->started)
         return;
+    /* Not while another thread is in one of its operations. */
+    locked = pthread_rwlock_wrlock(&p->lock) == 0;
     p->desc->fini(p->state);
     p->state = NULL;
     p->started = false;
+    if (locked)
+        pthread_rwlock_unlock(&p->lock);
 }
 
 void plugin_close(struct plugin *p)
@@ -334,6 +360,7 @@ void plugin_close(struct plugin *p)
      * plugin's functions. */
     if (getenv("SURPLUS_NO_DLCLOSE") == NULL)
         dlclose(p->dl);
+    pthread_rwlock_destroy(&p->lock);
     free(p->path);
     free(p);
 }

@@ -10,6 +10,7 @@
 #ifndef SURPLUS_LOADER_H
 #define SURPLUS_LOADER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include <surplus/surplus.h>
@@ -26,6 +27,12 @@ struct plugin {
     struct surplus_ctx ctx;
     void *state;
     bool started;
+    /* The descriptor sets SURPLUS_PLUGIN_THREAD_SAFE (ABI 1.1). */
+    bool thread_safe;
+    /* Held for writing around each operation (calls.h), since the SDK
+     * promises a plugin one thread at a time per instance; for reading
+     * only, when the plugin is thread-safe; for writing by plugin_stop. */
+    pthread_rwlock_t lock;
 };
 
 const char *plugin_kind_name(enum surplus_plugin_kind kind);
@@ -49,23 +56,9 @@ void plugin_stop(struct plugin *p);
 /* plugin_stop + dlclose + free; accepts NULL. */
 void plugin_close(struct plugin *p);
 
-/* The message of the plugin's last error, prefixed with what it is. */
+/* Prefixes the message of a failed operation, which calls.h left in *e
+ * (or strerror(-r) when there is none), with the instance and `what`:
+ * "storage/local get the log: no object 'x'".  Returns r. */
 int plugin_error(struct plugin *p, int r, struct err *e, const char *what);
-
-static inline const struct surplus_storage_ops *
-plugin_storage(const struct plugin *p)
-{
-    return (const struct surplus_storage_ops *)p->desc->ops;
-}
-static inline const struct surplus_accounting_ops *
-plugin_accounting(const struct plugin *p)
-{
-    return (const struct surplus_accounting_ops *)p->desc->ops;
-}
-static inline const struct surplus_accelerator_ops *
-plugin_accelerator(const struct plugin *p)
-{
-    return (const struct surplus_accelerator_ops *)p->desc->ops;
-}
 
 #endif

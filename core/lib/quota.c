@@ -13,6 +13,7 @@
 
 #include <surplus/storage.h>
 
+#include "calls.h"
 #include "units.h"
 
 struct quota_tenant {
@@ -198,9 +199,10 @@ int quota_count_job(struct plugin *storage, const char *id, uint64_t *ret,
     int r;
 
     snprintf(prefix, sizeof prefix, "jobs/%s/", id);
-    r = plugin_storage(storage)->list(storage->state, prefix, add_size, &n);
+    r = storage_list(storage, prefix, add_size, &n, e);
     if (r < 0 && r != -ENOENT)
         return plugin_error(storage, r, e, "list");
+    err_clear(e);
     *ret = n;
     return 0;
 }
@@ -277,10 +279,11 @@ int quota_count_unknown(struct jobstore *js, struct plugin *storage,
         for (size_t i = 0; r == 0 && i < u.n; i++)
             r = quota_count_job(storage, u.ids[i], &u.bytes[i], e);
     } else {
-        r = plugin_storage(storage)->list(storage->state, "jobs/", on_object,
-                                          &u);
-        if (r == -ENOENT)
+        r = storage_list(storage, "jobs/", on_object, &u, e);
+        if (r == -ENOENT) {
+            err_clear(e);
             r = 0;
+        }
         else if (r < 0)
             r = plugin_error(storage, r, e, "list");
     }

@@ -12,6 +12,8 @@
 
 #include "retention.h"
 
+#include "calls.h"
+
 /* When the job's log and outputs expire; INT64_MAX: never. */
 static int64_t expires_us(uint64_t ms, const struct job_row *row)
 {
@@ -74,10 +76,12 @@ struct sweep {
 /* Removes one object; a missing one is not an error. */
 static int remove_key(struct sweep *w, const char *key, uint64_t size)
 {
-    int r = plugin_storage(w->storage)->remove(w->storage->state, key);
+    int r = storage_remove(w->storage, key, w->e);
 
-    if (r == -ENOENT)
+    if (r == -ENOENT) {
+        err_clear(w->e);
         return 0;
+    }
     if (r < 0)
         return plugin_error(w->storage, r, w->e, "remove");
     w->stats->objects++;
@@ -99,13 +103,14 @@ static int expire(struct sweep *w, const struct job_row *row)
     /* Listed first and removed after: a store need not allow removal
      * during its own listing. */
     snprintf(prefix, sizeof prefix, "jobs/%s/", row->id);
-    r = plugin_storage(w->storage)->list(w->storage->state, prefix, on_key,
-                                         &k);
+    r = storage_list(w->storage, prefix, on_key, &k, w->e);
     if (r < 0 && r != -ENOENT) {
         keys_free(&k);
         return r == -ENOMEM ? err_set(w->e, r, "out of memory")
                             : plugin_error(w->storage, r, w->e, "list");
     }
+    if (r == -ENOENT)
+        err_clear(w->e);
     for (size_t i = 0; i < k.n && r >= 0; i++)
         r = remove_key(w, k.v[i], 0);
     if (r >= 0) {

@@ -37,6 +37,7 @@
 #include <surplus/surplus.h>
 
 #include "bundle.h"
+#include "calls.h"
 #include "fsafe.h"
 #include "host.h"
 #include "jobfs.h"
@@ -443,7 +444,7 @@ static int lease_pick(struct run *j)
         size_t first = j->n_devs;
         struct err pe = {0};
 
-        r = plugin_accelerator(p)->discover(p->state, on_device, &w);
+        r = accelerator_discover(p, on_device, &w, &pe);
         if (r < 0) {
             plugin_error(p, r, &pe, "discover");
             appendf(why, sizeof why, &wl, "; %s",
@@ -523,8 +524,8 @@ static int lease_given(struct run *j)
         return err_set(j->e, -EINVAL, "job '%s' needs %u GPU(s); %zu were "
                                       "assigned",
                        j->sum.spec->name, res->gpus, j->o->n_device_ids);
-    if ((r = plugin_accelerator(p)->discover(p->state, on_device, &w)) < 0) {
-        struct err pe = {0};
+    struct err pe = {0};
+    if ((r = accelerator_discover(p, on_device, &w, &pe)) < 0) {
         plugin_error(p, r, &pe, "discover");
         return err_set(j->e, -ENODEV, "%s", pe.msg);
     }
@@ -600,9 +601,8 @@ static size_t drain_unhealthy(struct run *j, const char *msg, char *names,
     size_t len = 0;
 
     names[0] = '\0';
-    if (bad == NULL ||
-        plugin_accelerator(j->acc)->discover(j->acc->state, on_unhealthy,
-                                             &u) < 0)
+    struct err de = {0};
+    if (bad == NULL || accelerator_discover(j->acc, on_unhealthy, &u, &de) < 0)
         u.n_bad = 0;
     for (size_t i = 0; u.n_bad > 0 && i < j->n_picked; i++)
         if (bad[i]) {
@@ -652,7 +652,7 @@ static int lease(struct run *j)
     l.device_ids = j->lease_ids;
     l.n_devices = j->n_picked;
     l.out = &j->lease_out;
-    r = plugin_accelerator(j->acc)->prepare(j->acc->state, &l);
+    r = accelerator_prepare(j->acc, &l, &pe);
     if (r < 0) {
         if (j->lease_out.err.code)
             err_set(&pe, r, "%s prepare: %s", node_plugin_label(j->acc),
@@ -685,7 +685,7 @@ static void release(struct run *j)
     l.tenant = j->o->tenant;
     l.device_ids = j->lease_ids;
     l.n_devices = j->n_picked;
-    r = plugin_accelerator(j->acc)->release(j->acc->state, &l, &rep);
+    r = accelerator_release(j->acc, &l, &rep, &pe);
     if (r < 0) {
         bool *bad = calloc(j->n_picked + 1, sizeof *bad);
         struct unhealthy u = {.j = j, .bad = bad};
@@ -693,9 +693,9 @@ static void release(struct run *j)
         plugin_error(j->acc, r, &pe, "release");
         /* Drain the devices that failed; if the plugin cannot say which,
          * every device of the lease, since none is known to be clean. */
+        struct err de = {0};
         if (bad != NULL &&
-            plugin_accelerator(j->acc)->discover(j->acc->state,
-                                                 on_unhealthy, &u) < 0)
+            accelerator_discover(j->acc, on_unhealthy, &u, &de) < 0)
             u.n_bad = 0;
         char names[512] = "";
         size_t len = 0;
@@ -1290,10 +1290,9 @@ static void collect_file(struct collect *c, int fd, const char *rel,
         }
     }
     c->bytes += (uint64_t)st->st_size;
-    r = plugin_storage(j->node->storage)->put(j->node->storage->state, key,
-                                              fd);
+    struct err pe = {0};
+    r = storage_put(j->node->storage, key, fd, &pe);
     if (r < 0) {
-        struct err pe = {0};
         plugin_error(j->node->storage, r, &pe, "put");
         store_failed(j, "output '%s' not stored: %s", rel, pe.msg);
     } else {
@@ -1597,10 +1596,9 @@ static void store_log(struct run *j, int out_fd)
         j->o->store_admit(j->o->store_arg, (uint64_t)st.st_size, true, why,
                           sizeof why);
     }
-    r = plugin_storage(j->node->storage)->put(j->node->storage->state, key,
-                                              fd);
+    struct err pe = {0};
+    r = storage_put(j->node->storage, key, fd, &pe);
     if (r < 0) {
-        struct err pe = {0};
         plugin_error(j->node->storage, r, &pe, "put");
         store_failed(j, "log not stored: %s", pe.msg);
     } else {
@@ -1687,9 +1685,9 @@ static void record(struct run *j)
     rec.bytes_out = res->bytes_out;
     rec.cost_micros = res->cost_micros;
     rec.currency = res->currency;
-    r = plugin_accounting(a)->record(a->state, &rec);
-    if (r == 0 && plugin_accounting(a)->flush)
-        r = plugin_accounting(a)->flush(a->state);
+    r = accounting_record(a, &rec, &pe);
+    if (r == 0)
+        r = accounting_flush(a, &pe);
     if (r < 0) {
         plugin_error(a, r, &pe, "record");
         note(j, "usage record not written: %s", pe.msg);

@@ -26,6 +26,7 @@
 #include <surplus/surplus.h>
 
 #include "bundle.h"
+#include "calls.h"
 #include "jobstore.h"
 #include "log.h"
 #include "node.h"
@@ -349,12 +350,12 @@ static int inventory(struct service *s, struct err *e)
     for (size_t i = 0; i < s->node->n_accelerators; i++) {
         struct plugin *p = s->node->accelerators[i];
         struct disc w = {s, (int)i};
-        int r = plugin_accelerator(p)->discover(p->state, on_device, &w);
+        struct err pe = {0};
+        int r = accelerator_discover(p, on_device, &w, &pe);
 
         if (r == -ENOMEM)
             return err_set(e, r, "out of memory");
         if (r < 0) {
-            struct err pe = {0};
             plugin_error(p, r, &pe, "discover");
             log_msg(SURPLUS_LOG_WARNING, "%s", pe.msg);
         }
@@ -812,8 +813,7 @@ static void pending_sweep(struct service *s)
             job_row_free(&row);
         } else if (r == -ENOENT) {
             snprintf(key, sizeof key, "jobs/%.16s/bundle", de->d_name);
-            r = plugin_storage(s->node->storage)
-                    ->remove(s->node->storage->state, key);
+            r = storage_remove(s->node->storage, key, &e);
             if (r < 0 && r != -ENOENT) {
                 plugin_error(s->node->storage, r, &e, "remove");
                 log_msg(SURPLUS_LOG_WARNING, "bundle of a submission cut "
@@ -1112,11 +1112,12 @@ int service_submit(struct service *s, const struct caller *c, int fd,
         goto out;
     }
     pending = true;
-    if (lseek(fd, 0, SEEK_SET) < 0 ||
-        (r = plugin_storage(s->node->storage)->put(s->node->storage->state,
-                                                   bundle_key, fd)) < 0) {
-        r = plugin_error(s->node->storage, r < 0 ? r : -errno, e,
-                         "put the bundle");
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        r = err_set(e, -errno, "%s", strerror(errno));
+    else
+        r = storage_put(s->node->storage, bundle_key, fd, e);
+    if (r < 0) {
+        r = plugin_error(s->node->storage, r, e, "put the bundle");
         goto out;
     }
     row.tenant = (char *)tenant;
@@ -1136,8 +1137,8 @@ int service_submit(struct service *s, const struct caller *c, int fd,
     row.requeue = sum.spec->requeue;
     if ((r = jobstore_insert_keyed(s->js, &row, key,
                                    key ? o->request_sha256 : NULL, e)) < 0) {
-        int rr = plugin_storage(s->node->storage)
-                     ->remove(s->node->storage->state, bundle_key);
+        struct err re = {0};
+        int rr = storage_remove(s->node->storage, bundle_key, &re);
 
         /* Left pending: the next start removes it. */
         if (rr < 0 && rr != -ENOENT)
@@ -1301,9 +1302,8 @@ static void *job_thread(void *arg)
     /* The bundle comes back from storage into an unnamed file. */
     snprintf(key, sizeof key, "jobs/%s/bundle", a->id);
     fd = open(s->spool, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    r = fd < 0 ? -errno
-               : plugin_storage(s->node->storage)->get(s->node->storage->state,
-                                                       key, fd);
+    r = fd < 0 ? err_set(&e, -errno, "%s", strerror(errno))
+               : storage_get(s->node->storage, key, fd, &e);
     if (r < 0) {
         plugin_error(s->node->storage, r, &e, "get the bundle");
     } else {
@@ -1842,9 +1842,9 @@ int service_log(struct service *s, const struct caller *c, const char *id,
     fd = open(s->spool, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0)
         return err_set(e, -errno, "spool: %s", strerror(errno));
-    r = plugin_storage(s->node->storage)->get(s->node->storage->state, key,
-                                              fd);
+    r = storage_get(s->node->storage, key, fd, e);
     if (r == -ENOENT) {
+        err_clear(e);
         r = 0; /* not started yet, or nothing written */
     } else if (r < 0) {
         close(fd);
@@ -1885,8 +1885,7 @@ int service_outputs(struct service *s, const struct caller *c,
     job_row_free(&row);
     snprintf(prefix, sizeof prefix, "jobs/%s/outputs/", id);
     w.prefix = strlen(prefix);
-    r = plugin_storage(s->node->storage)->list(s->node->storage->state,
-                                               prefix, on_object, &w);
+    r = storage_list(s->node->storage, prefix, on_object, &w, e);
     if (r < 0 && r != -ENOENT) {
         json_decref(w.a);
         return plugin_error(s->node->storage, r, e, "list the outputs");
@@ -1911,8 +1910,7 @@ int service_output(struct service *s, const struct caller *c, const char *id,
     fd = open(s->spool, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0)
         return err_set(e, -errno, "spool: %s", strerror(errno));
-    r = plugin_storage(s->node->storage)->get(s->node->storage->state, key,
-                                              fd);
+    r = storage_get(s->node->storage, key, fd, e);
     if (r < 0) {
         close(fd);
         if (r == -ENOENT)
@@ -1971,7 +1969,7 @@ int service_usage(struct service *s, const struct caller *c, int64_t since_us,
     int r;
 
     pthread_mutex_lock(&s->mu);
-    r = plugin_accounting(a)->query(a->state, &q, on_record, arr);
+    r = accounting_query(a, &q, on_record, arr, e);
     pthread_mutex_unlock(&s->mu);
     if (r < 0) {
         json_decref(arr);
@@ -2275,11 +2273,11 @@ static int record_again(void *arg, const struct job_row *row)
 {
     struct service *s = arg;
     struct plugin *a = s->node->accounting;
-    const struct surplus_accounting_ops *ops = plugin_accounting(a);
     struct surplus_usage_query q = {.tenant = row->tenant,
                                     .since_us = row->ended_us,
                                     .until_us = row->ended_us + 1};
     struct ledger_find f = {.record_id = row->record_id};
+    struct err pe = {0};
     struct surplus_usage_record rec = {0};
     struct surplus_usage_device *devs = NULL;
     const char **models = NULL;
@@ -2289,7 +2287,7 @@ static int record_again(void *arg, const struct job_row *row)
 
     if (row->record_id == NULL)
         return -ENOENT;
-    r = ops->query(a->state, &q, on_ledger_record, &f);
+    r = accounting_query(a, &q, on_ledger_record, &f, &pe);
     if (f.found)
         return 0;
     if (r < 0)
@@ -2329,9 +2327,9 @@ static int record_again(void *arg, const struct job_row *row)
     rec.cost_micros =
         runner_cost_micros(s->cf, 0, rec.duration_us, models, n);
     rec.currency = s->cf->pricing.currency ? s->cf->pricing.currency : "USD";
-    r = ops->record(a->state, &rec);
-    if (r == 0 && ops->flush)
-        r = ops->flush(a->state);
+    r = accounting_record(a, &rec, &pe);
+    if (r == 0)
+        r = accounting_flush(a, &pe);
     free(devs);
     free(models);
     json_decref(dj);

@@ -3,13 +3,18 @@
  * FIXTURE_* macro into a plugin that is good or broken in one way.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include <surplus/surplus.h>
 
 struct state {
     const struct surplus_host *host;
     struct surplus_ctx *ctx;
+    int inflight;        /* stat calls in progress */
+    int max_inflight;    /* the most at once */
 };
 
 static int f_init(const struct surplus_host *host, struct surplus_ctx *ctx,
@@ -61,12 +66,29 @@ static int f_get(void *st, const char *key, int fd)
     (void)fd;
     return -ENOENT;
 }
+/* Counts the calls in progress at once; the object
+ * "fixture/max-concurrency" has that count as its size.  Any other key is
+ * missing, with a message naming it. */
 static int f_stat(void *st, const char *key, struct surplus_object_info *ret)
 {
-    (void)st;
-    (void)key;
-    (void)ret;
-    return -ENOENT;
+    struct state *s = st;
+    struct timespec pause = {0, 200 * 1000};
+    int n = __atomic_add_fetch(&s->inflight, 1, __ATOMIC_SEQ_CST);
+    int max = __atomic_load_n(&s->max_inflight, __ATOMIC_SEQ_CST);
+
+    while (n > max && !__atomic_compare_exchange_n(&s->max_inflight, &max, n,
+                                                  0, __ATOMIC_SEQ_CST,
+                                                  __ATOMIC_SEQ_CST))
+        ;
+    nanosleep(&pause, NULL);
+    __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_SEQ_CST);
+    if (strcmp(key, "fixture/max-concurrency") == 0) {
+        ret->size = (uint64_t)__atomic_load_n(&s->max_inflight,
+                                              __ATOMIC_SEQ_CST);
+        ret->mtime_us = 1;
+        return 0;
+    }
+    return s->host->error(s->ctx, -ENOENT, "no object '%s' (fixture)", key);
 }
 static int f_remove(void *st, const char *key)
 {
@@ -100,6 +122,13 @@ static const struct surplus_plugin descriptor = {
     SURPLUS_KIND_STORAGE,
 #elif defined(FIXTURE_SHORTDESC)
     SURPLUS_ABI_MAJOR, SURPLUS_ABI_MINOR, 12, SURPLUS_KIND_STORAGE,
+#elif defined(FIXTURE_OLDABI)
+    /* built for ABI 1.0, whose descriptor ends before `flags` */
+    SURPLUS_ABI_MAJOR, 0, offsetof(struct surplus_plugin, flags),
+    SURPLUS_KIND_STORAGE,
+#elif defined(FIXTURE_SHORTFLAGS)
+    SURPLUS_ABI_MAJOR, 1, offsetof(struct surplus_plugin, flags),
+    SURPLUS_KIND_STORAGE,
 #else
     SURPLUS_PLUGIN_HEADER(SURPLUS_KIND_STORAGE),
 #endif
@@ -121,6 +150,14 @@ static const struct surplus_plugin descriptor = {
     "badsetting",
 #elif defined(FIXTURE_LISTFAIL)
     "listfail",
+#elif defined(FIXTURE_THREADSAFE)
+    "threadsafe",
+#elif defined(FIXTURE_OLDABI)
+    "oldabi",
+#elif defined(FIXTURE_BADFLAGS)
+    "badflags",
+#elif defined(FIXTURE_SHORTFLAGS)
+    "shortflags",
 #else
     "shortdesc",
 #endif
@@ -129,6 +166,14 @@ static const struct surplus_plugin descriptor = {
     f_init,
     f_fini,
     &ops,
+#if defined(FIXTURE_THREADSAFE) || defined(FIXTURE_OLDABI)
+    /* for oldabi: past its declared size, so never read */
+    SURPLUS_PLUGIN_THREAD_SAFE,
+#elif defined(FIXTURE_BADFLAGS)
+    UINT64_C(1) << 5,
+#else
+    0,
+#endif
 };
 
 #ifdef FIXTURE_NOSYMBOL

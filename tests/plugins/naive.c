@@ -161,6 +161,6 @@ static const struct surplus_storage_ops ops = {naive_put, naive_get,
 static const struct surplus_plugin descriptor = {
     SURPLUS_PLUGIN_HEADER(SURPLUS_KIND_STORAGE), "naive", "0.0",
     "a storage plugin that is not atomic and trusts keys", naive_init,
-    naive_fini, &ops};
+    naive_fini, &ops, 0};
 
 SURPLUS_PLUGIN_EXPORT(descriptor)

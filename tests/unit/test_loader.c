@@ -87,19 +87,37 @@ int main(void)
     }
 
     refused("storage_wrongmajor.so", "wrong ABI major", "plugin ABI 2.0",
-            "core ABI 1.0");
-    refused("storage_newminor.so", "newer ABI minor", "plugin ABI 1.7",
-            "core ABI 1.0");
+            "core ABI 1.1");
+    refused("storage_newminor.so", "newer ABI minor", "plugin ABI 1.8",
+            "core ABI 1.1");
     refused("accounting_wrongkind.so", "wrong kind",
             "declares kind 'storage' but its file name says 'accounting'",
-            "core ABI 1.0");
+            "core ABI 1.1");
     refused("storage_misnamed.so", "name/file mismatch",
             "declares name 'other' but its file name says 'misnamed'",
-            "plugin ABI 1.0");
+            "plugin ABI 1.1");
     refused("storage_nosymbol.so", "missing descriptor symbol",
-            "no surplus_plugin_descriptor() symbol", "core ABI 1.0");
+            "no surplus_plugin_descriptor() symbol", "core ABI 1.1");
     refused("storage_shortdesc.so", "descriptor smaller than ABI 1.0",
-            "descriptor size 12", "core ABI 1.0");
+            "descriptor size 12", "core ABI 1.1");
+    refused("storage_shortflags.so", "1.1 descriptor without its flags",
+            "smaller than ABI 1.1's", "plugin ABI 1.1");
+    refused("storage_badflags.so", "unknown descriptor flags",
+            "declares unknown flags 0x20", "core ABI 1.1");
+
+    /* flags: read from a 1.1 descriptor, never from a 1.0 one */
+    p = NULL;
+    r = plugin_open(fixture("storage_threadsafe.so"), &p, &e);
+    tap_ok(r == 0 && p->thread_safe,
+           "a plugin that sets SURPLUS_PLUGIN_THREAD_SAFE is thread-safe: %s",
+           r ? e.msg : "");
+    plugin_close(p);
+    p = NULL;
+    r = plugin_open(fixture("storage_oldabi.so"), &p, &e);
+    tap_ok(r == 0 && !p->thread_safe,
+           "an ABI 1.0 plugin loads, and what lies past its descriptor is "
+           "not read as flags: %s", r ? e.msg : "");
+    plugin_close(p);
 
     /* init failure: loads, refuses to start, message from the plugin */
     p = NULL;
@@ -140,7 +158,7 @@ int main(void)
             r = plugin_open(file, &p, &e);
             tap_ok(r < 0 && strstr(e.msg, "storage_text.so") &&
                        strstr(e.msg, "not an ELF shared object") &&
-                       strstr(e.msg, "core ABI 1.0"),
+                       strstr(e.msg, "core ABI 1.1"),
                    "a text file is refused as not an ELF object: %s", e.msg);
             unlink(file);
             rmdir(tmpl);

@@ -34,7 +34,9 @@
  *             (so a restarted core may release what it cannot remember);
  *             devices now held by another lease are left alone (-EBUSY).
  *
- * Operations on one instance are called from one thread at a time; several
+ * Operations on one instance are called from one thread at a time (the
+ * core holds a lock per instance around each, callbacks included), unless
+ * the descriptor sets SURPLUS_PLUGIN_THREAD_SAFE (surplus/plugin.h); several
  * instances (in one process or several) may share the same devices' state
  * only through the backend itself.
  *

@@ -18,7 +18,9 @@
  *           is returned.  The record passed to `fn` is valid only during
  *           the call.
  *
- * Operations on one instance are called from one thread at a time; two
+ * Operations on one instance are called from one thread at a time (the
+ * core holds a lock per instance around each, callbacks included), unless
+ * the descriptor sets SURPLUS_PLUGIN_THREAD_SAFE (surplus/plugin.h); two
  * instances configured alike share one ledger.
  *
  * Times are microseconds since the Unix epoch (wall clock); durations are

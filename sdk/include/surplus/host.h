@@ -73,7 +73,9 @@ struct surplus_host {
     /* Records the message for the error the plugin is about to return, and
      * returns `err` unchanged so that a plugin can write
      *     return host->error(ctx, -EINVAL, "bad key '%s'", key);
-     * A later call replaces the message. */
+     * A later call replaces the message.  The message belongs to the
+     * operation in progress: call it on the thread that called the
+     * operation, before returning. */
     int (*error)(struct surplus_ctx *ctx, int err, const char *fmt, ...)
         SURPLUS_PRINTF(3, 4);
 

@@ -25,6 +25,11 @@
  *   other plugin function.  Nothing else in the descriptor may be moved:
  *   the version fields come first forever.
  *
+ * HISTORY
+ *
+ *   1.0  the descriptor, the host table and the three ops tables.
+ *   1.1  `flags` appended to the descriptor (SURPLUS_PLUGIN_THREAD_SAFE).
+ *
  * ERRORS
  *
  *   Every plugin function returns 0 or a negative errno value, and sets the
@@ -44,7 +49,7 @@ extern "C" {
 #endif
 
 #define SURPLUS_ABI_MAJOR 1
-#define SURPLUS_ABI_MINOR 0
+#define SURPLUS_ABI_MINOR 1
 
 /* The one symbol a plugin exports. */
 #define SURPLUS_PLUGIN_SYMBOL "surplus_plugin_descriptor"
@@ -78,7 +83,21 @@ struct surplus_plugin {
     /* Points to a static const struct surplus_storage_ops,
      * surplus_accounting_ops or surplus_accelerator_ops, by kind. */
     const void *ops;
+
+    /* --- ABI 1.1 --- */
+    /* SURPLUS_PLUGIN_* bits, 0 for none; the core refuses a plugin that
+     * sets a bit it does not know. */
+    uint64_t flags;
 };
+
+/* flags: the operations of one instance may be called from several threads
+ * at once (the plugin locks what it shares).  Without this flag the core
+ * calls each instance from one thread at a time.  Either way, a message
+ * given to host->error() belongs to the operation in progress on the
+ * calling thread, and surplus-plugin-check calls a plugin that sets the
+ * flag from several threads at once. */
+#define SURPLUS_PLUGIN_THREAD_SAFE (UINT64_C(1) << 0)
+#define SURPLUS_PLUGIN_FLAGS_1_1 SURPLUS_PLUGIN_THREAD_SAFE
 
 /* Signature of the exported function. */
 typedef const struct surplus_plugin *(*surplus_plugin_fn)(void);

@@ -30,7 +30,9 @@
  *           the walk and is returned.  `key` and `info` are valid only
  *           during the call; `fn` must not change the store.
  *
- * Operations on one instance are called from one thread at a time.  Several
+ * Operations on one instance are called from one thread at a time (the
+ * core holds a lock per instance around each, callbacks included), unless
+ * the descriptor sets SURPLUS_PLUGIN_THREAD_SAFE (surplus/plugin.h).  Several
  * instances configured alike (in one process, or in several processes)
  * share one store: what one puts, another gets, with the atomicity above.
  *
