@@ -690,7 +690,8 @@ int service_jobs(struct service *s, const struct caller *c,
             if (wait_of(s, &s->queue[i], &o.waits[o.n_waits]))
                 o.n_waits++;
     pthread_mutex_unlock(&s->mu);
-    qsort(o.waits, o.n_waits, sizeof *o.waits, by_wait_id);
+    if (o.n_waits > 1)
+        qsort(o.waits, o.n_waits, sizeof *o.waits, by_wait_id);
     if ((o.f = open_memstream(&buf, &len)) == NULL) {
         r = err_set(e, -ENOMEM, "out of memory");
         goto out;
