@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "calls.h"
+#include "fsafe.h"
 #include "loader.h"
 #include "units.h"
 
@@ -84,21 +84,9 @@ static const char *why(struct plugin *p, int r)
 
 /* ---- scratch directory ---------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
 static void rm_rf(const char *path)
 {
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    (void)fsafe_remove_tree(path);
 }
 
 /* ---- instances ------------------------------------------------------------ */

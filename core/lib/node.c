@@ -4,12 +4,13 @@
 #include "node.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "fsafe.h"
 
 int node_mkdirs(const char *path, mode_t mode)
 {
@@ -99,18 +100,6 @@ fail:
     return r;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
 /* Starts one plugin as `pc` says, but with its "path" in `scratch`. */
 static int check_one(const struct config *cf, const char *kind,
                      const struct plugin_conf *pc, const char *scratch,
@@ -173,7 +162,7 @@ int node_check(const struct config *cf, struct err *e)
         r = check_one(cf, "accounting", &cf->accounting, scratch, 0, e);
     for (size_t i = 0; r == 0 && i < cf->n_accelerators; i++)
         r = check_one(cf, "accelerator", &cf->accelerators[i], scratch, i, e);
-    nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    (void)fsafe_remove_tree(scratch);
     return r;
 }
 
